@@ -1,0 +1,81 @@
+// Lint rules: typescript-eslint's type-checked sets, plus the architecture rules from
+// docs/adr/0002-layout-and-boundaries.md (which packages each folder may import).
+import js from '@eslint/js';
+import globals from 'globals';
+import tseslint from 'typescript-eslint';
+
+const adapterOnly = (name, where) => ({
+  name,
+  message: `${name} is imported only inside ${where} (docs/adr/0002-layout-and-boundaries.md).`,
+});
+
+export default tseslint.config(
+  { ignores: ['dist/', 'coverage/', 'node_modules/'] },
+  js.configs.recommended,
+  ...tseslint.configs.strictTypeChecked,
+  ...tseslint.configs.stylisticTypeChecked,
+  {
+    languageOptions: {
+      globals: globals.node,
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
+    rules: {
+      complexity: ['error', 15],
+      'max-params': ['error', 5],
+      'max-depth': ['error', 4],
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/restrict-template-expressions': [
+        'error',
+        { allowNumber: true, allowBoolean: true },
+      ],
+      '@typescript-eslint/consistent-type-imports': 'error',
+    },
+  },
+  {
+    files: ['src/**/*.ts'],
+    ignores: [
+      'src/runtime/cri/**',
+      'src/runtime/containerd/**',
+      'src/runtime/docker/**',
+      'src/kube/**',
+    ],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [
+            adapterOnly('@grpc/grpc-js', 'src/runtime/cri and src/runtime/containerd'),
+            adapterOnly('@grpc/proto-loader', 'src/runtime/cri and src/runtime/containerd'),
+            adapterOnly('dockerode', 'src/runtime/docker'),
+            adapterOnly('@kubernetes/client-node', 'src/kube'),
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['src/**/*.ts'],
+    ignores: ['src/cli/**', 'src/config/**'],
+    rules: {
+      'no-restricted-properties': [
+        'error',
+        {
+          object: 'process',
+          property: 'env',
+          message: 'Configuration is read once in src/config; pass it in instead.',
+        },
+      ],
+    },
+  },
+  {
+    files: ['**/*.js'],
+    ...tseslint.configs.disableTypeChecked,
+  },
+  {
+    files: ['**/*.test.ts', 'test/**/*.ts', 'bench/**/*.ts', 'scripts/**/*.ts'],
+    rules: {
+      complexity: 'off',
+      '@typescript-eslint/no-non-null-assertion': 'off',
+    },
+  },
+);

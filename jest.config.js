@@ -1,0 +1,47 @@
+// Two projects: `unit` (no I/O beyond loopback, no root) and `integration` (real registry,
+// containerd and Docker Engine from test/harness, started once per run by globalSetup).
+// Sources are ESM TypeScript: @swc/jest strips types and Jest runs them in its ESM mode
+// (docs/adr/0001-node24-esm-jest.md).
+const transform = {
+  '^.+\\.ts$': [
+    '@swc/jest',
+    {
+      jsc: { parser: { syntax: 'typescript' }, target: 'es2023' },
+      module: { type: 'es6' },
+      sourceMaps: 'inline',
+    },
+  ],
+};
+
+const common = {
+  transform,
+  extensionsToTreatAsEsm: ['.ts'],
+  testEnvironment: 'node',
+  moduleFileExtensions: ['ts', 'js', 'json'],
+};
+
+export default {
+  projects: [
+    {
+      ...common,
+      displayName: 'unit',
+      testMatch: ['<rootDir>/src/**/*.test.ts', '<rootDir>/test/harness/**/*.test.ts'],
+    },
+    {
+      ...common,
+      displayName: 'integration',
+      testMatch: ['<rootDir>/test/integration/**/*.test.ts'],
+      globalSetup: '<rootDir>/test/harness/jest-global-setup.ts',
+      globalTeardown: '<rootDir>/test/harness/jest-global-teardown.ts',
+      testTimeout: 180_000,
+    },
+    {
+      ...common,
+      displayName: 'lifecycle',
+      testMatch: ['<rootDir>/test/lifecycle/**/*.test.ts'],
+      globalSetup: '<rootDir>/test/harness/jest-global-setup.ts',
+      globalTeardown: '<rootDir>/test/harness/jest-global-teardown.ts',
+      testTimeout: 180_000,
+    },
+  ],
+};

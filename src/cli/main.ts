@@ -1,0 +1,64 @@
+// Entry point of the `prepull` command: parses the command line and dispatches to a subcommand.
+// Subcommands arrive with their issues; until then only --help and --version answer.
+import { readFileSync } from 'node:fs';
+import { PrepullError, isPrepullError } from '../errors.ts';
+
+export interface Output {
+  out: (text: string) => void;
+  err: (text: string) => void;
+}
+
+const stdio: Output = {
+  out: (text) => process.stdout.write(text),
+  err: (text) => process.stderr.write(text),
+};
+
+export function version(): string {
+  // src/cli and dist/cli sit at the same depth below package.json.
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  return pkg.version;
+}
+
+export const HELP = `prepull — puts container images onto Kubernetes nodes before Pods need them, keeps
+them there, and reports what each node holds.
+
+Usage:
+  prepull <command> [flags]
+  prepull --help | -h
+  prepull --version | -V
+
+Commands:
+  (none yet: \`sync\` and \`agent\` arrive with their issues; see README.md)
+
+Flags:
+  -h, --help      print this help and exit
+  -V, --version   print the version and exit
+`;
+
+export function run(argv: readonly string[], io: Output = stdio): number {
+  try {
+    const [first] = argv;
+    if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
+      io.out(HELP);
+      return first === undefined ? 2 : 0;
+    }
+    if (first === '--version' || first === '-V') {
+      io.out(`${version()}\n`);
+      return 0;
+    }
+    const what = first.startsWith('-') ? `unknown flag ${first}` : `unknown command ${first}`;
+    throw new PrepullError('ERR_USAGE', `${what}; run \`prepull --help\` for the commands`);
+  } catch (error) {
+    if (isPrepullError(error)) {
+      io.err(`prepull: ${error.message} (${error.code})\n`);
+      return 2;
+    }
+    throw error;
+  }
+}
+
+export function main(argv: readonly string[]): Promise<number> {
+  return Promise.resolve(run(argv));
+}
