@@ -1,17 +1,9 @@
 // Two projects: `unit` (no I/O beyond loopback, no root) and `integration` (real registry,
 // containerd and Docker Engine from test/harness, started once per run by globalSetup).
-// Sources are ESM TypeScript: @swc/jest strips types and Jest runs them in its ESM mode
+// Sources are ESM TypeScript: Node's own type stripper transforms them and Jest runs them in
+// its ESM mode
 // (docs/adr/0001-node24-esm-jest.md).
-const transform = {
-  '^.+\\.ts$': [
-    '@swc/jest',
-    {
-      jsc: { parser: { syntax: 'typescript' }, target: 'es2023' },
-      module: { type: 'es6' },
-      sourceMaps: 'inline',
-    },
-  ],
-};
+const transform = { '^.+\\.ts$': '<rootDir>/scripts/jest-strip-types.js' };
 
 const common = {
   transform,
@@ -25,7 +17,7 @@ export default {
     {
       ...common,
       displayName: 'unit',
-      testMatch: ['<rootDir>/src/**/*.test.ts', '<rootDir>/test/harness/**/*.test.ts'],
+      testMatch: ['<rootDir>/src/**/*.test.ts'],
     },
     {
       ...common,

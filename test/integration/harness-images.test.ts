@@ -1,6 +1,7 @@
 // Checks the test-image builder against GNU tar and the OCI image rules a registry and runtimes
-// rely on: checksums, diff_ids, shared layers, index descriptors, determinism.
-import { describe, it, expect, beforeAll, afterAll } from '@jest/globals';
+// rely on: checksums, diff_ids, shared layers, index descriptors, determinism. An integration test
+// because it needs Debian's busybox-static, which the harness's setup installs.
+import { it, expect, beforeAll, afterAll } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,9 +19,10 @@ import {
   fillerLayer,
   runnableImage,
   sha256,
-} from './images.ts';
-import { BLOCK_SIZE, tarHeader, ustarChecksum, writeTar } from './tar.ts';
-import type { TarEntry } from './tar.ts';
+} from '../harness/images.ts';
+import { BLOCK_SIZE, tarHeader, ustarChecksum, writeTar } from '../harness/tar.ts';
+import type { TarEntry } from '../harness/tar.ts';
+import { describeIntegration } from '../harness/jest.ts';
 
 let dir: string;
 beforeAll(() => {
@@ -68,7 +70,7 @@ const sample: TarEntry[] = [
   { type: 'file', path: `${longDir}/${'f'.repeat(90)}.txt`, data: Buffer.from('deep') },
 ];
 
-describe('tar', () => {
+describeIntegration('harness tar writer', () => {
   it('round-trips names, modes and symlink targets through GNU tar', () => {
     const listing = systemTar(writeTar(sample), '--numeric-owner', '-tvf')
       .trim()
@@ -129,7 +131,7 @@ describe('tar', () => {
   });
 });
 
-describe('images', () => {
+describeIntegration('harness image builder', () => {
   it('gives layers diff_ids that are the sha256 of the gunzipped blob', () => {
     const image = runnableImage({
       marker: 'diff-ids',
