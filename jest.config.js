@@ -25,7 +25,6 @@ export default {
       testMatch: ['<rootDir>/test/integration/**/*.test.ts'],
       globalSetup: '<rootDir>/test/harness/jest-global-setup.ts',
       globalTeardown: '<rootDir>/test/harness/jest-global-teardown.ts',
-      testTimeout: 180_000,
     },
     {
       ...common,
@@ -33,7 +32,6 @@ export default {
       testMatch: ['<rootDir>/test/lifecycle/**/*.test.ts'],
       globalSetup: '<rootDir>/test/harness/jest-global-setup.ts',
       globalTeardown: '<rootDir>/test/harness/jest-global-teardown.ts',
-      testTimeout: 180_000,
     },
   ],
 };

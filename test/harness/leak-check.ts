@@ -4,7 +4,7 @@
 // or directory of it is left. Exits 1 listing whatever remains.
 // Usage: node test/harness/leak-check.ts [check|fail|sigint|all]
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -25,8 +25,14 @@ async function settle(withinMs: number): Promise<string> {
   }
 }
 
-function jestLifecycle(scenario: string, readyFile: string): ReturnType<typeof spawn> {
-  return spawn(
+/** Runs the lifecycle fixture; its output (a deliberate failure, say) goes to `logFile`. */
+function jestLifecycle(
+  scenario: string,
+  readyFile: string,
+  logFile: string,
+): ReturnType<typeof spawn> {
+  const fd = openSync(logFile, 'w');
+  const child = spawn(
     process.execPath,
     [
       '--experimental-vm-modules',
@@ -38,10 +44,16 @@ function jestLifecycle(scenario: string, readyFile: string): ReturnType<typeof s
     {
       // Its own process group, so SIGINT can go to the whole group as a terminal's Ctrl-C does.
       detached: true,
-      stdio: ['ignore', 'inherit', 'inherit'],
+      stdio: ['ignore', fd, fd],
       env: { ...process.env, PREPULL_LIFECYCLE: scenario, PREPULL_LIFECYCLE_READY: readyFile },
     },
   );
+  closeSync(fd);
+  return child;
+}
+
+function showLog(logFile: string): void {
+  process.stdout.write(readFileSync(logFile, 'utf8').split('\n').slice(-40).join('\n'));
 }
 
 function exitOf(
@@ -66,14 +78,16 @@ async function scenarioCheck(label: string): Promise<boolean> {
 
 async function scenarioFail(): Promise<boolean> {
   const dir = mkdtempSync(join(tmpdir(), 'leak-check-'));
-  const child = jestLifecycle('fail', join(dir, 'ready'));
+  const child = jestLifecycle('fail', join(dir, 'ready'), join(dir, 'jest.log'));
   const exit = await exitOf(child);
   const started = existsSync(join(dir, 'ready'));
-  rmSync(dir, { recursive: true, force: true });
   if (!started || exit.code === 0) {
     say(`failing run: the fixture did not run as planned (started=${started}, exit ${exit.code})`);
+    showLog(join(dir, 'jest.log'));
+    rmSync(dir, { recursive: true, force: true });
     return false;
   }
+  rmSync(dir, { recursive: true, force: true });
   say(`failing run exited ${exit.code} as intended`);
   return scenarioCheck('after a failing run');
 }
@@ -81,15 +95,17 @@ async function scenarioFail(): Promise<boolean> {
 async function scenarioSigint(): Promise<boolean> {
   const dir = mkdtempSync(join(tmpdir(), 'leak-check-'));
   const ready = join(dir, 'ready');
-  const child = jestLifecycle('hang', ready);
+  const child = jestLifecycle('hang', ready, join(dir, 'jest.log'));
   const exited = exitOf(child);
   const deadline = Date.now() + 120_000;
   while (!existsSync(ready) && Date.now() < deadline) await sleep(200);
-  rmSync(dir, { recursive: true, force: true });
   if (child.pid === undefined || Date.now() >= deadline) {
     say('interrupted run: the fixture never became ready');
+    showLog(join(dir, 'jest.log'));
+    rmSync(dir, { recursive: true, force: true });
     return false;
   }
+  rmSync(dir, { recursive: true, force: true });
   const before = findLeftovers(HARNESS_PREFIX);
   say(
     `interrupting a run holding ${before.processes.length} harness processes and ${before.mounts.length} mounts`,
