@@ -9,6 +9,20 @@ describe('error catalogue', () => {
     expect(missing).toEqual([]);
   });
 
+  it('documents each code with the same retryability as the catalogue', () => {
+    const doc = readFileSync('docs/errors.md', 'utf8');
+    for (const [code, { retryable }] of Object.entries(ERROR_CODES)) {
+      const section = doc.split(`## \`${code}\``)[1]?.split('\n## ')[0] ?? '';
+      expect({
+        code,
+        documented: section.includes(`Retryable: ${retryable ? 'yes' : 'no'}.`),
+      }).toEqual({
+        code,
+        documented: true,
+      });
+    }
+  });
+
   it('carries code, retryability and cause', () => {
     const cause = new Error('root');
     const error = new PrepullError('ERR_USAGE', 'bad flag', { cause });

@@ -15,6 +15,66 @@ export const ERROR_CODES = {
     retryable: false,
     summary: 'A pull secret or Docker config file holding registry credentials is malformed.',
   },
+  ERR_REGISTRY_UNAUTHORIZED: {
+    retryable: false,
+    summary: 'The registry refused the request: no credentials, or credentials it did not accept.',
+  },
+  ERR_REGISTRY_FORBIDDEN: {
+    retryable: false,
+    summary: 'The registry accepted the credentials but they may not pull this repository.',
+  },
+  ERR_IMAGE_NOT_FOUND: {
+    retryable: false,
+    summary: 'The registry has no such tag or digest in this repository.',
+  },
+  ERR_REPOSITORY_NOT_FOUND: {
+    retryable: false,
+    summary: 'The registry has no such repository (or hides it from these credentials).',
+  },
+  ERR_REGISTRY_RATE_LIMITED: {
+    retryable: true,
+    summary: 'The registry asked us to slow down (429).',
+  },
+  ERR_REGISTRY_UNREACHABLE: {
+    retryable: true,
+    summary: 'The registry could not be reached: DNS, connection refused or reset, or a timeout.',
+  },
+  ERR_REGISTRY_SERVER_ERROR: {
+    retryable: true,
+    summary: 'The registry failed with a 5xx answer.',
+  },
+  ERR_REGISTRY_TLS: {
+    retryable: false,
+    summary: 'The TLS connection to the registry failed: an untrusted or mismatched certificate.',
+  },
+  ERR_REGISTRY_PROTOCOL: {
+    retryable: false,
+    summary: "The registry's answer did not follow the distribution API.",
+  },
+  ERR_RUNTIME_UNAVAILABLE: {
+    retryable: true,
+    summary: "The container runtime's socket does not answer.",
+  },
+  ERR_RUNTIME_NOT_DETECTED: {
+    retryable: true,
+    summary: 'No container runtime answered on any socket tried.',
+  },
+  ERR_RUNTIME_FAILED: {
+    retryable: true,
+    summary: 'The container runtime reported an error prepull has no specific code for.',
+  },
+  ERR_DEADLINE_EXCEEDED: {
+    retryable: true,
+    summary: 'An operation did not finish within its deadline.',
+  },
+  ERR_ABORTED: {
+    retryable: false,
+    summary: 'The operation was cancelled by prepull itself.',
+  },
+  ERR_UNSUPPORTED: {
+    retryable: false,
+    summary: 'The container runtime does not support this operation.',
+  },
 } as const satisfies Record<string, { retryable: boolean; summary: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
