@@ -15,6 +15,10 @@ export const ERROR_CODES = {
     retryable: false,
     summary: 'A pull secret or Docker config file holding registry credentials is malformed.',
   },
+  ERR_PREPULL_INVALID: {
+    retryable: false,
+    summary: 'A PrePull object is invalid: a field has the wrong type or value.',
+  },
   ERR_REGISTRY_UNAUTHORIZED: {
     retryable: false,
     summary: 'The registry refused the request: no credentials, or credentials it did not accept.',

@@ -1,0 +1,179 @@
+import { describe, expect, it } from '@jest/globals';
+import { DEFAULTS, scheduleProblem, selectsNode, validatePrePull } from './prepull.ts';
+
+function base(spec: Record<string, unknown> = {}, metadata: Record<string, unknown> = {}): unknown {
+  return {
+    apiVersion: 'prepull.dev/v1alpha1',
+    kind: 'PrePull',
+    metadata: { name: 'shop', namespace: 'shop', ...metadata },
+    spec: { images: [{ image: 'registry.internal:5000/shop/web:1.4.2' }], ...spec },
+  };
+}
+
+describe('validatePrePull', () => {
+  it('accepts a minimal object and fills in the defaults', () => {
+    const { prePull, issues } = validatePrePull(base());
+    expect(issues).toEqual([]);
+    expect(prePull?.spec).toEqual({
+      images: [{ image: 'registry.internal:5000/shop/web:1.4.2' }],
+      nodeSelector: {},
+      imagePullSecrets: [],
+      pullPolicy: DEFAULTS.pullPolicy,
+      verify: DEFAULTS.verify,
+      pin: true,
+      timeoutSeconds: 1800,
+      backoffLimit: 6,
+    });
+  });
+
+  it('keeps every given field', () => {
+    const spec = {
+      images: [{ image: 'a:1' }, { image: 'b@sha256:' + 'a'.repeat(64) }],
+      nodeSelector: { 'node-role.kubernetes.io/worker': '' },
+      imagePullSecrets: [{ name: 'regcred' }],
+      pullPolicy: 'Always',
+      verify: 'None',
+      schedule: '*/30 * * * *',
+      pin: false,
+      timeoutSeconds: 60,
+      backoffLimit: 0,
+    };
+    expect(validatePrePull(base(spec)).prePull?.spec).toEqual(spec);
+  });
+
+  it('defaults the namespace for objects read from files', () => {
+    const { prePull } = validatePrePull(base({}, { namespace: undefined }), 'default');
+    expect(prePull?.metadata.namespace).toBe('default');
+  });
+
+  // Each bad input names the field and says what it must be.
+  const cases: [string, unknown, string, RegExp][] = [
+    [
+      'wrong apiVersion',
+      { ...(base() as object), apiVersion: 'v1' },
+      'apiVersion',
+      /must be prepull\.dev\/v1alpha1, got "v1"/,
+    ],
+    ['missing name', base({}, { name: undefined }), 'metadata.name', /required/],
+    ['uppercase name', base({}, { name: 'Shop' }), 'metadata.name', /"Shop" is not a valid name/],
+    ['dotted namespace', base({}, { namespace: 'a.b' }), 'metadata.namespace', /DNS label/],
+    ['no images', base({ images: [] }), 'spec.images', /1 to 256/],
+    ['images not a list', base({ images: 'nginx' }), 'spec.images', /list of 1 to 256/],
+    [
+      'too many images',
+      base({ images: Array.from({ length: 257 }, (_, i) => ({ image: `i:${i}` })) }),
+      'spec.images',
+      /257 entries; at most 256/,
+    ],
+    [
+      'image entry not an object',
+      base({ images: ['nginx'] }),
+      'spec.images[0]',
+      /must be an object like/,
+    ],
+    ['image not a string', base({ images: [{ image: 42 }] }), 'spec.images[0].image', /got 42/],
+    [
+      'unknown field in an entry',
+      base({ images: [{ image: 'a', tag: 'b' }] }),
+      'spec.images[0].tag',
+      /unknown field/,
+    ],
+    [
+      'bad pullPolicy',
+      base({ pullPolicy: 'Sometimes' }),
+      'spec.pullPolicy',
+      /IfNotPresent, Always, got "Sometimes"/,
+    ],
+    ['bad verify', base({ verify: true }), 'spec.verify', /Registry, None, got true/],
+    [
+      'bad schedule',
+      base({ schedule: '61 * * * *' }),
+      'spec.schedule',
+      /not a valid cron schedule.*minute/,
+    ],
+    ['schedule not a string', base({ schedule: 5 }), 'spec.schedule', /cron expression string/],
+    ['pin not boolean', base({ pin: 'yes' }), 'spec.pin', /true or false/],
+    ['timeout zero', base({ timeoutSeconds: 0 }), 'spec.timeoutSeconds', /1 to 86400, got 0/],
+    ['timeout fractional', base({ timeoutSeconds: 1.5 }), 'spec.timeoutSeconds', /whole number/],
+    ['negative backoffLimit', base({ backoffLimit: -1 }), 'spec.backoffLimit', /0 to 100/],
+    [
+      'selector value not a string',
+      base({ nodeSelector: { zone: 5 } }),
+      'spec.nodeSelector["zone"]',
+      /quote it/,
+    ],
+    [
+      'selector key invalid',
+      base({ nodeSelector: { 'bad key': 'x' } }),
+      'spec.nodeSelector["bad key"]',
+      /invalid label key/,
+    ],
+    [
+      'selector value invalid',
+      base({ nodeSelector: { zone: '-x' } }),
+      'spec.nodeSelector["zone"]',
+      /invalid label value/,
+    ],
+    [
+      'secret without name',
+      base({ imagePullSecrets: [{}] }),
+      'spec.imagePullSecrets[0].name',
+      /required/,
+    ],
+    [
+      'secrets not a list',
+      base({ imagePullSecrets: 'regcred' }),
+      'spec.imagePullSecrets',
+      /must be a list/,
+    ],
+    [
+      'typo in a spec field',
+      base({ pullpolicy: 'Always' }),
+      'spec.pullpolicy',
+      /unknown field; known fields are/,
+    ],
+    [
+      'no spec',
+      { apiVersion: 'prepull.dev/v1alpha1', kind: 'PrePull', metadata: { name: 'x' } },
+      'spec',
+      /required/,
+    ],
+  ];
+
+  it.each(cases)('rejects %s, naming %s', (_label, input, field, message) => {
+    const { prePull, issues } = validatePrePull(input);
+    expect(prePull).toBeUndefined();
+    const issue = issues.find((i) => i.field === field);
+    expect(issue?.message).toMatch(message);
+  });
+
+  it('reports every problem at once', () => {
+    const { issues } = validatePrePull(base({ pullPolicy: 'x', verify: 'y', backoffLimit: 'z' }));
+    expect(issues.map((i) => i.field).sort()).toEqual([
+      'spec.backoffLimit',
+      'spec.pullPolicy',
+      'spec.verify',
+    ]);
+  });
+
+  it('leaves reference grammar to the engine: a bad reference fails only its image', () => {
+    expect(
+      validatePrePull(base({ images: [{ image: 'UPPER/case:x' }, { image: 'ok:1' }] })).issues,
+    ).toEqual([]);
+  });
+});
+
+describe('schedules and selectors', () => {
+  it('accepts five- and six-field cron expressions', () => {
+    expect(scheduleProblem('*/30 * * * *')).toBeUndefined();
+    expect(scheduleProblem('0 */5 * * * *')).toBeUndefined();
+    expect(scheduleProblem('every hour')).toMatch(/not a valid cron schedule/);
+  });
+
+  it('selects nodes whose labels include every selector pair', () => {
+    expect(selectsNode({}, {})).toBe(true);
+    expect(selectsNode({ a: '1' }, { a: '1', b: '2' })).toBe(true);
+    expect(selectsNode({ a: '1' }, { a: '2' })).toBe(false);
+    expect(selectsNode({ a: '' }, {})).toBe(false);
+  });
+});
