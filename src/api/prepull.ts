@@ -76,11 +76,9 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 }
 
 function show(value: unknown): string {
-  // JSON.stringify gives undefined (despite its type) for undefined and functions.
-  const text =
-    value === undefined
-      ? 'nothing'
-      : ((JSON.stringify(value) as string | undefined) ?? String(value));
+  // JSON.stringify gives undefined (despite its type) for undefined, functions and symbols.
+  const json = value === undefined ? undefined : (JSON.stringify(value) as string | undefined);
+  const text = json ?? (value === undefined ? 'nothing' : typeof value);
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }
 
