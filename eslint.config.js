@@ -75,6 +75,7 @@ export default tseslint.config(
     files: ['**/*.test.ts', 'test/**/*.ts', 'bench/**/*.ts', 'scripts/**/*.ts'],
     rules: {
       complexity: 'off',
+      'max-params': 'off',
       '@typescript-eslint/no-non-null-assertion': 'off',
     },
   },

@@ -1,0 +1,285 @@
+import { describe, expect, it } from '@jest/globals';
+import { PULL_BACKOFF, backoffDelay } from './backoff.ts';
+import {
+  type DecideContext,
+  type ErrorInfo,
+  type Memory,
+  NEW_MEMORY,
+  type Observed,
+  type Wanted,
+  afterPullFailed,
+  afterPullStarted,
+  afterPullSucceeded,
+  afterReset,
+  afterVerified,
+  afterVerifyFailed,
+  decide,
+} from './state.ts';
+
+const tag: Wanted = {
+  ref: 'r.io/shop/web:1',
+  byDigest: false,
+  pullPolicy: 'IfNotPresent',
+  verify: 'Registry',
+  pin: true,
+  timeoutSeconds: 1800,
+  backoffLimit: 2,
+};
+const absentImage: Observed = { present: false };
+const here: Observed = { present: true, id: 'sha256:c', pinned: true, digestMatches: true };
+const ctx: DecideContext = { now: 1000, verifyDue: false, canPin: true };
+const unreachable: ErrorInfo = {
+  code: 'ERR_REGISTRY_UNREACHABLE',
+  message: 'connection refused',
+  retryable: true,
+};
+const notFound: ErrorInfo = {
+  code: 'ERR_IMAGE_NOT_FOUND',
+  message: 'no such tag',
+  retryable: false,
+};
+
+describe('decide', () => {
+  // [case, wanted, observed, memory, context, expected state, reason, action kind]
+  const table: [string, Wanted, Observed, Memory, DecideContext, string, string, string][] = [
+    ['absent, never tried', tag, absentImage, NEW_MEMORY, ctx, 'Missing', 'NotPresent', 'pull'],
+    [
+      'being pulled',
+      tag,
+      absentImage,
+      { ...NEW_MEMORY, pulling: true },
+      ctx,
+      'Pulling',
+      'Pulling',
+      'none',
+    ],
+    [
+      'absent, backing off',
+      tag,
+      absentImage,
+      { ...NEW_MEMORY, attempts: 1, nextAttemptAt: 5000, lastError: unreachable },
+      ctx,
+      'Missing',
+      'BackOff',
+      'wait',
+    ],
+    [
+      'absent, backoff over',
+      tag,
+      absentImage,
+      { ...NEW_MEMORY, attempts: 1, nextAttemptAt: 900 },
+      ctx,
+      'Missing',
+      'NotPresent',
+      'pull',
+    ],
+    [
+      'absent, gave up',
+      tag,
+      absentImage,
+      { ...NEW_MEMORY, gaveUp: notFound },
+      ctx,
+      'Failed',
+      'PullFailed',
+      'none',
+    ],
+    [
+      'invalid reference',
+      { ...tag, invalid: { code: 'ERR_IMAGE_REF_INVALID', message: 'bad', retryable: false } },
+      here,
+      NEW_MEMORY,
+      ctx,
+      'Failed',
+      'InvalidReference',
+      'none',
+    ],
+    [
+      'present, verification due',
+      tag,
+      here,
+      NEW_MEMORY,
+      { ...ctx, verifyDue: true },
+      'Present',
+      'Verifying',
+      'verify',
+    ],
+    ['present and verified', tag, here, NEW_MEMORY, ctx, 'Present', 'Verified', 'none'],
+    [
+      'present, verify None',
+      { ...tag, verify: 'None' },
+      { ...here, digestMatches: undefined },
+      NEW_MEMORY,
+      { ...ctx, verifyDue: true },
+      'Present',
+      'Present',
+      'none',
+    ],
+    [
+      'present by digest needs no registry',
+      { ...tag, byDigest: true },
+      here,
+      NEW_MEMORY,
+      { ...ctx, verifyDue: true },
+      'Present',
+      'Present',
+      'none',
+    ],
+    [
+      'present, not pinned',
+      tag,
+      { ...here, pinned: false },
+      NEW_MEMORY,
+      ctx,
+      'Present',
+      'Pinning',
+      'pin',
+    ],
+    [
+      'present, not pinned, runtime cannot pin',
+      tag,
+      { ...here, pinned: false },
+      NEW_MEMORY,
+      { ...ctx, canPin: false },
+      'Present',
+      'Verified',
+      'none',
+    ],
+    [
+      'present, pin off',
+      { ...tag, pin: false },
+      { ...here, pinned: false },
+      NEW_MEMORY,
+      ctx,
+      'Present',
+      'Verified',
+      'none',
+    ],
+    [
+      'drift under IfNotPresent',
+      tag,
+      { ...here, digestMatches: false },
+      NEW_MEMORY,
+      ctx,
+      'Stale',
+      'DigestDrift',
+      'none',
+    ],
+    [
+      'drift under Always',
+      { ...tag, pullPolicy: 'Always' },
+      { ...here, digestMatches: false },
+      NEW_MEMORY,
+      ctx,
+      'Stale',
+      'DigestDrift',
+      'pull',
+    ],
+    [
+      'drift under Always, backing off',
+      { ...tag, pullPolicy: 'Always' },
+      { ...here, digestMatches: false },
+      { ...NEW_MEMORY, nextAttemptAt: 9000 },
+      ctx,
+      'Stale',
+      'BackOff',
+      'wait',
+    ],
+    [
+      'drift under Always, gave up',
+      { ...tag, pullPolicy: 'Always' },
+      { ...here, digestMatches: false },
+      { ...NEW_MEMORY, gaveUp: unreachable },
+      ctx,
+      'Stale',
+      'PullFailed',
+      'none',
+    ],
+    [
+      'present, registry unreachable at verification',
+      tag,
+      { ...here, digestMatches: undefined },
+      { ...NEW_MEMORY, verifyError: unreachable },
+      ctx,
+      'Present',
+      'VerifyFailed',
+      'none',
+    ],
+  ];
+
+  it.each(table)('%s', (_label, wanted, observed, memory, context, state, reason, action) => {
+    const decision = decide(wanted, observed, memory, context);
+    expect([decision.state, decision.reason, decision.action.kind]).toEqual([
+      state,
+      reason,
+      action,
+    ]);
+  });
+
+  it('says when a backed-off pull will be retried and why it failed', () => {
+    const memory: Memory = {
+      ...NEW_MEMORY,
+      attempts: 1,
+      nextAttemptAt: 5000,
+      lastError: unreachable,
+    };
+    expect(decide(tag, absentImage, memory, ctx)).toEqual({
+      state: 'Missing',
+      reason: 'BackOff',
+      message: 'retrying in 4s (attempt 2 of 3): connection refused',
+      action: { kind: 'wait', until: 5000 },
+    });
+  });
+});
+
+describe('transitions after a pull', () => {
+  it('backs off on retryable errors until backoffLimit retries are spent, then gives up', () => {
+    let memory = afterPullStarted(NEW_MEMORY);
+    memory = afterPullFailed(memory, tag, unreachable, 1000, 2000);
+    expect(memory).toMatchObject({ attempts: 1, pulling: false, nextAttemptAt: 3000 });
+    memory = afterPullFailed(afterPullStarted(memory), tag, unreachable, 3000, 4000);
+    expect(memory).toMatchObject({ attempts: 2, nextAttemptAt: 7000 });
+    expect(memory.gaveUp).toBeUndefined();
+    memory = afterPullFailed(afterPullStarted(memory), tag, unreachable, 7000, 8000);
+    expect(memory.attempts).toBe(3);
+    expect(memory.nextAttemptAt).toBeUndefined();
+    expect(memory.gaveUp?.message).toBe('connection refused (gave up after 3 attempts)');
+    expect(decide(tag, absentImage, memory, { ...ctx, now: 99_999 }).state).toBe('Failed');
+  });
+
+  it('gives up at once on an error retrying cannot fix', () => {
+    const memory = afterPullFailed(afterPullStarted(NEW_MEMORY), tag, notFound, 1000, 2000);
+    expect(memory.gaveUp?.message).toBe('no such tag (gave up after 1 attempt)');
+    expect(decide(tag, absentImage, memory, ctx).reason).toBe('PullFailed');
+  });
+
+  it('a success clears the failure record; a reset gives a failed image new attempts', () => {
+    const failed = afterPullFailed(NEW_MEMORY, tag, notFound, 1000, 0);
+    expect(afterPullSucceeded(failed)).toEqual({ attempts: 0, pulling: false });
+    const reset = afterReset(failed);
+    expect(reset.gaveUp).toBeUndefined();
+    expect(decide(tag, absentImage, reset, ctx).action.kind).toBe('pull');
+  });
+
+  it('records verification results', () => {
+    const verified = afterVerified(afterVerifyFailed(NEW_MEMORY, unreachable, 10), 'sha256:d', 20);
+    expect(verified).toEqual({
+      attempts: 0,
+      pulling: false,
+      registryDigest: 'sha256:d',
+      verifiedAt: 20,
+    });
+  });
+});
+
+describe('backoffDelay', () => {
+  it('doubles from 2 s with ±20% jitter and caps at 5 minutes', () => {
+    const mid = () => 0.5;
+    expect([1, 2, 3, 4, 5].map((n) => backoffDelay(PULL_BACKOFF, n, mid))).toEqual([
+      2000, 4000, 8000, 16_000, 32_000,
+    ]);
+    expect(backoffDelay(PULL_BACKOFF, 20, mid)).toBe(300_000);
+    expect(backoffDelay(PULL_BACKOFF, 1, () => 0)).toBe(1600);
+    expect(backoffDelay(PULL_BACKOFF, 1, () => 0.999999)).toBe(2400);
+    expect(backoffDelay(PULL_BACKOFF, 30, () => 0.999999)).toBe(300_000);
+  });
+});

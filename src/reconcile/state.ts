@@ -1,0 +1,215 @@
+// The per-image state machine, as a pure function of what is wanted, what the runtime reports,
+// what the engine remembers and the time. No I/O: the engine performs the action it returns and
+// feeds the outcome back through the `after…` functions, so every transition is unit-tested.
+
+/** What a node reports for each required image (NodeImageCache `state`). */
+export type ImageState = 'Present' | 'Pulling' | 'Missing' | 'Stale' | 'Failed';
+
+export interface ErrorInfo {
+  code: string;
+  message: string;
+  retryable: boolean;
+}
+
+/** One required image, merged over every PrePull that wants it. */
+export interface Wanted {
+  /** Canonical reference, the key of everything about this image. */
+  ref: string;
+  /** Set when the reference does not parse: the image fails alone. */
+  invalid?: ErrorInfo;
+  /** A digest reference verifies itself: no registry lookup is needed. */
+  byDigest: boolean;
+  pullPolicy: 'IfNotPresent' | 'Always';
+  verify: 'Registry' | 'None';
+  pin: boolean;
+  timeoutSeconds: number;
+  backoffLimit: number;
+}
+
+/** What the runtime's own image service says (the check kubelet makes). */
+export interface Observed {
+  present: boolean;
+  id?: string;
+  size?: number;
+  pinned?: boolean;
+  /** Does the local image carry the registry's current digest? Undefined until verified. */
+  digestMatches?: boolean;
+}
+
+/** What the engine remembers about an image between decisions. */
+export interface Memory {
+  /** Consecutive failed pull attempts. */
+  attempts: number;
+  /** No pull before this time (backoff). */
+  nextAttemptAt?: number;
+  /** Set when pulling gave up (non-retryable error, or backoffLimit reached); cleared by a schedule or a change. */
+  gaveUp?: ErrorInfo;
+  lastError?: ErrorInfo;
+  pulling: boolean;
+  registryDigest?: string;
+  verifiedAt?: number;
+  verifyError?: ErrorInfo;
+}
+
+export const NEW_MEMORY: Memory = { attempts: 0, pulling: false };
+
+export type Action =
+  | { kind: 'none' }
+  | { kind: 'pull' }
+  | { kind: 'verify' }
+  | { kind: 'pin' }
+  | { kind: 'wait'; until: number };
+
+export interface Decision {
+  state: ImageState;
+  /** One CamelCase word, as Kubernetes reasons are. */
+  reason: string;
+  message?: string;
+  action: Action;
+}
+
+export interface DecideContext {
+  now: number;
+  /** A verification is due (never verified, a schedule fired, or pullPolicy Always re-checks). */
+  verifyDue: boolean;
+  /** The runtime can pin images. */
+  canPin: boolean;
+}
+
+const NONE: Action = { kind: 'none' };
+
+function absent(wanted: Wanted, memory: Memory, now: number): Decision {
+  if (memory.gaveUp !== undefined) {
+    return { state: 'Failed', reason: 'PullFailed', message: memory.gaveUp.message, action: NONE };
+  }
+  if (memory.nextAttemptAt !== undefined && now < memory.nextAttemptAt) {
+    const seconds = Math.ceil((memory.nextAttemptAt - now) / 1000);
+    const last = memory.lastError?.message ?? 'the last pull failed';
+    return {
+      state: 'Missing',
+      reason: 'BackOff',
+      message: `retrying in ${seconds}s (attempt ${memory.attempts + 1} of ${wanted.backoffLimit + 1}): ${last}`,
+      action: { kind: 'wait', until: memory.nextAttemptAt },
+    };
+  }
+  return { state: 'Missing', reason: 'NotPresent', action: { kind: 'pull' } };
+}
+
+function stale(wanted: Wanted, memory: Memory, now: number): Decision {
+  const message = `the registry's digest is now ${memory.registryDigest ?? 'different'}; the node holds an older image`;
+  if (wanted.pullPolicy === 'IfNotPresent') {
+    return {
+      state: 'Stale',
+      reason: 'DigestDrift',
+      message: `${message} (pullPolicy IfNotPresent: not re-pulled)`,
+      action: NONE,
+    };
+  }
+  if (memory.gaveUp !== undefined) {
+    return { state: 'Stale', reason: 'PullFailed', message: memory.gaveUp.message, action: NONE };
+  }
+  if (memory.nextAttemptAt !== undefined && now < memory.nextAttemptAt) {
+    return {
+      state: 'Stale',
+      reason: 'BackOff',
+      message,
+      action: { kind: 'wait', until: memory.nextAttemptAt },
+    };
+  }
+  return { state: 'Stale', reason: 'DigestDrift', message, action: { kind: 'pull' } };
+}
+
+function present(wanted: Wanted, observed: Observed, memory: Memory, ctx: DecideContext): Decision {
+  const checksRegistry = wanted.verify === 'Registry' && !wanted.byDigest;
+  if (checksRegistry && ctx.verifyDue) {
+    return { state: 'Present', reason: 'Verifying', action: { kind: 'verify' } };
+  }
+  if (checksRegistry && observed.digestMatches === false) return stale(wanted, memory, ctx.now);
+  if (wanted.pin && ctx.canPin && observed.pinned !== true) {
+    return { state: 'Present', reason: 'Pinning', action: { kind: 'pin' } };
+  }
+  if (checksRegistry && memory.verifyError !== undefined) {
+    return {
+      state: 'Present',
+      reason: 'VerifyFailed',
+      message: memory.verifyError.message,
+      action: NONE,
+    };
+  }
+  return { state: 'Present', reason: checksRegistry ? 'Verified' : 'Present', action: NONE };
+}
+
+/** The state to report and the next thing to do for one image. */
+export function decide(
+  wanted: Wanted,
+  observed: Observed,
+  memory: Memory,
+  ctx: DecideContext,
+): Decision {
+  if (wanted.invalid !== undefined) {
+    return {
+      state: 'Failed',
+      reason: 'InvalidReference',
+      message: wanted.invalid.message,
+      action: NONE,
+    };
+  }
+  if (memory.pulling) return { state: 'Pulling', reason: 'Pulling', action: NONE };
+  return observed.present
+    ? present(wanted, observed, memory, ctx)
+    : absent(wanted, memory, ctx.now);
+}
+
+export function afterPullStarted(memory: Memory): Memory {
+  return { ...memory, pulling: true };
+}
+
+export function afterPullSucceeded(memory: Memory): Memory {
+  const next: Memory = { ...memory, attempts: 0, pulling: false };
+  delete next.nextAttemptAt;
+  delete next.gaveUp;
+  delete next.lastError;
+  return next;
+}
+
+/**
+ * A failed attempt: retryable errors back off until `backoffLimit` retries are spent; others
+ * (not found, unauthorized, invalid) give up at once — retrying them only hammers the registry.
+ * `delayMs` is the backoff for this attempt (see backoff.ts).
+ */
+export function afterPullFailed(
+  memory: Memory,
+  wanted: Wanted,
+  error: ErrorInfo,
+  now: number,
+  delayMs: number,
+): Memory {
+  const attempts = memory.attempts + 1;
+  const next: Memory = { ...memory, attempts, pulling: false, lastError: error };
+  if (!error.retryable || attempts > wanted.backoffLimit) {
+    const tries = attempts === 1 ? '1 attempt' : `${attempts} attempts`;
+    next.gaveUp = { ...error, message: `${error.message} (gave up after ${tries})` };
+    delete next.nextAttemptAt;
+  } else {
+    next.nextAttemptAt = now + delayMs;
+  }
+  return next;
+}
+
+/** A schedule fired or the PrePull changed: give a failed image a fresh set of attempts. */
+export function afterReset(memory: Memory): Memory {
+  const next: Memory = { ...memory, attempts: 0 };
+  delete next.gaveUp;
+  delete next.nextAttemptAt;
+  return next;
+}
+
+export function afterVerified(memory: Memory, registryDigest: string, now: number): Memory {
+  const next: Memory = { ...memory, registryDigest, verifiedAt: now };
+  delete next.verifyError;
+  return next;
+}
+
+export function afterVerifyFailed(memory: Memory, error: ErrorInfo, now: number): Memory {
+  return { ...memory, verifyError: error, verifiedAt: now };
+}
