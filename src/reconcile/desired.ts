@@ -1,0 +1,129 @@
+// The images this node must hold: every image of every PrePull whose nodeSelector matches the
+// node's labels, plus the runtime's sandbox (pause) image that every Pod needs. An image wanted
+// by several PrePulls is one entry; where their settings differ, the stricter one wins (see
+// docs/adr/0004-merging-prepulls.md). References are normalised, so `nginx` and
+// `docker.io/library/nginx:latest` are the same image.
+import { type PrePull, selectsNode } from '../api/prepull.ts';
+import { isPrepullError } from '../errors.ts';
+import { parseReference } from '../registry/reference.ts';
+import type { Wanted } from './state.ts';
+
+/** Who wants the image: `namespace/name` of a PrePull, or SANDBOX. */
+export const SANDBOX = 'runtime/sandbox-image';
+
+export interface SecretRef {
+  namespace: string;
+  name: string;
+}
+
+export interface DesiredImage extends Wanted {
+  /** The reference as written in the first PrePull that named it. */
+  written: string;
+  /** PrePulls (`namespace/name`) that want it, sorted; SANDBOX for the runtime's pause image. */
+  requiredBy: string[];
+  /** Pull secrets named by those PrePulls, in order, without repeats. */
+  secrets: SecretRef[];
+  /** Cron schedules of those PrePulls, without repeats. */
+  schedules: string[];
+}
+
+function stricter(into: DesiredImage, prePull: PrePull): void {
+  const spec = prePull.spec;
+  if (spec.pullPolicy === 'Always') into.pullPolicy = 'Always';
+  if (spec.verify === 'Registry') into.verify = 'Registry';
+  if (spec.pin) into.pin = true;
+  into.timeoutSeconds = Math.max(into.timeoutSeconds, spec.timeoutSeconds);
+  into.backoffLimit = Math.max(into.backoffLimit, spec.backoffLimit);
+}
+
+function keyOf(written: string): { key: string; byDigest: boolean; invalid?: Wanted['invalid'] } {
+  try {
+    const ref = parseReference(written);
+    return { key: ref.canonical, byDigest: ref.digest !== undefined };
+  } catch (error) {
+    if (!isPrepullError(error)) throw error;
+    // Keyed by what was written, so the bad reference shows as itself in status.
+    return {
+      key: written,
+      byDigest: false,
+      invalid: { code: error.code, message: error.message, retryable: false },
+    };
+  }
+}
+
+function newEntry(
+  key: string,
+  written: string,
+  parsed: ReturnType<typeof keyOf>,
+  prePull?: PrePull,
+): DesiredImage {
+  const spec = prePull?.spec;
+  return {
+    ref: key,
+    written,
+    byDigest: parsed.byDigest,
+    ...(parsed.invalid ? { invalid: parsed.invalid } : {}),
+    pullPolicy: spec?.pullPolicy ?? 'IfNotPresent',
+    verify: spec?.verify ?? 'Registry',
+    pin: spec?.pin ?? true,
+    timeoutSeconds: spec?.timeoutSeconds ?? 1800,
+    backoffLimit: spec?.backoffLimit ?? 6,
+    requiredBy: [],
+    secrets: [],
+    schedules: [],
+  };
+}
+
+function addOwner(entry: DesiredImage, prePull: PrePull): void {
+  for (const secret of prePull.spec.imagePullSecrets) {
+    const ref = { namespace: prePull.metadata.namespace, name: secret.name };
+    if (!entry.secrets.some((s) => s.namespace === ref.namespace && s.name === ref.name))
+      entry.secrets.push(ref);
+  }
+  const schedule = prePull.spec.schedule;
+  if (schedule !== undefined && !entry.schedules.includes(schedule)) entry.schedules.push(schedule);
+}
+
+function add(
+  desired: Map<string, DesiredImage>,
+  written: string,
+  prePull: PrePull | undefined,
+  owner: string,
+): void {
+  const parsed = keyOf(written);
+  let entry = desired.get(parsed.key);
+  if (entry === undefined) {
+    entry = newEntry(parsed.key, written, parsed, prePull);
+    desired.set(parsed.key, entry);
+  } else if (prePull !== undefined) {
+    stricter(entry, prePull);
+  }
+  if (!entry.requiredBy.includes(owner)) entry.requiredBy.push(owner);
+  if (prePull !== undefined) addOwner(entry, prePull);
+}
+
+/**
+ * The desired set for a node with `labels`, from every known PrePull and the runtime's sandbox
+ * image (when the runtime reveals it). Keyed by canonical reference.
+ */
+export function desiredImages(
+  prePulls: readonly PrePull[],
+  labels: Readonly<Record<string, string>>,
+  sandboxImage?: string,
+): Map<string, DesiredImage> {
+  const desired = new Map<string, DesiredImage>();
+  const sorted = [...prePulls].sort((a, b) =>
+    `${a.metadata.namespace}/${a.metadata.name}`.localeCompare(
+      `${b.metadata.namespace}/${b.metadata.name}`,
+    ),
+  );
+  for (const prePull of sorted) {
+    if (!selectsNode(prePull.spec.nodeSelector, labels)) continue;
+    const owner = `${prePull.metadata.namespace}/${prePull.metadata.name}`;
+    for (const { image } of prePull.spec.images) add(desired, image, prePull, owner);
+  }
+  if (sandboxImage !== undefined && sandboxImage !== '')
+    add(desired, sandboxImage, undefined, SANDBOX);
+  for (const entry of desired.values()) entry.requiredBy.sort();
+  return desired;
+}
