@@ -1,0 +1,131 @@
+// Every Prometheus metric prepull exports, in one place, on a private registry (never the global
+// one, so tests and several engines in one process stay apart). Names carry the `prepull_`
+// prefix and unit suffixes and pass `promtool check metrics`. docs/metrics.md describes each.
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { ImageState } from '../reconcile/state.ts';
+
+export const STATES: readonly ImageState[] = ['Present', 'Pulling', 'Missing', 'Stale', 'Failed'];
+
+/** Pull durations run from seconds to the 30-minute default timeout. */
+const PULL_BUCKETS = [0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1200, 1800];
+const REQUEST_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+export interface MetricsOptions {
+  /** Per-image series are exported only while the node requires at most this many images. */
+  perImageLimit?: number;
+}
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly perImageLimit: number;
+
+  readonly imagesRequired = new Gauge({
+    name: 'prepull_images_required',
+    help: 'Images this node must hold: the images of every PrePull selecting it, plus the sandbox image.',
+    registers: [this.registry],
+  });
+  readonly images = new Gauge({
+    name: 'prepull_images',
+    help: 'Required images by state (Present, Pulling, Missing, Stale, Failed).',
+    labelNames: ['state'] as const,
+    registers: [this.registry],
+  });
+  readonly imageState = new Gauge({
+    name: 'prepull_image_state',
+    help: '1 for the current state of each required image, 0 for the others (exported while the image count is within the per-image limit).',
+    labelNames: ['image', 'state'] as const,
+    registers: [this.registry],
+  });
+  readonly imageBytes = new Gauge({
+    name: 'prepull_images_held_bytes',
+    help: 'Bytes of the required images that are present, as the runtime reports their sizes.',
+    registers: [this.registry],
+  });
+  readonly imageFsUsed = new Gauge({
+    name: 'prepull_imagefs_used_bytes',
+    help: "Bytes used on the runtime's image filesystem, as the runtime reports it.",
+    registers: [this.registry],
+  });
+  readonly imageFsCapacity = new Gauge({
+    name: 'prepull_imagefs_capacity_bytes',
+    help: "Size of the runtime's image filesystem, where the agent can see its mount point.",
+    registers: [this.registry],
+  });
+  readonly pulls = new Counter({
+    name: 'prepull_pulls_total',
+    help: 'Pull attempts by result (success, failure) and error code (empty on success).',
+    labelNames: ['result', 'code'] as const,
+    registers: [this.registry],
+  });
+  readonly pullDuration = new Histogram({
+    name: 'prepull_pull_duration_seconds',
+    help: 'Duration of pull attempts, successful or not.',
+    labelNames: ['result'] as const,
+    buckets: PULL_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly pulledBytes = new Counter({
+    name: 'prepull_pulled_bytes_total',
+    help: 'Bytes of images pulled (image sizes as the runtime reports them after a successful pull).',
+    registers: [this.registry],
+  });
+  readonly registryRequests = new Counter({
+    name: 'prepull_registry_requests_total',
+    help: 'Requests to registries by registry host and HTTP status code ("error" when no answer came).',
+    labelNames: ['registry', 'code'] as const,
+    registers: [this.registry],
+  });
+  readonly registryRequestDuration = new Histogram({
+    name: 'prepull_registry_request_duration_seconds',
+    help: 'Latency of registry requests by registry host.',
+    labelNames: ['registry'] as const,
+    buckets: REQUEST_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly runtimeCalls = new Counter({
+    name: 'prepull_runtime_calls_total',
+    help: 'Calls to the container runtime by operation and result code ("ok" or an error code).',
+    labelNames: ['operation', 'code'] as const,
+    registers: [this.registry],
+  });
+  readonly lastSync = new Gauge({
+    name: 'prepull_last_sync_timestamp_seconds',
+    help: 'When every required image was last seen Present and verified where asked (Unix time).',
+    registers: [this.registry],
+  });
+  readonly watchRestarts = new Counter({
+    name: 'prepull_kube_watch_restarts_total',
+    help: 'Restarts of Kubernetes watches after an error, by resource.',
+    labelNames: ['resource'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(options: MetricsOptions = {}) {
+    this.perImageLimit = options.perImageLimit ?? 500;
+  }
+
+  /** Replaces the per-state gauges with the states of the current required images. */
+  setImageStates(states: ReadonlyMap<string, ImageState>, heldBytes: number): void {
+    this.imagesRequired.set(states.size);
+    const counts = new Map<ImageState, number>(STATES.map((s) => [s, 0]));
+    for (const state of states.values()) counts.set(state, (counts.get(state) ?? 0) + 1);
+    for (const [state, count] of counts) this.images.set({ state }, count);
+    this.imageState.reset();
+    if (states.size <= this.perImageLimit) {
+      for (const [image, current] of states) {
+        for (const state of STATES)
+          this.imageState.set({ image, state }, state === current ? 1 : 0);
+      }
+    }
+    this.imageBytes.set(heldBytes);
+  }
+
+  /** Prometheus text exposition of every metric. */
+  render(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}
