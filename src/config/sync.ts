@@ -1,0 +1,159 @@
+// Flags of `prepull sync`, parsed and validated once into one typed object with defaults. The
+// only place (with src/cli) that may read the environment: proxies for the registry client.
+import { hostname } from 'node:os';
+import { parseArgs } from 'node:util';
+import { PrepullError } from '../errors.ts';
+import { labelKeyProblem } from '../api/prepull.ts';
+import { LOG_LEVELS, type LogLevel } from '../telemetry/logger.ts';
+
+export interface SyncConfig {
+  files: string[];
+  once: boolean;
+  nodeName: string;
+  /** Labels the node is matched with: those given, plus kubelet's well-known defaults. */
+  nodeLabels: Record<string, string>;
+  runtimeEndpoint?: string;
+  runtime?: 'cri' | 'docker';
+  dockerConfig?: string;
+  pullConcurrency: number;
+  metricsAddress?: { host: string; port: number };
+  output: 'table' | 'json';
+  logLevel: LogLevel;
+}
+
+export const SYNC_USAGE = `Usage: prepull sync -f FILE|DIR [-f ...] [flags]
+
+Reconciles this machine's container runtime with PrePull files: pulls, verifies, pins and
+repairs the images of every PrePull whose nodeSelector matches --node-labels.
+
+Flags:
+  -f, --filename FILE|DIR     PrePull YAML/JSON file or directory (repeatable, required)
+      --once                  reconcile once and exit: 0 when every image is Present (and
+                              verified where asked), 1 otherwise
+      --node-name NAME        this node's name (default: the hostname)
+      --node-labels k=v,...   labels matched against nodeSelector (kubernetes.io/hostname,
+                              kubernetes.io/os and kubernetes.io/arch are added)
+      --runtime-endpoint URL  runtime socket, e.g. unix:///run/containerd/containerd.sock
+                              (default: probe the usual sockets)
+      --runtime cri|docker    the protocol at --runtime-endpoint (default: detect)
+      --docker-config FILE    registry credentials from a docker config.json, for PrePulls
+                              that name no pull secret
+      --pull-concurrency N    pulls at once (default 2)
+      --metrics-address H:P   serve /metrics, /healthz and /readyz (default: off)
+      --output table|json     result format on stdout (default table); logs go to stderr
+      --log-level LEVEL       ${LOG_LEVELS.join(', ')} (default info)
+  -h, --help                  this help
+`;
+
+function usage(message: string): PrepullError {
+  return new PrepullError('ERR_USAGE', `${message}; run \`prepull sync --help\``);
+}
+
+export function parseLabels(text: string): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const pair of text
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw usage(`--node-labels: "${pair}" is not key=value`);
+    const key = pair.slice(0, eq);
+    const problem = labelKeyProblem(key);
+    if (problem !== undefined) throw usage(`--node-labels: invalid label key "${key}": ${problem}`);
+    labels[key] = pair.slice(eq + 1);
+  }
+  return labels;
+}
+
+export function parseAddress(text: string): { host: string; port: number } {
+  const colon = text.lastIndexOf(':');
+  const port = Number(text.slice(colon + 1));
+  if (colon < 0 || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw usage(`--metrics-address: "${text}" is not HOST:PORT`);
+  }
+  const host = text.slice(0, colon).replace(/^\[(.*)\]$/, '$1');
+  return { host: host === '' ? '0.0.0.0' : host, port };
+}
+
+function oneOf<T extends string>(
+  flag: string,
+  value: string | undefined,
+  allowed: readonly T[],
+): T | undefined {
+  if (value === undefined) return undefined;
+  if ((allowed as readonly string[]).includes(value)) return value as T;
+  throw usage(`${flag} must be one of ${allowed.join(', ')}, got "${value}"`);
+}
+
+function parseConcurrency(text: string | undefined): number {
+  const value = Number(text ?? '2');
+  if (!Number.isInteger(value) || value < 1 || value > 64) {
+    throw usage(`--pull-concurrency must be a whole number from 1 to 64, got "${text ?? ''}"`);
+  }
+  return value;
+}
+
+function runtimeFlags(
+  endpoint: string | undefined,
+  protocol: string | undefined,
+): Pick<SyncConfig, 'runtimeEndpoint' | 'runtime'> {
+  const runtime = oneOf('--runtime', protocol, ['cri', 'docker'] as const);
+  if (endpoint !== undefined && !/^unix:\/\/\/./.test(endpoint)) {
+    throw usage(`--runtime-endpoint must be unix:///path/to/socket, got "${endpoint}"`);
+  }
+  return {
+    ...(endpoint !== undefined ? { runtimeEndpoint: endpoint } : {}),
+    ...(runtime !== undefined ? { runtime } : {}),
+  };
+}
+
+/** Parses `prepull sync` arguments (without the word `sync`). `help` means print SYNC_USAGE. */
+export function parseSyncArgs(argv: readonly string[]): SyncConfig | 'help' {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      allowPositionals: false,
+      options: {
+        filename: { type: 'string', short: 'f', multiple: true },
+        once: { type: 'boolean' },
+        'node-name': { type: 'string' },
+        'node-labels': { type: 'string' },
+        'runtime-endpoint': { type: 'string' },
+        runtime: { type: 'string' },
+        'docker-config': { type: 'string' },
+        'pull-concurrency': { type: 'string' },
+        'metrics-address': { type: 'string' },
+        output: { type: 'string', short: 'o' },
+        'log-level': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (error) {
+    throw usage(error instanceof Error ? error.message : String(error));
+  }
+  const v = parsed.values;
+  if (v.help === true) return 'help';
+  const files = v.filename ?? [];
+  if (files.length === 0) throw usage('-f FILE|DIR is required');
+  const nodeName = v['node-name'] ?? hostname();
+  return {
+    files,
+    once: v.once === true,
+    nodeName,
+    nodeLabels: {
+      'kubernetes.io/hostname': nodeName,
+      'kubernetes.io/os': 'linux',
+      'kubernetes.io/arch': process.arch === 'x64' ? 'amd64' : process.arch,
+      ...parseLabels(v['node-labels'] ?? ''),
+    },
+    ...runtimeFlags(v['runtime-endpoint'], v.runtime),
+    ...(v['docker-config'] !== undefined ? { dockerConfig: v['docker-config'] } : {}),
+    pullConcurrency: parseConcurrency(v['pull-concurrency']),
+    ...(v['metrics-address'] !== undefined
+      ? { metricsAddress: parseAddress(v['metrics-address']) }
+      : {}),
+    output: oneOf('--output', v.output, ['table', 'json'] as const) ?? 'table',
+    logLevel: oneOf('--log-level', v['log-level'], LOG_LEVELS) ?? 'info',
+  };
+}
