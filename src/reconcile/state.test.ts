@@ -27,6 +27,8 @@ const tag: Wanted = {
 };
 const absentImage: Observed = { present: false };
 const here: Observed = { present: true, id: 'sha256:c', pinned: true, digestMatches: true };
+/** Present, with no registry digest to compare against yet. */
+const unverified: Observed = { present: true, id: 'sha256:c', pinned: true };
 const ctx: DecideContext = { now: 1000, verifyDue: false, canPin: true };
 const unreachable: ErrorInfo = {
   code: 'ERR_REGISTRY_UNREACHABLE',
@@ -107,7 +109,7 @@ describe('decide', () => {
     [
       'present, verify None',
       { ...tag, verify: 'None' },
-      { ...here, digestMatches: undefined },
+      unverified,
       NEW_MEMORY,
       { ...ctx, verifyDue: true },
       'Present',
@@ -197,7 +199,7 @@ describe('decide', () => {
     [
       'present, registry unreachable at verification',
       tag,
-      { ...here, digestMatches: undefined },
+      unverified,
       { ...NEW_MEMORY, verifyError: unreachable },
       ctx,
       'Present',
