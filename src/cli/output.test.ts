@@ -1,0 +1,65 @@
+import { describe, expect, it } from '@jest/globals';
+import { type SyncResult, humanBytes, renderJson, renderTable } from './output.ts';
+
+const result: SyncResult = {
+  node: 'n1',
+  runtime: {
+    name: 'containerd',
+    version: '1.6.20',
+    endpoint: 'unix:///run/containerd/containerd.sock',
+  },
+  images: [
+    {
+      image: 'r.io/shop/web:1',
+      written: 'r.io/shop/web:1',
+      requiredBy: ['shop/web'],
+      state: 'Present',
+      reason: 'Verified',
+      digest: `sha256:${'a'.repeat(64)}`,
+      registryDigest: `sha256:${'a'.repeat(64)}`,
+      size: 3 * 1024 * 1024,
+      pinned: true,
+      attempts: 0,
+      pullDurationMs: 1530,
+    },
+    {
+      image: 'Bad/Ref',
+      written: 'Bad/Ref',
+      requiredBy: ['shop/web'],
+      state: 'Failed',
+      reason: 'InvalidReference',
+      message: 'repository "Bad/Ref" must be lowercase',
+      attempts: 0,
+    },
+  ],
+  fileErrors: [
+    { code: 'ERR_PREPULL_INVALID', message: 'x.yaml: document 2: spec.pin: must be true or false' },
+  ],
+  ok: false,
+};
+
+describe('sync output', () => {
+  it('renders a table with one row per image, the reasons, and a summary', () => {
+    expect(renderTable(result).split('\n')).toEqual([
+      'IMAGE            STATE    DIGEST               SIZE     PINNED  TIME  REASON',
+      'r.io/shop/web:1  Present  sha256:aaaaaaaaaaaa  3.0 MiB  yes     1.5s  Verified',
+      'Bad/Ref          Failed   -                    -        -       -     InvalidReference: repository "Bad/Ref" must be lowercase',
+      'error: x.yaml: document 2: spec.pin: must be true or false (ERR_PREPULL_INVALID)',
+      '1/2 images present on n1 (containerd 1.6.20); 1 invalid PrePull object(s)',
+      '',
+    ]);
+  });
+
+  it('renders the same result as one JSON document', () => {
+    expect(JSON.parse(renderJson(result))).toEqual(result);
+  });
+
+  it('formats sizes', () => {
+    expect([
+      humanBytes(undefined),
+      humanBytes(512),
+      humanBytes(1536),
+      humanBytes(5 * 1024 ** 3),
+    ]).toEqual(['-', '512 B', '1.5 KiB', '5.0 GiB']);
+  });
+});

@@ -1,0 +1,70 @@
+// The per-image result `prepull sync` prints: a table for people, or one JSON document for
+// scripts (logs go to stderr, so stdout stays parseable).
+import type { ImageReport } from '../reconcile/engine.ts';
+
+export interface SyncResult {
+  node: string;
+  runtime: { name: string; version: string; endpoint: string };
+  images: ImageReport[];
+  /** Problems with the PrePull files themselves (a bad object fails alone). */
+  fileErrors: { code: string; message: string }[];
+  ok: boolean;
+}
+
+export function humanBytes(bytes: number | undefined): string {
+  if (bytes === undefined) return '-';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
+}
+
+function shortDigest(digest: string | undefined): string {
+  if (digest === undefined) return '-';
+  const [algorithm, hex = ''] = digest.split(':');
+  return `${algorithm}:${hex.slice(0, 12)}`;
+}
+
+function duration(ms: number | undefined): string {
+  if (ms === undefined) return '-';
+  return ms < 1000 ? `${ms}ms` : `${(ms / 1000).toFixed(1)}s`;
+}
+
+export function renderTable(result: SyncResult): string {
+  const header = ['IMAGE', 'STATE', 'DIGEST', 'SIZE', 'PINNED', 'TIME', 'REASON'];
+  const rows = result.images.map((r) => [
+    r.written,
+    r.state,
+    shortDigest(r.digest ?? (r.state === 'Present' ? r.registryDigest : undefined)),
+    humanBytes(r.size),
+    r.pinned === undefined ? '-' : r.pinned ? 'yes' : 'no',
+    duration(r.pullDurationMs),
+    r.message !== undefined ? `${r.reason}: ${r.message}` : r.reason,
+  ]);
+  const widths = header.map((h, i) =>
+    Math.max(h.length, ...rows.map((row) => (i === 6 ? 0 : (row[i] ?? '').length))),
+  );
+  const line = (cells: string[]): string =>
+    cells
+      .map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
+  const out = [line(header), ...rows.map(line)];
+  for (const error of result.fileErrors) out.push(`error: ${error.message} (${error.code})`);
+  const present = result.images.filter((r) => r.state === 'Present').length;
+  out.push(
+    `${present}/${result.images.length} images present on ${result.node} (${result.runtime.name} ${result.runtime.version})` +
+      (result.fileErrors.length > 0
+        ? `; ${result.fileErrors.length} invalid PrePull object(s)`
+        : ''),
+  );
+  return `${out.join('\n')}\n`;
+}
+
+export function renderJson(result: SyncResult): string {
+  return `${JSON.stringify(result, null, 2)}\n`;
+}
