@@ -16,15 +16,18 @@ import { checkPrerequisites, describeMissing, installMissing } from './prerequis
 import { Registry, type RegistryEndpoint } from './registry.ts';
 import { TestRegistryClient } from './registry-client.ts';
 import { makeTestCa } from './tls.ts';
+import { TokenServer } from './token-server.ts';
 
 export type { RegistryEndpoint } from './registry.ts';
 export type { ContainerdEndpoint } from './containerd.ts';
 export type { DockerEndpoint } from './docker.ts';
+export type { TokenServer } from './token-server.ts';
 
-export type RegistryVariant = 'plain' | 'basic' | 'tls';
+/** `token` (bearer tokens from the harness's token server) is started only when asked for. */
+export type RegistryVariant = 'plain' | 'basic' | 'tls' | 'token';
 
 export interface HarnessOptions {
-  /** Registries to start, by variant; each is also its name. Default: all three. */
+  /** Registries to start, by variant; each is also its name. Default: plain, basic and tls. */
   registries?: readonly RegistryVariant[];
   containerd?: boolean;
   docker?: boolean;
@@ -44,6 +47,16 @@ export interface HarnessInfo {
 
 /** Credentials of the basic-auth registry. Test-only; the point is that they must not leak. */
 export const BASIC_AUTH = { username: 'harness', password: 'harness-s3cret-Pa55' } as const;
+
+/** The token registry's account that may pull and push everything. */
+export const TOKEN_AUTH = { username: 'token-admin', password: 'token-s3cret-Pa55' } as const;
+/** An account the token server lets pull only repositories under `allowed/`. */
+export const TOKEN_LIMITED_AUTH = {
+  username: 'token-limited',
+  password: 'limited-s3cret-Pa55',
+} as const;
+/** Repositories under this prefix may be pulled anonymously from the token registry. */
+export const TOKEN_PUBLIC_PREFIX = 'public/';
 
 const REAPER = fileURLToPath(new URL('./reaper.ts', import.meta.url));
 
@@ -77,6 +90,8 @@ export class Harness {
   readonly registries = new Map<RegistryVariant, Registry>();
   containerd: Containerd | undefined;
   docker: DockerEngine | undefined;
+  /** The token registry's token service, when the harness has a `token` registry. */
+  tokenServer: TokenServer | undefined;
   caPem = '';
   private reaperPipe: NodeJS.WritableStream | undefined;
   private stopped = false;
@@ -126,6 +141,7 @@ export class Harness {
     this.stopped = true;
     await Promise.allSettled([this.docker?.stop(), this.containerd?.stop()]);
     await Promise.allSettled([...this.registries.values()].map((r) => r.stop()));
+    await this.tokenServer?.stop().catch(() => undefined);
     const leftovers = cleanupRoot(this.root);
     this.reaperPipe?.end();
     if (!isClean(leftovers)) {
@@ -168,12 +184,37 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     const ca = makeTestCa(join(root, 'ca'));
     harness.caPem = ca.caPem;
     const variants = options.registries ?? ['plain', 'basic', 'tls'];
+    if (variants.includes('token')) {
+      harness.tokenServer = await TokenServer.start({
+        dir: join(root, 'token-server'),
+        tls: ca,
+        users: [
+          { ...TOKEN_AUTH, pull: ['*'], push: ['*'] },
+          { ...TOKEN_LIMITED_AUTH, pull: ['allowed/*'] },
+        ],
+        anonymousPull: [`${TOKEN_PUBLIC_PREFIX}*`],
+      });
+      log(`token server on ${harness.tokenServer.realm}`);
+    }
+    const tokenServer = harness.tokenServer;
     await Promise.all(
       variants.map(async (variant) => {
         const registry = await Registry.create(root, {
           name: variant,
           ...(variant === 'basic' ? { auth: { ...BASIC_AUTH } } : {}),
           ...(variant === 'tls' ? { tls: ca } : {}),
+          ...(variant === 'token' && tokenServer
+            ? {
+                token: {
+                  realm: tokenServer.realm,
+                  service: tokenServer.service,
+                  issuer: tokenServer.issuer,
+                  rootCertBundle: tokenServer.rootCertFile,
+                  ...TOKEN_AUTH,
+                  caPem: ca.caPem,
+                },
+              }
+            : {}),
         });
         harness.registries.set(variant, registry);
         log(`registry ${variant} on ${registry.endpoint.url}`);

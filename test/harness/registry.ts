@@ -1,8 +1,9 @@
 // A real OCI registry (Debian's docker-registry, distribution 2.8) on a free loopback port, in one
-// of the variants tests need: plain HTTP, htpasswd basic auth, TLS with the harness CA. It can be
-// stopped and started again on the same port with the same storage, for outage tests.
+// of the variants tests need: plain HTTP, htpasswd basic auth, TLS with the harness CA, or token
+// auth through the harness's token server. It can be stopped and started again on the same port
+// with the same storage, for outage tests, and its access log read back.
 import bcrypt from 'bcryptjs';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
@@ -15,6 +16,26 @@ export interface RegistryOptions {
   name: string;
   auth?: { username: string; password: string };
   tls?: TestCa;
+  /** Token auth: the registry sends clients to `realm` and trusts tokens signed under `rootCertBundle`. */
+  token?: {
+    realm: string;
+    service: string;
+    issuer: string;
+    rootCertBundle: string;
+    /** Credentials tests push with, and the CA the realm's certificate chains to. */
+    username: string;
+    password: string;
+    caPem?: string;
+  };
+}
+
+/** One line of the registry's access log. */
+export interface AccessLogEntry {
+  method: string;
+  /** Path and query, as requested. */
+  path: string;
+  status: number;
+  userAgent: string;
 }
 
 /** What a client needs to reach a registry. */
@@ -28,6 +49,31 @@ export interface RegistryEndpoint {
   caPem?: string;
   username?: string;
   password?: string;
+  /** For token auth: where clients get tokens. */
+  realm?: string;
+}
+
+/** The access-log lines of a registry's log file (`<root>/logs/registry-<name>.log`). */
+export function readAccessLog(file: string): AccessLogEntry[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return [];
+  }
+  const entries: AccessLogEntry[] = [];
+  const line = /^\S+ \S+ \S+ \[[^\]]*\] "(\S+) (\S+) [^"]*" (\d{3}) \S+ "[^"]*" "([^"]*)"/;
+  for (const row of text.split('\n')) {
+    const match = line.exec(row);
+    if (match === null) continue;
+    entries.push({
+      method: match[1] ?? '',
+      path: match[2] ?? '',
+      status: Number(match[3]),
+      userAgent: match[4] ?? '',
+    });
+  }
+  return entries;
 }
 
 export function freePort(): Promise<number> {
@@ -107,6 +153,16 @@ export class Registry {
       writeFileSync(htpasswd, `${options.auth.username}:${hash}\n`);
       lines.push('auth:', '  htpasswd:', '    realm: prepull-harness', `    path: ${htpasswd}`);
     }
+    if (options.token) {
+      lines.push(
+        'auth:',
+        '  token:',
+        `    realm: ${options.token.realm}`,
+        `    service: ${options.token.service}`,
+        `    issuer: ${options.token.issuer}`,
+        `    rootcertbundle: ${options.token.rootCertBundle}`,
+      );
+    }
     const configFile = join(dir, 'config.yml');
     writeFileSync(configFile, `${lines.join('\n')}\n`);
     const endpoint: RegistryEndpoint = {
@@ -116,6 +172,14 @@ export class Registry {
       url: `${scheme}://${host}`,
       ...(options.tls ? { caPem: options.tls.caPem } : {}),
       ...(options.auth ? { username: options.auth.username, password: options.auth.password } : {}),
+      ...(options.token
+        ? {
+            username: options.token.username,
+            password: options.token.password,
+            realm: options.token.realm,
+            ...(options.token.caPem === undefined ? {} : { caPem: options.token.caPem }),
+          }
+        : {}),
     };
     const registry = new Registry(harnessRoot, endpoint, configFile);
     await registry.start();
@@ -128,6 +192,14 @@ export class Registry {
 
   get logFile(): string | undefined {
     return this.proc?.logFile;
+  }
+
+  /**
+   * Requests the registry has logged so far (all runs of it), oldest first. Its access log
+   * goes to the process log; lines are in the combined log format.
+   */
+  accessLog(): AccessLogEntry[] {
+    return this.logFile === undefined ? [] : readAccessLog(this.logFile);
   }
 
   /** Starts the registry (again), on the same port and storage. */
