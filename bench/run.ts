@@ -3,6 +3,7 @@
 // and regenerates docs/performance.md. A benchmark that throws fails the run; a figure that
 // misses its goal does not (it is shown as a miss). --quick writes bench/results.quick.json and
 // leaves the doc alone: it exists so CI keeps the benchmarks working, not to publish figures.
+// Naming benchmarks runs only those and writes bench/results.partial.json.
 import { execFileSync } from 'node:child_process';
 import { readdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem, release } from 'node:os';
@@ -189,10 +190,13 @@ const results = {
   environment,
   benchmarks: outcomes,
 };
-writeFileSync(
-  new URL(quick ? 'results.quick.json' : 'results.json', import.meta.url),
-  `${JSON.stringify(results, null, 2)}\n`,
-);
+// Only a full run publishes: a quick or filtered run keeps its figures apart.
+const resultsFile = quick
+  ? 'results.quick.json'
+  : only.length > 0
+    ? 'results.partial.json'
+    : 'results.json';
+writeFileSync(new URL(resultsFile, import.meta.url), `${JSON.stringify(results, null, 2)}\n`);
 if (!quick && only.length === 0) {
   writeFileSync(
     new URL('../docs/performance.md', import.meta.url),
