@@ -1,0 +1,364 @@
+// The engine against the in-memory runtime and registry, on a manual clock: pulls, verification,
+// pinning, repair, drift, backoff and give-up sequences, concurrency — without I/O or waiting.
+import { describe, expect, it } from '@jest/globals';
+import { Writable } from 'node:stream';
+import { type PrePull, validatePrePull } from '../api/prepull.ts';
+import { ManualClock } from '../clock.ts';
+import { PrepullError } from '../errors.ts';
+import { RegistryCredential } from '../registry/credentials.ts';
+import { imageMatchesDigest } from '../runtime/digest.ts';
+import { FakeRuntime } from '../runtime/fake.ts';
+import { createLogger } from '../telemetry/logger.ts';
+import { Metrics } from '../telemetry/metrics.ts';
+import { type DigestResolver, Engine, type ImageReport, type Scheduler } from './engine.ts';
+
+const digest = (n: number): string => `sha256:${n.toString(16).padStart(64, '0')}`;
+
+function prePull(name: string, spec: Record<string, unknown>): PrePull {
+  const { prePull: value, issues } = validatePrePull({
+    apiVersion: 'prepull.dev/v1alpha1',
+    kind: 'PrePull',
+    metadata: { name, namespace: 'shop' },
+    spec,
+  });
+  if (value === undefined) throw new Error(JSON.stringify(issues));
+  return value;
+}
+
+class World {
+  readonly clock = new ManualClock(1_000_000, [0.5]);
+  readonly runtime: FakeRuntime;
+  readonly tags = new Map<string, string>();
+  readonly resolves: string[] = [];
+  readonly ticks = new Map<string, (() => void)[]>();
+  readonly logs: string[] = [];
+  readonly metrics = new Metrics();
+  credentials: RegistryCredential[] = [];
+  engine: Engine;
+
+  constructor(
+    options: {
+      pullConcurrency?: number;
+      pin?: boolean;
+      events?: boolean;
+      pullLatencyMs?: number;
+    } = {},
+  ) {
+    this.runtime = new FakeRuntime({
+      clock: this.clock,
+      pullLatencyMs: options.pullLatencyMs ?? 100,
+      bytesPerMs: 10_000,
+      capabilities: { pin: options.pin ?? true, deletionEvents: options.events ?? true },
+    });
+    const resolver: DigestResolver = {
+      resolve: (ref) => {
+        this.resolves.push(ref);
+        const found = this.tags.get(ref);
+        if (found === undefined)
+          return Promise.reject(new PrepullError('ERR_IMAGE_NOT_FOUND', `no ${ref}`));
+        return Promise.resolve({ digest: found });
+      },
+    };
+    const scheduler: Scheduler = {
+      schedule: (expression, onTick) => {
+        this.ticks.set(expression, [...(this.ticks.get(expression) ?? []), onTick]);
+        return () => undefined;
+      },
+    };
+    const sink = new Writable({
+      write: (chunk: Buffer, _enc, done) => {
+        this.logs.push(chunk.toString());
+        done();
+      },
+    });
+    this.engine = new Engine(
+      {
+        runtime: this.runtime,
+        resolver,
+        credentials: { forImage: () => Promise.resolve(this.credentials) },
+        matchesDigest: imageMatchesDigest,
+        scheduler,
+        clock: this.clock,
+        log: createLogger('debug', sink),
+        metrics: this.metrics,
+      },
+      { labels: { role: 'worker' }, pullConcurrency: options.pullConcurrency ?? 2 },
+    );
+  }
+
+  /** The registry serves `ref` (a tag) as image number `n`. */
+  publish(ref: string, n: number, size = 1_000_000): void {
+    this.runtime.publish(ref, { digest: digest(n), id: digest(1000 + n), size });
+    this.tags.set(ref, digest(n));
+  }
+
+  tick(expression: string): void {
+    for (const fire of this.ticks.get(expression) ?? []) fire();
+  }
+
+  /** Runs the clock until the engine settles (or `limitMs` of simulated time passes). */
+  async settle(limitMs = 3_600_000): Promise<ImageReport[]> {
+    let done: ImageReport[] | undefined;
+    void this.engine.settled().then((r) => (done = r));
+    const end = this.clock.now() + limitMs;
+    for (let i = 0; i < 100_000 && done === undefined; i++) {
+      for (let j = 0; j < 20; j++) await Promise.resolve();
+      if (!(await this.clock.next()) || this.clock.now() > end) {
+        await new Promise((r) => setImmediate(r));
+      }
+    }
+    if (done === undefined) throw new Error('engine did not settle');
+    return done;
+  }
+
+  calls(op: string): string[] {
+    return this.runtime.calls.filter((c) => c.op === op).map((c) => c.ref ?? '');
+  }
+}
+
+const pick = (reports: ImageReport[], image: string): ImageReport | undefined =>
+  reports.find((r) => r.image === image);
+
+describe('Engine', () => {
+  it('pulls what is missing, verifies it against the registry, pins it, and reports it Present', async () => {
+    const w = new World();
+    w.publish('r.io/shop/web:1', 1);
+    w.publish('r.io/shop/db:2', 2);
+    w.engine.setPrePulls([
+      prePull('shop', { images: [{ image: 'r.io/shop/web:1' }, { image: 'r.io/shop/db:2' }] }),
+    ]);
+    await w.engine.start();
+    const reports = await w.settle();
+    expect(
+      reports.map((r) => [r.image, r.state, r.reason, r.digest, r.registryDigest, r.pinned]),
+    ).toEqual([
+      ['r.io/shop/db:2', 'Present', 'Verified', digest(2), digest(2), true],
+      ['r.io/shop/web:1', 'Present', 'Verified', digest(1), digest(1), true],
+    ]);
+    expect(w.calls('pull').sort()).toEqual(['r.io/shop/db:2', 'r.io/shop/web:1']);
+    expect(w.resolves.sort()).toEqual(['r.io/shop/db:2', 'r.io/shop/web:1']);
+    const metrics = await w.metrics.render();
+    expect(metrics).toContain('prepull_images{state="Present"} 2');
+    expect(metrics).toContain('prepull_pulls_total{result="success",code=""} 2');
+  });
+
+  it('does not pull what the runtime already holds, and needs one list call to know it', async () => {
+    const w = new World();
+    w.publish('r.io/shop/web:1', 1);
+    w.runtime.seed({
+      id: digest(1001),
+      repoTags: ['r.io/shop/web:1'],
+      repoDigests: [`r.io/shop/web@${digest(1)}`],
+      size: 5,
+    });
+    w.engine.setPrePulls([prePull('shop', { images: [{ image: 'r.io/shop/web:1' }] })]);
+    await w.engine.start();
+    const reports = await w.settle();
+    expect(pick(reports, 'r.io/shop/web:1')).toMatchObject({
+      state: 'Present',
+      reason: 'Verified',
+      pinned: true,
+    });
+    expect(w.calls('pull')).toEqual([]);
+    expect(w.runtime.calls.filter((c) => c.op === 'listImages')).toHaveLength(1);
+    expect(w.calls('imageStatus')).toEqual(['r.io/shop/web:1']); // after pinning, to see the pin
+  });
+
+  it('fails a bad reference and a missing image each with its own reason; the others still arrive', async () => {
+    const w = new World();
+    w.publish('r.io/shop/web:1', 1);
+    w.engine.setPrePulls([
+      prePull('shop', {
+        images: [
+          { image: 'r.io/shop/web:1' },
+          { image: 'R.io/Bad:Ref:x' },
+          { image: 'r.io/shop/gone:1' },
+        ],
+      }),
+    ]);
+    await w.engine.start();
+    const reports = await w.settle();
+    expect(pick(reports, 'r.io/shop/web:1')?.state).toBe('Present');
+    expect(pick(reports, 'R.io/Bad:Ref:x')).toMatchObject({
+      state: 'Failed',
+      reason: 'InvalidReference',
+    });
+    expect(pick(reports, 'r.io/shop/gone:1')).toMatchObject({
+      state: 'Failed',
+      reason: 'PullFailed',
+      message: expect.stringContaining('not found'),
+      attempts: 1,
+    });
+  });
+
+  it('pulls back an image removed behind its back', async () => {
+    const w = new World();
+    w.publish('r.io/shop/web:1', 1);
+    w.engine.setPrePulls([prePull('shop', { images: [{ image: 'r.io/shop/web:1' }] })]);
+    await w.engine.start();
+    await w.settle();
+    w.runtime.removeBehindBack('r.io/shop/web:1');
+    for (let i = 0; i < 50; i++) await Promise.resolve();
+    const reports = await w.settle();
+    expect(pick(reports, 'r.io/shop/web:1')?.state).toBe('Present');
+    expect(w.calls('pull')).toEqual(['r.io/shop/web:1', 'r.io/shop/web:1']);
+    expect(w.logs.join('')).toContain('image removed from the node; pulling it back');
+  });
+
+  it('re-lists periodically where the runtime reports no deletions', async () => {
+    const w = new World({ events: false });
+    w.publish('r.io/shop/web:1', 1);
+    w.engine.setPrePulls([prePull('shop', { images: [{ image: 'r.io/shop/web:1' }] })]);
+    await w.engine.start();
+    await w.settle();
+    w.runtime.removeBehindBack('r.io/shop/web:1');
+    await w.clock.advance(30_000);
+    // Let the re-list (a few awaits) reach the queue before asking whether all is settled.
+    await new Promise((r) => setImmediate(r));
+    const reports = await w.settle();
+    expect(pick(reports, 'r.io/shop/web:1')?.state).toBe('Present');
+    expect(w.calls('pull')).toHaveLength(2);
+  });
+
+  it('shows a moved tag as Stale under IfNotPresent, and re-pulls it under Always', async () => {
+    for (const [policy, state, pulls] of [
+      ['IfNotPresent', 'Stale', 1],
+      ['Always', 'Present', 2],
+    ] as const) {
+      const w = new World();
+      w.publish('r.io/shop/web:1', 1);
+      w.engine.setPrePulls([
+        prePull('shop', {
+          images: [{ image: 'r.io/shop/web:1' }],
+          pullPolicy: policy,
+          schedule: '*/5 * * * *',
+        }),
+      ]);
+      await w.engine.start();
+      await w.settle();
+      w.publish('r.io/shop/web:1', 7);
+      w.tick('*/5 * * * *');
+      const reports = await w.settle();
+      expect(pick(reports, 'r.io/shop/web:1')).toMatchObject({ state, registryDigest: digest(7) });
+      expect(w.calls('pull')).toHaveLength(pulls);
+      if (state === 'Stale') expect(pick(reports, 'r.io/shop/web:1')?.digest).toBe(digest(1));
+      else expect(pick(reports, 'r.io/shop/web:1')?.digest).toBe(digest(7));
+    }
+  });
+
+  it('retries an unreachable registry with backoff, gives up after backoffLimit, recovers on the schedule', async () => {
+    const w = new World();
+    w.publish('r.io/shop/web:1', 1);
+    w.runtime.setRegistryReachable('r.io', false);
+    w.engine.setPrePulls([
+      prePull('shop', {
+        images: [{ image: 'r.io/shop/web:1' }],
+        backoffLimit: 2,
+        schedule: '0 * * * *',
+      }),
+    ]);
+    await w.engine.start();
+    let reports = await w.settle();
+    expect(pick(reports, 'r.io/shop/web:1')).toMatchObject({
+      state: 'Failed',
+      reason: 'PullFailed',
+      attempts: 3,
+    });
+    expect(pick(reports, 'r.io/shop/web:1')?.message).toMatch(
+      /connection refused\) \(gave up after 3 attempts\)$/,
+    );
+    // Backoff 2 s then 4 s (jitter 0.5 → exactly the base), then no more.
+    expect(w.clock.sleeps.filter((ms) => ms >= 1000)).toEqual([2000, 4000]);
+    w.runtime.setRegistryReachable('r.io', true);
+    w.tick('0 * * * *');
+    reports = await w.settle();
+    expect(pick(reports, 'r.io/shop/web:1')).toMatchObject({ state: 'Present', attempts: 0 });
+  });
+
+  it('never runs more pulls at once than pullConcurrency', async () => {
+    const w = new World({ pullConcurrency: 2, pullLatencyMs: 1000 });
+    const images = [1, 2, 3, 4, 5].map((n) => `r.io/shop/img${n}:1`);
+    images.forEach((ref, n) => {
+      w.publish(ref, n + 1);
+    });
+    let active = 0;
+    let most = 0;
+    const pull = w.runtime.pull.bind(w.runtime);
+    w.runtime.pull = async (ref, options) => {
+      most = Math.max(most, ++active);
+      try {
+        return await pull(ref, options);
+      } finally {
+        active--;
+      }
+    };
+    w.engine.setPrePulls([prePull('shop', { images: images.map((image) => ({ image })) })]);
+    await w.engine.start();
+    const reports = await w.settle();
+    expect(reports.every((r) => r.state === 'Present')).toBe(true);
+    expect(most).toBe(2);
+  });
+
+  it('tries each candidate credential in order until one is accepted', async () => {
+    const w = new World();
+    w.publish('r.io/shop/web:1', 1);
+    w.runtime.requireCredentials('r.io', { username: 'u', password: 'right' });
+    w.credentials = [
+      new RegistryCredential({
+        source: 'secret shop/old',
+        key: 'r.io',
+        username: 'u',
+        password: 'wrong',
+      }),
+      new RegistryCredential({
+        source: 'secret shop/new',
+        key: 'r.io',
+        username: 'u',
+        password: 'right',
+      }),
+    ];
+    w.engine.setPrePulls([prePull('shop', { images: [{ image: 'r.io/shop/web:1' }] })]);
+    await w.engine.start();
+    const reports = await w.settle();
+    expect(pick(reports, 'r.io/shop/web:1')?.state).toBe('Present');
+    expect(w.calls('pull')).toEqual(['r.io/shop/web:1', 'r.io/shop/web:1']);
+    expect(w.logs.join('')).not.toContain('right');
+  });
+
+  it('follows label changes: images move on and off the node, and leaving never removes', async () => {
+    const w = new World();
+    w.publish('r.io/shop/gpu:1', 1);
+    w.engine.setPrePulls([
+      prePull('gpu', { images: [{ image: 'r.io/shop/gpu:1' }], nodeSelector: { gpu: 'true' } }),
+    ]);
+    await w.engine.start();
+    expect(await w.settle()).toEqual([]);
+    w.engine.setLabels({ role: 'worker', gpu: 'true' });
+    expect(pick(await w.settle(), 'r.io/shop/gpu:1')?.state).toBe('Present');
+    w.engine.setLabels({ role: 'worker' });
+    expect(await w.settle()).toEqual([]);
+    expect(w.calls('remove')).toEqual([]);
+    expect(w.runtime.snapshot().map((i) => i.repoTags[0])).toEqual(['r.io/shop/gpu:1']);
+  });
+
+  it('reports an image the runtime cannot pin as unpinned, without retrying the pin', async () => {
+    const w = new World({ pin: false });
+    w.publish('r.io/shop/web:1', 1);
+    w.engine.setPrePulls([prePull('shop', { images: [{ image: 'r.io/shop/web:1' }] })]);
+    await w.engine.start();
+    const reports = await w.settle();
+    expect(pick(reports, 'r.io/shop/web:1')).toMatchObject({ state: 'Present', pinned: false });
+    expect(w.calls('pin')).toEqual([]);
+  });
+
+  it('stops promptly, aborting a pull in flight', async () => {
+    const w = new World({ pullLatencyMs: 60_000 });
+    w.publish('r.io/shop/web:1', 1);
+    w.engine.setPrePulls([prePull('shop', { images: [{ image: 'r.io/shop/web:1' }] })]);
+    await w.engine.start();
+    for (let i = 0; i < 20; i++) await Promise.resolve();
+    expect(w.engine.reports()[0]?.state).toBe('Pulling');
+    await w.engine.stop();
+    expect(w.runtime.snapshot()).toEqual([]);
+  });
+});

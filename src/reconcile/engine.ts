@@ -1,0 +1,631 @@
+// The reconcile engine shared by `prepull sync` and the in-cluster agent: keeps the node's runtime
+// holding the desired images. It lists the runtime once at start, then learns of changes from
+// deletion events (or a cheap periodic list where the runtime has none), runs each image through
+// the state machine in state.ts on a keyed work queue, pulls with bounded concurrency, verifies
+// tags against the registry, pins, and reports state. It never removes an image.
+import type { PrePull } from '../api/prepull.ts';
+import type { Clock } from '../clock.ts';
+import { isPrepullError } from '../errors.ts';
+import type { RegistryCredential } from '../registry/credentials.ts';
+import type { DeletionEvent, ImageRuntime, RuntimeImage } from '../runtime/types.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import type { Metrics } from '../telemetry/metrics.ts';
+import { type BackoffPolicy, PULL_BACKOFF, backoffDelay } from './backoff.ts';
+import { type DesiredImage, desiredImages } from './desired.ts';
+import { WorkQueue } from './queue.ts';
+import {
+  type Decision,
+  type ErrorInfo,
+  type ImageState,
+  type Memory,
+  NEW_MEMORY,
+  afterPullFailed,
+  afterPullStarted,
+  afterPullSucceeded,
+  afterReset,
+  afterVerified,
+  afterVerifyFailed,
+  decide,
+} from './state.ts';
+
+/** Tag → digest, as the registry says now (registry client). */
+export interface DigestResolver {
+  resolve(
+    ref: string,
+    options: { credentials?: readonly RegistryCredential[]; signal?: AbortSignal },
+  ): Promise<{ digest: string }>;
+}
+
+/** The credentials to try, in order, for an image (pull secrets, a docker config file). */
+export interface CredentialProvider {
+  forImage(image: DesiredImage): Promise<RegistryCredential[]>;
+}
+
+/** Cron schedules (node-cron in production, a manual trigger in tests). */
+export interface Scheduler {
+  schedule(expression: string, onTick: () => void): () => void;
+}
+
+/** Does `image` carry one of `digests` for the repository `ref` names? (runtime/digest.ts) */
+export type DigestMatcher = (
+  image: RuntimeImage,
+  ref: string,
+  digests: readonly string[],
+) => boolean;
+
+export interface EngineDeps {
+  runtime: ImageRuntime;
+  resolver: DigestResolver;
+  credentials: CredentialProvider;
+  matchesDigest: DigestMatcher;
+  scheduler: Scheduler;
+  clock: Clock;
+  log: Logger;
+  metrics: Metrics;
+}
+
+export interface EngineOptions {
+  /** Labels of this node, for nodeSelectors. */
+  labels: Record<string, string>;
+  /** Pulls at once on this node. */
+  pullConcurrency: number;
+  /** A registry digest checked this recently is reused rather than asked again. */
+  verifyTtlMs?: number;
+  /** Re-list interval when the runtime cannot report deletions. */
+  resyncIntervalMs?: number;
+  backoff?: BackoffPolicy;
+}
+
+/** The per-image report: NodeImageCache entries, `sync` output, Events. */
+export interface ImageReport {
+  image: string;
+  /** As written in the PrePull that first named it. */
+  written: string;
+  requiredBy: string[];
+  state: ImageState;
+  reason: string;
+  message?: string;
+  /** The local image's digest for this repository (repo digest), when present. */
+  digest?: string;
+  registryDigest?: string;
+  imageId?: string;
+  size?: number;
+  pinned?: boolean;
+  lastVerified?: string;
+  attempts: number;
+  /** Duration of the last successful pull, ms. */
+  pullDurationMs?: number;
+}
+
+interface Entry {
+  desired: DesiredImage;
+  memory: Memory;
+  /** What the runtime reported last (undefined: absent). */
+  image?: RuntimeImage;
+  decision?: Decision;
+  verifyRequested: boolean;
+  /** A schedule asked: resolve again even within the digest TTL. */
+  forceVerify: boolean;
+  pullDurationMs?: number;
+  /** The runtime refused to pin this image; not retried until it is pulled again. */
+  pinError?: ErrorInfo;
+}
+
+function errorInfo(error: unknown): ErrorInfo {
+  if (isPrepullError(error))
+    return { code: error.code, message: error.message, retryable: error.retryable };
+  const message = error instanceof Error ? error.message : String(error);
+  return { code: 'ERR_RUNTIME_FAILED', message, retryable: true };
+}
+
+/** The repository part of a canonical reference (before any tag or digest). */
+export function repositoryOf(ref: string): string {
+  const at = ref.indexOf('@');
+  const base = at >= 0 ? ref.slice(0, at) : ref;
+  const colon = base.lastIndexOf(':');
+  return colon > base.lastIndexOf('/') ? base.slice(0, colon) : base;
+}
+
+/** The image among `images` that `ref` names: by tag, by digest, or by ID. */
+export function findImage(images: readonly RuntimeImage[], ref: string): RuntimeImage | undefined {
+  const at = ref.indexOf('@');
+  if (at >= 0) {
+    const byDigest = `${repositoryOf(ref)}${ref.slice(at)}`;
+    return images.find((i) => i.repoDigests.includes(byDigest));
+  }
+  return images.find((i) => i.repoTags.includes(ref) || i.id === ref);
+}
+
+export class Engine {
+  private readonly deps: EngineDeps;
+  private readonly options: Required<EngineOptions>;
+  private readonly entries = new Map<string, Entry>();
+  private readonly queue: WorkQueue<string>;
+  private readonly pullSlots: (() => void)[] = [];
+  private readonly listeners = new Set<(reports: ImageReport[]) => void>();
+  private readonly stops: (() => void)[] = [];
+  private prePulls: readonly PrePull[] = [];
+  private sandboxImage: string | undefined;
+  private activePulls = 0;
+  private started = false;
+  private resyncing = false;
+
+  constructor(deps: EngineDeps, options: EngineOptions) {
+    this.deps = deps;
+    this.options = {
+      verifyTtlMs: 60_000,
+      resyncIntervalMs: 30_000,
+      backoff: PULL_BACKOFF,
+      ...options,
+    };
+    this.queue = new WorkQueue<string>({
+      concurrency: 64,
+      clock: deps.clock,
+      handler: (ref, signal) => this.handle(ref, signal),
+      onError: (ref, error) => {
+        deps.log.error({ image: ref, err: errorInfo(error) }, 'reconcile failed');
+        this.queue.addAfter(ref, 5000);
+      },
+    });
+  }
+
+  /** Subscribes to report changes (called after each state change, with every image). */
+  onChange(listener: (reports: ImageReport[]) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * Reads the runtime once (info and every image, one list call), subscribes to deletions (or
+   * schedules a periodic list), and starts reconciling the PrePulls given so far.
+   */
+  async start(): Promise<void> {
+    const { runtime, log } = this.deps;
+    const info = await this.call('info', () => runtime.info());
+    this.sandboxImage = info.sandboxImage;
+    log.info(
+      {
+        runtime: info.name,
+        version: info.version,
+        endpoint: info.endpoint,
+        sandboxImage: info.sandboxImage,
+      },
+      'runtime',
+    );
+    const images = await this.call('list', () => runtime.listImages());
+    this.started = true;
+    this.recompute(images);
+    if (runtime.capabilities.deletionEvents) {
+      const stop = await this.call('watch', () =>
+        runtime.watchDeletions((event) => {
+          this.onDeletion(event);
+        }),
+      );
+      this.stops.push(stop);
+    } else {
+      this.scheduleResync();
+    }
+  }
+
+  setPrePulls(prePulls: readonly PrePull[]): void {
+    this.prePulls = prePulls;
+    if (this.started) this.recompute();
+  }
+
+  setLabels(labels: Record<string, string>): void {
+    this.options.labels = labels;
+    if (this.started) this.recompute();
+  }
+
+  reports(): ImageReport[] {
+    return [...this.entries.values()]
+      .map((e) => this.report(e))
+      .sort((a, b) => a.image.localeCompare(b.image));
+  }
+
+  /**
+   * Resolves once every image has reached a resting state: Present (verified and pinned where
+   * asked), Failed, or Stale that will not be re-pulled. For `sync --once`.
+   */
+  async settled(): Promise<ImageReport[]> {
+    for (;;) {
+      await this.queue.idle();
+      const unsettled = [...this.entries.values()].filter((e) => !this.isResting(e));
+      if (unsettled.length === 0) return this.reports();
+      await new Promise<void>((resolve) => {
+        const stop = this.onChange(() => {
+          stop();
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** Stops watching and scheduling; aborts pulls in flight. */
+  async stop(): Promise<void> {
+    for (const stop of this.stops.splice(0)) stop();
+    await this.queue.shutDown();
+    for (const release of this.pullSlots.splice(0)) release();
+  }
+
+  private isResting(entry: Entry): boolean {
+    const decision = entry.decision;
+    if (decision === undefined) return false;
+    if (decision.action.kind !== 'none') return false;
+    return decision.state !== 'Pulling' && decision.state !== 'Missing';
+  }
+
+  private async call<T>(operation: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      const result = await fn();
+      this.deps.metrics.runtimeCalls.inc({ operation, code: 'ok' });
+      return result;
+    } catch (error) {
+      this.deps.metrics.runtimeCalls.inc({ operation, code: errorInfo(error).code });
+      throw error;
+    }
+  }
+
+  private recompute(images?: readonly RuntimeImage[]): void {
+    const desired = desiredImages(this.prePulls, this.options.labels, this.sandboxImage);
+    for (const ref of this.entries.keys()) {
+      if (desired.has(ref)) continue;
+      this.entries.delete(ref);
+      this.queue.forget(ref);
+      this.deps.log.info({ image: ref }, 'no longer required (kept on the node)');
+    }
+    for (const [ref, want] of desired) {
+      const existing = this.entries.get(ref);
+      if (existing === undefined) {
+        const entry: Entry = {
+          desired: want,
+          memory: NEW_MEMORY,
+          verifyRequested: true,
+          forceVerify: false,
+        };
+        const image = images ? findImage(images, ref) : undefined;
+        if (image !== undefined) entry.image = image;
+        this.entries.set(ref, entry);
+        this.watchSchedules(entry);
+      } else if (JSON.stringify(existing.desired) !== JSON.stringify(want)) {
+        // A change gives a failed image a fresh set of attempts and a fresh check.
+        existing.desired = want;
+        existing.memory = afterReset(existing.memory);
+        existing.verifyRequested = true;
+      } else if (images !== undefined) {
+        const image = findImage(images, ref);
+        if (image === undefined) delete existing.image;
+        else existing.image = image;
+      }
+      this.queue.add(ref);
+    }
+    this.publish();
+  }
+
+  private watchSchedules(entry: Entry): void {
+    for (const expression of entry.desired.schedules) {
+      const stop = this.deps.scheduler.schedule(expression, () => {
+        const current = this.entries.get(entry.desired.ref);
+        if (!current?.desired.schedules.includes(expression)) return;
+        current.memory = afterReset(current.memory);
+        current.verifyRequested = true;
+        current.forceVerify = true;
+        this.queue.add(current.desired.ref);
+      });
+      this.stops.push(stop);
+    }
+  }
+
+  private scheduleResync(): void {
+    const abort = new AbortController();
+    this.stops.push(() => {
+      abort.abort();
+    });
+    const loop = async (): Promise<void> => {
+      for (;;) {
+        await this.deps.clock.sleep(this.options.resyncIntervalMs, abort.signal);
+        await this.resync();
+      }
+    };
+    loop().catch(() => undefined);
+  }
+
+  /** Re-lists the runtime (after a broken event stream, or periodically without events). */
+  private async resync(): Promise<void> {
+    if (this.resyncing) return;
+    this.resyncing = true;
+    try {
+      const images = await this.call('list', () => this.deps.runtime.listImages());
+      for (const entry of this.entries.values()) {
+        if (entry.memory.pulling) continue;
+        const image = findImage(images, entry.desired.ref);
+        const changed = (image === undefined) !== (entry.image === undefined);
+        // Record what the runtime said before queueing: the handler starts at once.
+        if (image === undefined) delete entry.image;
+        else entry.image = image;
+        if (changed) this.queue.add(entry.desired.ref);
+      }
+    } catch (error) {
+      this.deps.log.warn({ err: errorInfo(error) }, 'could not list images');
+    } finally {
+      this.resyncing = false;
+    }
+  }
+
+  private onDeletion(event: DeletionEvent): void {
+    if (event.kind === 'gap') {
+      this.deps.log.info({ reason: event.reason }, 'runtime event stream resumed; re-listing');
+      void this.resync();
+      return;
+    }
+    // A hint: confirm with the runtime's own status check before acting.
+    for (const entry of this.entries.values()) {
+      const image = entry.image;
+      const ref = entry.desired.ref;
+      const named =
+        event.name === ref ||
+        image?.id === event.name ||
+        image?.repoTags.includes(event.name) === true ||
+        image?.repoDigests.includes(event.name) === true;
+      if (named && !entry.memory.pulling) void this.confirmDeletion(entry);
+    }
+  }
+
+  private async confirmDeletion(entry: Entry): Promise<void> {
+    const ref = entry.desired.ref;
+    try {
+      const image = await this.call('status', () => this.deps.runtime.imageStatus(ref));
+      if (image === undefined) {
+        delete entry.image;
+        this.deps.log.warn({ image: ref }, 'image removed from the node; pulling it back');
+      } else {
+        entry.image = image;
+      }
+    } catch (error) {
+      this.deps.log.warn({ image: ref, err: errorInfo(error) }, 'could not check a removed image');
+    }
+    this.queue.add(ref);
+  }
+
+  private async handle(ref: string, signal: AbortSignal): Promise<void> {
+    // A few steps per turn: verify, then pin, then report — each step re-decides.
+    for (let step = 0; step < 4 && !signal.aborted; step++) {
+      const entry = this.entries.get(ref);
+      if (entry === undefined) return;
+      const now = this.deps.clock.now();
+      const decision = decide(
+        entry.desired,
+        {
+          present: entry.image !== undefined,
+          ...(entry.image
+            ? { id: entry.image.id, size: entry.image.size, pinned: entry.image.pinned }
+            : {}),
+          ...this.digestMatch(entry),
+        },
+        entry.memory,
+        {
+          now,
+          verifyDue: entry.verifyRequested,
+          canPin: this.deps.runtime.capabilities.pin && entry.pinError === undefined,
+        },
+      );
+      this.record(entry, decision);
+      const action = decision.action;
+      if (action.kind === 'none') return;
+      if (action.kind === 'wait') {
+        this.queue.addAfter(ref, action.until - now);
+        return;
+      }
+      if (action.kind === 'verify') await this.verify(entry, signal);
+      else if (action.kind === 'pin') await this.pin(entry);
+      else await this.pull(entry, signal);
+    }
+    if (!signal.aborted) this.queue.add(ref);
+  }
+
+  private digestMatch(entry: Entry): { digestMatches?: boolean } {
+    const digest = entry.memory.registryDigest;
+    if (entry.image === undefined || digest === undefined) return {};
+    return { digestMatches: this.deps.matchesDigest(entry.image, entry.desired.ref, [digest]) };
+  }
+
+  private record(entry: Entry, decision: Decision): void {
+    const before = entry.decision;
+    entry.decision = decision;
+    if (
+      before?.state === decision.state &&
+      before.reason === decision.reason &&
+      before.message === decision.message
+    ) {
+      return;
+    }
+    const report = this.report(entry);
+    this.deps.log.info(
+      {
+        image: report.image,
+        state: report.state,
+        reason: report.reason,
+        ...(report.message !== undefined ? { message: report.message } : {}),
+        ...(report.digest !== undefined ? { digest: report.digest } : {}),
+        ...(report.pullDurationMs !== undefined && decision.state === 'Present'
+          ? { durationMs: report.pullDurationMs }
+          : {}),
+      },
+      'image state',
+    );
+    this.publish();
+  }
+
+  private async verify(entry: Entry, signal: AbortSignal): Promise<void> {
+    const { memory } = entry;
+    const now = this.deps.clock.now();
+    const forced = entry.forceVerify || entry.desired.pullPolicy === 'Always';
+    entry.verifyRequested = false;
+    entry.forceVerify = false;
+    // Implicit checks (after a pull, after an edit) reuse a recent answer; schedules and
+    // pullPolicy Always always ask the registry.
+    const fresh =
+      memory.verifiedAt !== undefined &&
+      memory.registryDigest !== undefined &&
+      now - memory.verifiedAt < this.options.verifyTtlMs;
+    if (fresh && !forced) return;
+    try {
+      const credentials = await this.deps.credentials.forImage(entry.desired);
+      const { digest } = await this.deps.resolver.resolve(entry.desired.ref, {
+        credentials,
+        signal,
+      });
+      entry.memory = afterVerified(entry.memory, digest, this.deps.clock.now());
+    } catch (error) {
+      const info = errorInfo(error);
+      entry.memory = afterVerifyFailed(entry.memory, info, this.deps.clock.now());
+      this.deps.log.warn(
+        { image: entry.desired.ref, err: info },
+        'could not verify against the registry',
+      );
+    }
+  }
+
+  private async pin(entry: Entry): Promise<void> {
+    const ref = entry.desired.ref;
+    try {
+      await this.call('pin', () => this.deps.runtime.pin(ref));
+      const image = await this.call('status', () => this.deps.runtime.imageStatus(ref));
+      if (image === undefined) delete entry.image;
+      else entry.image = image;
+      if (image !== undefined && !image.pinned) {
+        throw new Error('the runtime still reports the image unpinned after pinning it');
+      }
+    } catch (error) {
+      // Report the image as the runtime sees it, and stop asking until the image changes.
+      entry.pinError = errorInfo(error);
+      this.deps.log.warn({ image: ref, err: entry.pinError }, 'could not pin');
+    }
+  }
+
+  private async acquirePullSlot(signal: AbortSignal): Promise<void> {
+    if (this.activePulls < this.options.pullConcurrency) {
+      this.activePulls++;
+      return;
+    }
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => {
+        reject(new Error('aborted'));
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.pullSlots.push(() => {
+        signal.removeEventListener('abort', onAbort);
+        this.activePulls++;
+        resolve();
+      });
+    });
+  }
+
+  private releasePullSlot(): void {
+    this.activePulls--;
+    this.pullSlots.shift()?.();
+  }
+
+  private async pull(entry: Entry, signal: AbortSignal): Promise<void> {
+    const { clock, metrics, log } = this.deps;
+    const ref = entry.desired.ref;
+    await this.acquirePullSlot(signal);
+    entry.memory = afterPullStarted(entry.memory);
+    this.record(entry, { state: 'Pulling', reason: 'Pulling', action: { kind: 'none' } });
+    const started = clock.now();
+    try {
+      const image = await this.pullWithCredentials(entry, signal);
+      const seconds = (clock.now() - started) / 1000;
+      metrics.pulls.inc({ result: 'success', code: '' });
+      metrics.pullDuration.observe({ result: 'success' }, seconds);
+      metrics.pulledBytes.inc(image.size);
+      entry.image = image;
+      entry.pullDurationMs = clock.now() - started;
+      entry.memory = afterPullSucceeded(entry.memory);
+      delete entry.pinError;
+      // The pulled image carries the digest the tag resolves to now; check it against a fresh HEAD.
+      entry.verifyRequested = true;
+    } catch (error) {
+      const info = errorInfo(error);
+      metrics.pulls.inc({ result: 'failure', code: info.code });
+      metrics.pullDuration.observe({ result: 'failure' }, (clock.now() - started) / 1000);
+      if (signal.aborted) {
+        entry.memory = { ...entry.memory, pulling: false };
+        return;
+      }
+      const delay = backoffDelay(this.options.backoff, entry.memory.attempts + 1, () =>
+        clock.random(),
+      );
+      entry.memory = afterPullFailed(entry.memory, entry.desired, info, clock.now(), delay);
+      log.warn({ image: ref, err: info, attempt: entry.memory.attempts }, 'pull failed');
+    } finally {
+      this.releasePullSlot();
+    }
+  }
+
+  /** Tries each candidate credential in order, as kubelet does; anonymous when there are none. */
+  private async pullWithCredentials(entry: Entry, signal: AbortSignal): Promise<RuntimeImage> {
+    const ref = entry.desired.ref;
+    const candidates = await this.deps.credentials.forImage(entry.desired);
+    const attempts: (RegistryCredential | undefined)[] =
+      candidates.length > 0 ? candidates : [undefined];
+    let lastError: unknown;
+    for (const credentials of attempts) {
+      try {
+        return await this.call('pull', () =>
+          this.deps.runtime.pull(ref, {
+            credentials,
+            timeoutMs: entry.desired.timeoutSeconds * 1000,
+            signal,
+          }),
+        );
+      } catch (error) {
+        lastError = error;
+        if (
+          !isPrepullError(error, 'ERR_REGISTRY_UNAUTHORIZED') &&
+          !isPrepullError(error, 'ERR_REGISTRY_FORBIDDEN')
+        )
+          throw error;
+      }
+    }
+    throw lastError;
+  }
+
+  private report(entry: Entry): ImageReport {
+    const { desired, memory, image, decision } = entry;
+    const repository = repositoryOf(desired.ref);
+    const digest = image?.repoDigests
+      .find((d) => d.startsWith(`${repository}@`))
+      ?.slice(repository.length + 1);
+    return {
+      image: desired.ref,
+      written: desired.written,
+      requiredBy: desired.requiredBy,
+      state: decision?.state ?? 'Missing',
+      reason: decision?.reason ?? 'Pending',
+      ...(decision?.message !== undefined ? { message: decision.message } : {}),
+      ...(digest !== undefined ? { digest } : {}),
+      ...(memory.registryDigest !== undefined ? { registryDigest: memory.registryDigest } : {}),
+      ...(image !== undefined ? { imageId: image.id, size: image.size, pinned: image.pinned } : {}),
+      ...(memory.verifiedAt !== undefined
+        ? { lastVerified: new Date(memory.verifiedAt).toISOString() }
+        : {}),
+      attempts: memory.attempts,
+      ...(entry.pullDurationMs !== undefined ? { pullDurationMs: entry.pullDurationMs } : {}),
+    };
+  }
+
+  private publish(): void {
+    const reports = this.reports();
+    const states = new Map(reports.map((r) => [r.image, r.state]));
+    const held = reports.reduce((sum, r) => sum + (r.state === 'Present' ? (r.size ?? 0) : 0), 0);
+    this.deps.metrics.setImageStates(states, held);
+    if (
+      reports.length > 0 &&
+      reports.every((r) => r.state === 'Present' && r.reason !== 'VerifyFailed')
+    ) {
+      this.deps.metrics.lastSync.set(this.deps.clock.now() / 1000);
+    }
+    for (const listener of this.listeners) listener(reports);
+  }
+}
