@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { readFileSync } from 'node:fs';
-import { HELP, run, version } from './main.ts';
+import { HELP, main, run, version } from './main.ts';
+import { SYNC_USAGE } from '../config/sync.ts';
 
 function capture(argv: string[]): { code: number; out: string; err: string } {
   let out = '';
@@ -27,5 +28,16 @@ describe('prepull command line', () => {
     expect(result.code).toBe(2);
     expect(result.err).toContain('unknown command frobnicate');
     expect(result.err).toContain('ERR_USAGE');
+  });
+
+  it('dispatches sync: its help, and usage errors with exit 2', async () => {
+    let out = '';
+    let err = '';
+    const io = { out: (t: string) => (out += t), err: (t: string) => (err += t) };
+    expect(await main(['sync', '--help'], io)).toBe(0);
+    expect(out).toBe(SYNC_USAGE);
+    expect(await main(['sync'], io)).toBe(2);
+    expect(err).toContain('prepull sync: -f FILE|DIR is required');
+    expect(err).toContain('ERR_USAGE');
   });
 });

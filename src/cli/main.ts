@@ -1,5 +1,5 @@
-// Entry point of the `prepull` command: parses the command line and dispatches to a subcommand.
-// Subcommands arrive with their issues; until then only --help and --version answer.
+// Entry point of the `prepull` command: parses the command line and dispatches to a subcommand,
+// loading each subcommand's code only when it runs (a DaemonSet pays for every module it loads).
 import { readFileSync } from 'node:fs';
 import { PrepullError, isPrepullError } from '../errors.ts';
 
@@ -30,7 +30,9 @@ Usage:
   prepull --version | -V
 
 Commands:
-  (none yet: \`sync\` and \`agent\` arrive with their issues; see README.md)
+  sync      reconcile this machine's container runtime with PrePull files, without a cluster
+            (\`prepull sync --help\`)
+  (\`agent\`, the in-cluster DaemonSet, arrives with its issue)
 
 Flags:
   -h, --help      print this help and exit
@@ -59,6 +61,17 @@ export function run(argv: readonly string[], io: Output = stdio): number {
   }
 }
 
-export function main(argv: readonly string[]): Promise<number> {
-  return Promise.resolve(run(argv));
+export async function main(argv: readonly string[], io: Output = stdio): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command !== 'sync') return run(argv, io);
+  try {
+    const { runSync } = await import('./sync.ts');
+    return await runSync(rest, io);
+  } catch (error) {
+    if (isPrepullError(error)) {
+      io.err(`prepull sync: ${error.message} (${error.code})\n`);
+      return error.code === 'ERR_USAGE' ? 2 : 1;
+    }
+    throw error;
+  }
 }

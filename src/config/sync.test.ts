@@ -13,6 +13,8 @@ describe('parseSyncArgs', () => {
         'kubernetes.io/os': 'linux',
         'kubernetes.io/arch': 'amd64',
       },
+      insecureRegistries: [],
+      registryCAs: {},
       pullConcurrency: 2,
       output: 'table',
       logLevel: 'info',
@@ -36,6 +38,12 @@ describe('parseSyncArgs', () => {
       'cri',
       '--docker-config',
       '/root/.docker/config.json',
+      '--insecure-registry',
+      '10.0.0.5:5000',
+      '--insecure-registry',
+      'reg.lan',
+      '--registry-ca',
+      'r.internal:443=/etc/ca.pem',
       '--pull-concurrency',
       '4',
       '--metrics-address',
@@ -59,6 +67,8 @@ describe('parseSyncArgs', () => {
       runtimeEndpoint: 'unix:///run/containerd/containerd.sock',
       runtime: 'cri',
       dockerConfig: '/root/.docker/config.json',
+      insecureRegistries: ['10.0.0.5:5000', 'reg.lan'],
+      registryCAs: { 'r.internal:443': '/etc/ca.pem' },
       pullConcurrency: 4,
       metricsAddress: { host: '127.0.0.1', port: 9464 },
       output: 'json',
@@ -79,6 +89,7 @@ describe('parseSyncArgs', () => {
     [['-f', 'a', '--metrics-address', 'nowhere'], /"nowhere" is not HOST:PORT/],
     [['-f', 'a', '--runtime-endpoint', '/run/x.sock'], /must be unix:\/\/\/path/],
     [['-f', 'a', '--frobnicate'], /Unknown option '--frobnicate'/],
+    [['-f', 'a', '--registry-ca', 'nofile'], /"nofile" is not HOST=FILE/],
   ])('rejects %j', (argv, message) => {
     let thrown: unknown;
     try {

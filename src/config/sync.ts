@@ -15,6 +15,10 @@ export interface SyncConfig {
   runtimeEndpoint?: string;
   runtime?: 'cri' | 'docker';
   dockerConfig?: string;
+  /** Registries reached over plain HTTP, as host[:port]. */
+  insecureRegistries: string[];
+  /** Extra CA bundles (file paths) per registry host[:port]. */
+  registryCAs: Record<string, string>;
   pullConcurrency: number;
   metricsAddress?: { host: string; port: number };
   output: 'table' | 'json';
@@ -38,6 +42,9 @@ Flags:
       --runtime cri|docker    the protocol at --runtime-endpoint (default: detect)
       --docker-config FILE    registry credentials from a docker config.json, for PrePulls
                               that name no pull secret
+      --insecure-registry H   verify against registry H (host[:port]) over plain HTTP
+                              (repeatable; only for registries on a network you trust)
+      --registry-ca H=FILE    trust the CA bundle FILE for registry H (repeatable)
       --pull-concurrency N    pulls at once (default 2)
       --metrics-address H:P   serve /metrics, /healthz and /readyz (default: off)
       --output table|json     result format on stdout (default table); logs go to stderr
@@ -85,6 +92,17 @@ function oneOf<T extends string>(
   throw usage(`${flag} must be one of ${allowed.join(', ')}, got "${value}"`);
 }
 
+function parseRegistryCAs(values: readonly string[]): Record<string, string> {
+  const cas: Record<string, string> = {};
+  for (const value of values) {
+    const eq = value.indexOf('=');
+    if (eq <= 0 || eq === value.length - 1)
+      throw usage(`--registry-ca: "${value}" is not HOST=FILE`);
+    cas[value.slice(0, eq)] = value.slice(eq + 1);
+  }
+  return cas;
+}
+
 function parseConcurrency(text: string | undefined): number {
   const value = Number(text ?? '2');
   if (!Number.isInteger(value) || value < 1 || value > 64) {
@@ -122,6 +140,8 @@ export function parseSyncArgs(argv: readonly string[]): SyncConfig | 'help' {
         'runtime-endpoint': { type: 'string' },
         runtime: { type: 'string' },
         'docker-config': { type: 'string' },
+        'insecure-registry': { type: 'string', multiple: true },
+        'registry-ca': { type: 'string', multiple: true },
         'pull-concurrency': { type: 'string' },
         'metrics-address': { type: 'string' },
         output: { type: 'string', short: 'o' },
@@ -149,6 +169,8 @@ export function parseSyncArgs(argv: readonly string[]): SyncConfig | 'help' {
     },
     ...runtimeFlags(v['runtime-endpoint'], v.runtime),
     ...(v['docker-config'] !== undefined ? { dockerConfig: v['docker-config'] } : {}),
+    insecureRegistries: v['insecure-registry'] ?? [],
+    registryCAs: parseRegistryCAs(v['registry-ca'] ?? []),
     pullConcurrency: parseConcurrency(v['pull-concurrency']),
     ...(v['metrics-address'] !== undefined
       ? { metricsAddress: parseAddress(v['metrics-address']) }

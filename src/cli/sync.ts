@@ -1,0 +1,249 @@
+// `prepull sync`: the engine without a cluster. Reads PrePull files, finds the runtime, wires the
+// registry client, credentials, metrics and logs, then either reconciles once and exits (0 when
+// every image is Present and verified where asked) or keeps reconciling and reloads the files
+// when they change. Entry point only: parse, wire, run.
+import { type FSWatcher, readFileSync, watch } from 'node:fs';
+import type { PrePull } from '../api/prepull.ts';
+import { loadPrePullFiles } from '../api/files.ts';
+import { systemClock } from '../clock.ts';
+import { type SyncConfig, SYNC_USAGE, parseSyncArgs } from '../config/sync.ts';
+import { PrepullError } from '../errors.ts';
+import { cronScheduler } from '../reconcile/cron.ts';
+import { type CredentialProvider, Engine, type ImageReport } from '../reconcile/engine.ts';
+import { RegistryClient } from '../registry/client.ts';
+import { Keyring, parseDockerConfigFile } from '../registry/credentials.ts';
+import type { RegistryHostsConfig } from '../registry/mirrors.ts';
+import { proxyFromEnv } from '../registry/proxy.ts';
+import { parseReference } from '../registry/reference.ts';
+import { detectRuntime } from '../runtime/detect.ts';
+import { imageMatchesDigest } from '../runtime/digest.ts';
+import type { ImageRuntime, RuntimeInfo } from '../runtime/types.ts';
+import { type Logger, createLogger } from '../telemetry/logger.ts';
+import { Metrics } from '../telemetry/metrics.ts';
+import { type TelemetryServer, startTelemetryServer } from '../telemetry/server.ts';
+import type { Output } from './main.ts';
+import { type SyncResult, renderJson, renderTable } from './output.ts';
+
+function registryHosts(config: SyncConfig): RegistryHostsConfig {
+  const hosts: Record<string, { insecure?: boolean; ca?: string }> = {};
+  for (const host of config.insecureRegistries) hosts[host] = { insecure: true };
+  for (const [host, file] of Object.entries(config.registryCAs)) {
+    let ca: string;
+    try {
+      ca = readFileSync(file, 'utf8');
+    } catch (cause) {
+      throw new PrepullError('ERR_USAGE', `--registry-ca ${host}=${file}: cannot read the file`, {
+        cause,
+      });
+    }
+    hosts[host] = { ...hosts[host], ca };
+  }
+  return hosts;
+}
+
+/** Credentials for `sync`: a docker config.json, for every image (there is no API to read secrets from). */
+function dockerConfigCredentials(path: string | undefined, log: Logger): CredentialProvider {
+  if (path === undefined) return { forImage: () => Promise.resolve([]) };
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (cause) {
+    throw new PrepullError('ERR_USAGE', `--docker-config ${path}: cannot read the file`, { cause });
+  }
+  const keyring = new Keyring([parseDockerConfigFile(text, `docker config ${path}`)]);
+  let warned = false;
+  return {
+    forImage: (image) => {
+      if (image.secrets.length > 0 && !warned) {
+        warned = true;
+        log.warn(
+          { image: image.ref },
+          'prepull sync cannot read imagePullSecrets; using --docker-config credentials',
+        );
+      }
+      return Promise.resolve(keyring.lookup(parseReference(image.ref)));
+    },
+  };
+}
+
+function result(
+  config: SyncConfig,
+  info: RuntimeInfo,
+  images: ImageReport[],
+  fileErrors: PrepullError[],
+): SyncResult {
+  const verifiedWhereAsked = images.every(
+    (r) => r.state === 'Present' && r.reason !== 'VerifyFailed',
+  );
+  return {
+    node: config.nodeName,
+    runtime: { name: info.name, version: info.version, endpoint: info.endpoint },
+    images,
+    fileErrors: fileErrors.map((e) => ({ code: e.code, message: e.message })),
+    ok: verifiedWhereAsked && fileErrors.length === 0,
+  };
+}
+
+interface Running {
+  engine: Engine;
+  runtime: ImageRuntime;
+  registry: RegistryClient;
+  server?: TelemetryServer;
+  watchers: FSWatcher[];
+}
+
+async function shutdown(running: Running, log: Logger): Promise<void> {
+  for (const watcher of running.watchers) watcher.close();
+  await running.engine.stop();
+  await running.server?.close();
+  await running.registry.close();
+  await running.runtime.close();
+  log.info('stopped');
+}
+
+/** Reloads the files a short while after the last change (editors write in several steps). */
+function watchFiles(paths: readonly string[], onChange: () => void): FSWatcher[] {
+  let timer: NodeJS.Timeout | undefined;
+  const changed = (): void => {
+    clearTimeout(timer);
+    timer = setTimeout(onChange, 300);
+  };
+  const watchers: FSWatcher[] = [];
+  for (const path of paths) {
+    try {
+      watchers.push(watch(path, changed));
+    } catch {
+      // A missing path was reported when loading; there is nothing to watch.
+    }
+  }
+  return watchers;
+}
+
+function loadFiles(
+  config: SyncConfig,
+  log: Logger,
+): { prePulls: PrePull[]; errors: PrepullError[] } {
+  const loaded = loadPrePullFiles(config.files);
+  for (const error of loaded.errors) log.error({ code: error.code }, error.message);
+  if (loaded.skipped.length > 0)
+    log.debug({ skipped: loaded.skipped }, 'skipped documents of other kinds');
+  log.info(
+    { prePulls: loaded.prePulls.length, invalid: loaded.errors.length },
+    'read PrePull files',
+  );
+  return { prePulls: loaded.prePulls, errors: loaded.errors };
+}
+
+export async function runSync(
+  argv: readonly string[],
+  io: Output,
+  signals: NodeJS.EventEmitter = process,
+): Promise<number> {
+  const config = parseSyncArgs(argv);
+  if (config === 'help') {
+    io.out(SYNC_USAGE);
+    return 0;
+  }
+  const log = createLogger(config.logLevel);
+  const metrics = new Metrics();
+  let files = loadFiles(config, log);
+  const detected = await detectRuntime({ endpoint: config.runtimeEndpoint });
+  const found = detected.found.kind;
+  if (config.runtime !== undefined && config.runtime !== found) {
+    await detected.runtime.close();
+    throw new PrepullError(
+      'ERR_USAGE',
+      `--runtime ${config.runtime} was given, but ${detected.endpoint} speaks ${found}`,
+    );
+  }
+  log.info({ skipped: detected.skipped }, detected.description);
+  const info = await detected.runtime.info();
+  const registry = new RegistryClient({
+    registries: registryHosts(config),
+    // The one place the environment is read for the registry client: proxies, as every runtime does.
+    proxy: proxyFromEnv(process.env),
+    onRequest: (event) => {
+      metrics.registryRequests.inc({
+        registry: event.registry,
+        code: event.status === undefined ? 'error' : String(event.status),
+      });
+      metrics.registryRequestDuration.observe(
+        { registry: event.registry },
+        event.durationMs / 1000,
+      );
+    },
+  });
+  const engine = new Engine(
+    {
+      runtime: detected.runtime,
+      resolver: registry,
+      credentials: dockerConfigCredentials(config.dockerConfig, log),
+      matchesDigest: imageMatchesDigest,
+      scheduler: cronScheduler,
+      clock: systemClock,
+      log,
+      metrics,
+    },
+    { labels: config.nodeLabels, pullConcurrency: config.pullConcurrency },
+  );
+  const running: Running = { engine, runtime: detected.runtime, registry, watchers: [] };
+  if (config.metricsAddress !== undefined) {
+    running.server = await startTelemetryServer(metrics, config.metricsAddress, async () => {
+      try {
+        await detected.runtime.info();
+        return undefined;
+      } catch (error) {
+        return `runtime not reachable: ${error instanceof Error ? error.message : String(error)}`;
+      }
+    });
+    log.info(
+      { address: `${config.metricsAddress.host}:${running.server.port}` },
+      'serving /metrics, /healthz, /readyz',
+    );
+  }
+  const print = (images: ImageReport[]): boolean => {
+    const outcome = result(config, info, images, files.errors);
+    io.out(config.output === 'json' ? renderJson(outcome) : renderTable(outcome));
+    return outcome.ok;
+  };
+
+  let stopping: Promise<void> | undefined;
+  const stopped = new Promise<string>((resolve) => {
+    const onSignal = (signal: string): void => {
+      stopping ??= shutdown(running, log);
+      resolve(signal);
+    };
+    signals.once('SIGTERM', () => {
+      onSignal('SIGTERM');
+    });
+    signals.once('SIGINT', () => {
+      onSignal('SIGINT');
+    });
+  });
+
+  engine.setPrePulls(files.prePulls);
+  await engine.start();
+  if (config.once) {
+    const settledOrSignal = await Promise.race([engine.settled(), stopped]);
+    if (typeof settledOrSignal === 'string') {
+      await stopping;
+      log.warn({ signal: settledOrSignal }, 'interrupted before every image settled');
+      print(engine.reports());
+      return 1;
+    }
+    const ok = print(settledOrSignal);
+    await shutdown(running, log);
+    return ok ? 0 : 1;
+  }
+
+  running.watchers = watchFiles(config.files, () => {
+    files = loadFiles(config, log);
+    engine.setPrePulls(files.prePulls);
+    void engine.settled().then(print);
+  });
+  void engine.settled().then(print);
+  const signal = await stopped;
+  await stopping;
+  log.info({ signal }, 'exiting');
+  return 0;
+}
