@@ -50,6 +50,20 @@ describe('sync output', () => {
     ]);
   });
 
+  it('shortens digest references in the table only', () => {
+    const ref = `r.io/shop/db@sha256:${'b'.repeat(64)}`;
+    const first = result.images[0]!;
+    const withDigest = {
+      ...result,
+      images: [{ ...first, image: ref, written: ref }],
+      fileErrors: [],
+    };
+    expect(renderTable(withDigest).split('\n')[1]).toMatch(
+      /^r\.io\/shop\/db@sha256:bbbbbbbbbbbb… +Present/,
+    );
+    expect(renderJson(withDigest)).toContain(ref);
+  });
+
   it('renders the same result as one JSON document', () => {
     expect(JSON.parse(renderJson(result))).toEqual(result);
   });

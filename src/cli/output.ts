@@ -34,10 +34,15 @@ function duration(ms: number | undefined): string {
   return ms < 1000 ? `${ms}ms` : `${(ms / 1000).toFixed(1)}s`;
 }
 
+/** A digest reference, shortened for the table (the JSON output keeps it whole). */
+function shortRef(ref: string): string {
+  return ref.replace(/@(sha256:[0-9a-f]{12})[0-9a-f]{52}$/, '@$1…');
+}
+
 export function renderTable(result: SyncResult): string {
   const header = ['IMAGE', 'STATE', 'DIGEST', 'SIZE', 'PINNED', 'TIME', 'REASON'];
   const rows = result.images.map((r) => [
-    r.written,
+    shortRef(r.written),
     r.state,
     shortDigest(r.digest ?? (r.state === 'Present' ? r.registryDigest : undefined)),
     humanBytes(r.size),

@@ -123,7 +123,7 @@ describe('decide', () => {
       NEW_MEMORY,
       { ...ctx, verifyDue: true },
       'Present',
-      'Present',
+      'Verified',
       'none',
     ],
     [

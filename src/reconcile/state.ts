@@ -136,7 +136,9 @@ function present(wanted: Wanted, observed: Observed, memory: Memory, ctx: Decide
       action: NONE,
     };
   }
-  return { state: 'Present', reason: checksRegistry ? 'Verified' : 'Present', action: NONE };
+  // A digest reference is verified by being present: content addressing leaves no other image.
+  const verified = checksRegistry || wanted.byDigest;
+  return { state: 'Present', reason: verified ? 'Verified' : 'Present', action: NONE };
 }
 
 /** The state to report and the next thing to do for one image. */
