@@ -140,6 +140,13 @@ describe('Engine', () => {
     const metrics = await w.metrics.render();
     expect(metrics).toContain('prepull_images{state="Present"} 2');
     expect(metrics).toContain('prepull_pulls_total{result="success",code=""} 2');
+    // Image filesystem usage is sampled after pulls (in the background): both images' bytes.
+    let fs = '';
+    for (let i = 0; i < 100 && !fs.includes('prepull_imagefs_used_bytes 2000000'); i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      fs = await w.metrics.render();
+    }
+    expect(fs).toContain('prepull_imagefs_used_bytes 2000000');
   });
 
   it('does not pull what the runtime already holds, and needs one list call to know it', async () => {

@@ -3,6 +3,7 @@
 // deletion events (or a cheap periodic list where the runtime has none), runs each image through
 // the state machine in state.ts on a keyed work queue, pulls with bounded concurrency, verifies
 // tags against the registry, pins, and reports state. It never removes an image.
+import { statfs } from 'node:fs/promises';
 import type { PrePull } from '../api/prepull.ts';
 import type { Clock } from '../clock.ts';
 import { isPrepullError } from '../errors.ts';
@@ -147,6 +148,8 @@ export class Engine {
   private prePulls: readonly PrePull[] = [];
   private sandboxImage: string | undefined;
   private activePulls = 0;
+  private fsSample: Promise<void> | undefined;
+  private fsSampleAgain = false;
   private started = false;
   private resyncing = false;
 
@@ -195,6 +198,7 @@ export class Engine {
     const images = await this.call('list', () => runtime.listImages());
     this.started = true;
     this.recompute(images);
+    this.sampleImageFs();
     if (runtime.capabilities.deletionEvents) {
       const stop = await this.call('watch', () =>
         runtime.watchDeletions((event) => {
@@ -543,6 +547,7 @@ export class Engine {
       entry.pullDurationMs = clock.now() - started;
       entry.memory = afterPullSucceeded(entry.memory);
       delete entry.pinError;
+      this.sampleImageFs();
       // The pulled image carries the digest the tag resolves to now; check it against a fresh HEAD.
       entry.verifyRequested = true;
     } catch (error) {
@@ -613,6 +618,38 @@ export class Engine {
       attempts: memory.attempts,
       ...(entry.pullDurationMs !== undefined ? { pullDurationMs: entry.pullDurationMs } : {}),
     };
+  }
+
+  /**
+   * Image filesystem usage, at start and after pulls (the only times prepull changes it), so a
+   * steady node costs no runtime calls. Capacity needs the mount point, which the agent sees only
+   * where it is mounted in; otherwise it stays unset.
+   */
+  private sampleImageFs(): void {
+    if (this.fsSample !== undefined) {
+      // One in flight may have read too early: take another when it is done.
+      this.fsSampleAgain = true;
+      return;
+    }
+    this.fsSample = (async () => {
+      try {
+        const [fs] = await this.call('imagefs', () => this.deps.runtime.imageFsInfo());
+        if (fs?.usedBytes !== undefined) this.deps.metrics.imageFsUsed.set(fs.usedBytes);
+        if (fs !== undefined) {
+          const stats = await statfs(fs.mountpoint).catch(() => undefined);
+          if (stats !== undefined)
+            this.deps.metrics.imageFsCapacity.set(stats.blocks * stats.bsize);
+        }
+      } catch (error) {
+        this.deps.log.debug({ err: errorInfo(error) }, 'could not read image filesystem usage');
+      } finally {
+        this.fsSample = undefined;
+        if (this.fsSampleAgain) {
+          this.fsSampleAgain = false;
+          this.sampleImageFs();
+        }
+      }
+    })();
   }
 
   private publish(): void {
