@@ -11,6 +11,18 @@ import { join } from 'node:path';
 /** Every harness root is a directory whose name starts with this, under the OS temp dir. */
 export const HARNESS_PREFIX = 'prepull-harness-';
 
+/**
+ * The prefix of the roots this run creates: with PREPULL_HARNESS_RUN=<tag> (CI sets one), roots
+ * are `prepull-harness-<tag>-XXXXXX`, so the leak check judges only its own run's harnesses and
+ * not another run's on the same machine.
+ */
+export function runPrefix(env: NodeJS.ProcessEnv = process.env): string {
+  const tag = env.PREPULL_HARNESS_RUN;
+  return tag !== undefined && /^[a-z0-9-]+$/.test(tag)
+    ? `${HARNESS_PREFIX}${tag}-`
+    : HARNESS_PREFIX;
+}
+
 /** Files the harness had to write outside its root (for example Docker's certs.d), one per line. */
 export const EXTERNAL_FILES = 'external-files';
 /** PIDs of the processes the harness spawned, one per line. */

@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { HARNESS_PREFIX, cleanupRoot, describeLeftovers, isClean } from './cleanup.ts';
+import { cleanupRoot, describeLeftovers, isClean, runPrefix } from './cleanup.ts';
 import { Containerd, type ContainerdEndpoint } from './containerd.ts';
 import { DockerEngine, type DockerEndpoint } from './docker.ts';
 import { buildImage, busyboxLayer } from './images.ts';
@@ -176,7 +176,7 @@ export function ensurePrerequisites(log: (line: string) => void = () => undefine
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
   const log = options.log ?? (() => undefined);
-  const root = mkdtempSync(join(tmpdir(), HARNESS_PREFIX));
+  const root = mkdtempSync(join(tmpdir(), runPrefix()));
   for (const sub of ['logs', 'work']) mkdirSync(join(root, sub), { recursive: true });
   const harness = new Harness(root);
   harness.armReaper();

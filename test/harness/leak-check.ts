@@ -3,12 +3,13 @@
 // time no process the harness started remains, nothing it mounted stays mounted, and no cgroup
 // or directory of it is left. Exits 1 listing whatever remains.
 // Usage: node test/harness/leak-check.ts [check|fail|sigint|all]
+// With PREPULL_HARNESS_RUN=<tag>, only this run's harnesses count (see runPrefix in cleanup.ts).
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { HARNESS_PREFIX, describeLeftovers, findLeftovers, isClean } from './cleanup.ts';
+import { describeLeftovers, findLeftovers, isClean, runPrefix } from './cleanup.ts';
 
 const say = (line: string): void => {
   process.stdout.write(`[leak-check] ${line}\n`);
@@ -18,7 +19,7 @@ const say = (line: string): void => {
 async function settle(withinMs: number): Promise<string> {
   const deadline = Date.now() + withinMs;
   for (;;) {
-    const leftovers = findLeftovers(HARNESS_PREFIX);
+    const leftovers = findLeftovers(runPrefix());
     if (isClean(leftovers)) return '';
     if (Date.now() > deadline) return describeLeftovers(leftovers);
     await sleep(250);
@@ -106,7 +107,7 @@ async function scenarioSigint(): Promise<boolean> {
     return false;
   }
   rmSync(dir, { recursive: true, force: true });
-  const before = findLeftovers(HARNESS_PREFIX);
+  const before = findLeftovers(runPrefix());
   say(
     `interrupting a run holding ${before.processes.length} harness processes and ${before.mounts.length} mounts`,
   );
