@@ -5,7 +5,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KubeletCri } from './cri.ts';
-import { type ManagedProcess, startProcess, waitUntil } from './processes.ts';
+import { Daemon, startProcess, waitUntil } from './processes.ts';
 import type { RegistryEndpoint } from './registry.ts';
 
 export interface ContainerdOptions {
@@ -41,14 +41,13 @@ function hostsToml(registry: RegistryEndpoint, caFile: string | undefined): stri
   ].join('\n');
 }
 
-export class Containerd {
+export class Containerd extends Daemon {
+  protected readonly graceMs = 5000;
   readonly endpoint: ContainerdEndpoint;
-  private readonly root: string;
   private readonly configFile: string;
-  private proc: ManagedProcess | undefined;
 
   private constructor(root: string, endpoint: ContainerdEndpoint, configFile: string) {
-    this.root = root;
+    super(root);
     this.endpoint = endpoint;
     this.configFile = configFile;
   }
@@ -112,16 +111,8 @@ export class Containerd {
     return containerd;
   }
 
-  get running(): boolean {
-    return this.proc !== undefined && this.proc.exit() === undefined;
-  }
-
-  get logFile(): string | undefined {
-    return this.proc?.logFile;
-  }
-
   /** Starts containerd (again), with the same configuration and state. */
-  async start(): Promise<void> {
+  override async start(): Promise<void> {
     if (this.running) return;
     this.proc = startProcess(this.root, 'containerd', 'containerd', ['--config', this.configFile]);
     const cri = new KubeletCri(this.endpoint.socket);
@@ -133,19 +124,5 @@ export class Containerd {
     } finally {
       cri.close();
     }
-  }
-
-  /** Stops containerd; running containers' shims stay, as they do on a real node. */
-  async stop(options: { kill?: boolean } = {}): Promise<void> {
-    const proc = this.proc;
-    if (proc === undefined) return;
-    if (options.kill === true && proc.exit() === undefined) {
-      try {
-        process.kill(proc.pid, 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }
-    await proc.stop(5000);
   }
 }

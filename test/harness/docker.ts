@@ -6,7 +6,7 @@ import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { EXTERNAL_FILES } from './cleanup.ts';
-import { type ManagedProcess, startProcess, waitUntil } from './processes.ts';
+import { Daemon, startProcess, waitUntil } from './processes.ts';
 import type { RegistryEndpoint } from './registry.ts';
 
 export interface DockerEndpoint {
@@ -32,14 +32,13 @@ export function dockerGet(socket: string, path: string): Promise<{ status: numbe
   });
 }
 
-export class DockerEngine {
+export class DockerEngine extends Daemon {
+  protected readonly graceMs = 15000;
   readonly endpoint: DockerEndpoint;
-  private readonly root: string;
   private readonly args: string[];
-  private proc: ManagedProcess | undefined;
 
   private constructor(root: string, endpoint: DockerEndpoint, args: string[]) {
-    this.root = root;
+    super(root);
     this.endpoint = endpoint;
     this.args = args;
   }
@@ -91,15 +90,7 @@ export class DockerEngine {
     return engine;
   }
 
-  get running(): boolean {
-    return this.proc !== undefined && this.proc.exit() === undefined;
-  }
-
-  get logFile(): string | undefined {
-    return this.proc?.logFile;
-  }
-
-  async start(): Promise<void> {
+  override async start(): Promise<void> {
     if (this.running) return;
     this.proc = startProcess(this.root, 'dockerd', 'dockerd', this.args);
     await waitUntil(
@@ -111,18 +102,5 @@ export class DockerEngine {
       },
       60_000,
     );
-  }
-
-  async stop(options: { kill?: boolean } = {}): Promise<void> {
-    const proc = this.proc;
-    if (proc === undefined) return;
-    if (options.kill === true && proc.exit() === undefined) {
-      try {
-        process.kill(proc.pid, 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }
-    await proc.stop(15_000);
   }
 }

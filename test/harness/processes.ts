@@ -135,3 +135,43 @@ export async function waitUntil<T>(
     `not ready after ${deadlineMs} ms: ${what}${why}; log ${proc.logFile}:\n${proc.tail()}`,
   );
 }
+
+/**
+ * A harness daemon that can be stopped — gracefully, or abruptly as a crash would — and started
+ * again with the same configuration: what the registry, containerd and Docker Engine share.
+ */
+export abstract class Daemon {
+  protected readonly root: string;
+  protected proc: ManagedProcess | undefined;
+  /** How long a graceful stop may take before SIGKILL. */
+  protected abstract readonly graceMs: number;
+
+  protected constructor(root: string) {
+    this.root = root;
+  }
+
+  get running(): boolean {
+    return this.proc !== undefined && this.proc.exit() === undefined;
+  }
+
+  get logFile(): string | undefined {
+    return this.proc?.logFile;
+  }
+
+  /** Starts the daemon (again) and waits until it answers. */
+  abstract start(): Promise<void>;
+
+  /** Stops the daemon; with `kill`, abruptly (SIGKILL), as a crash would. */
+  async stop(options: { kill?: boolean } = {}): Promise<void> {
+    const proc = this.proc;
+    if (proc === undefined) return;
+    if (options.kill === true && proc.exit() === undefined) {
+      try {
+        process.kill(proc.pid, 'SIGKILL');
+      } catch {
+        // gone already
+      }
+    }
+    await proc.stop(this.graceMs);
+  }
+}

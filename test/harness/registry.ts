@@ -8,7 +8,7 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { type ManagedProcess, startProcess, waitUntil } from './processes.ts';
+import { Daemon, startProcess, waitUntil } from './processes.ts';
 import type { TestCa } from './tls.ts';
 
 export interface RegistryOptions {
@@ -109,14 +109,13 @@ export function httpStatus(url: string, caPem?: string): Promise<number> {
   });
 }
 
-export class Registry {
+export class Registry extends Daemon {
+  protected readonly graceMs = 3000;
   readonly endpoint: RegistryEndpoint;
-  private readonly root: string;
   private readonly configFile: string;
-  private proc: ManagedProcess | undefined;
 
   private constructor(root: string, endpoint: RegistryEndpoint, configFile: string) {
-    this.root = root;
+    super(root);
     this.endpoint = endpoint;
     this.configFile = configFile;
   }
@@ -186,14 +185,6 @@ export class Registry {
     return registry;
   }
 
-  get running(): boolean {
-    return this.proc !== undefined && this.proc.exit() === undefined;
-  }
-
-  get logFile(): string | undefined {
-    return this.proc?.logFile;
-  }
-
   /**
    * Requests the registry has logged so far (all runs of it), oldest first. Its access log
    * goes to the process log; lines are in the combined log format.
@@ -203,7 +194,7 @@ export class Registry {
   }
 
   /** Starts the registry (again), on the same port and storage. */
-  async start(): Promise<void> {
+  override async start(): Promise<void> {
     if (this.running) return;
     this.proc = startProcess(this.root, `registry-${this.endpoint.name}`, 'docker-registry', [
       'serve',
@@ -214,19 +205,5 @@ export class Registry {
       const status = await httpStatus(`${this.endpoint.url}/v2/`, this.endpoint.caPem);
       return status === 200 || status === 401 ? status : undefined;
     });
-  }
-
-  /** Stops the registry; with `kill`, abruptly (SIGKILL), as a crash would. */
-  async stop(options: { kill?: boolean } = {}): Promise<void> {
-    const proc = this.proc;
-    if (proc === undefined) return;
-    if (options.kill === true && proc.exit() === undefined) {
-      try {
-        process.kill(proc.pid, 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }
-    await proc.stop(3000);
   }
 }
