@@ -64,6 +64,31 @@ describe('sync output', () => {
     expect(renderJson(withDigest)).toContain(ref);
   });
 
+  it('ends a failure reason with its error code, which the JSON carries as a field', () => {
+    const failed = {
+      ...result,
+      images: [
+        {
+          image: 'r.io/shop/private:1',
+          written: 'r.io/shop/private:1',
+          requiredBy: ['shop/web'],
+          state: 'Failed' as const,
+          reason: 'PullFailed',
+          message: 'the registry refused the pull (gave up after 1 attempt)',
+          code: 'ERR_REGISTRY_UNAUTHORIZED',
+          attempts: 1,
+        },
+      ],
+      fileErrors: [],
+    };
+    expect(renderTable(failed).split('\n')[1]).toMatch(
+      / {2}PullFailed: the registry refused the pull \(gave up after 1 attempt\) \(ERR_REGISTRY_UNAUTHORIZED\)$/,
+    );
+    expect(JSON.parse(renderJson(failed))).toMatchObject({
+      images: [{ code: 'ERR_REGISTRY_UNAUTHORIZED' }],
+    });
+  });
+
   it('renders the same result as one JSON document', () => {
     expect(JSON.parse(renderJson(result))).toEqual(result);
   });

@@ -39,6 +39,12 @@ function shortRef(ref: string): string {
   return ref.replace(/@(sha256:[0-9a-f]{12})[0-9a-f]{52}$/, '@$1…');
 }
 
+/** `Reason: message (CODE)`: the code is what docs/errors.md explains and scripts match on. */
+function reasonCell(r: ImageReport): string {
+  const text = r.message !== undefined ? `${r.reason}: ${r.message}` : r.reason;
+  return r.code !== undefined ? `${text} (${r.code})` : text;
+}
+
 export function renderTable(result: SyncResult): string {
   const header = ['IMAGE', 'STATE', 'DIGEST', 'SIZE', 'PINNED', 'TIME', 'REASON'];
   const rows = result.images.map((r) => [
@@ -48,7 +54,7 @@ export function renderTable(result: SyncResult): string {
     humanBytes(r.size),
     r.pinned === undefined ? '-' : r.pinned ? 'yes' : 'no',
     duration(r.pullDurationMs),
-    r.message !== undefined ? `${r.reason}: ${r.message}` : r.reason,
+    reasonCell(r),
   ]);
   const widths = header.map((h, i) =>
     Math.max(h.length, ...rows.map((row) => (i === 6 ? 0 : (row[i] ?? '').length))),

@@ -138,6 +138,7 @@ export async function runSync(
   argv: readonly string[],
   io: Output,
   signals: NodeJS.EventEmitter = process,
+  detect: typeof detectRuntime = detectRuntime,
 ): Promise<number> {
   const config = parseSyncArgs(argv);
   if (config === 'help') {
@@ -147,7 +148,7 @@ export async function runSync(
   const log = createLogger(config.logLevel);
   const metrics = new Metrics();
   let files = loadFiles(config, log);
-  const detected = await detectRuntime({ endpoint: config.runtimeEndpoint });
+  const detected = await detect({ endpoint: config.runtimeEndpoint });
   const found = detected.found.kind;
   if (config.runtime !== undefined && config.runtime !== found) {
     await detected.runtime.close();
@@ -222,7 +223,13 @@ export async function runSync(
   });
 
   engine.setPrePulls(files.prePulls);
-  await engine.start();
+  try {
+    await engine.start();
+  } catch (error) {
+    // A signal during start-up closes the runtime under start() (pulls may already be under
+    // way): that is the interruption, reported below, not a failure of its own.
+    if (stopping === undefined) throw error;
+  }
   if (config.once) {
     const settledOrSignal = await Promise.race([engine.settled(), stopped]);
     if (typeof settledOrSignal === 'string') {
@@ -236,12 +243,15 @@ export async function runSync(
     return ok ? 0 : 1;
   }
 
-  running.watchers = watchFiles(config.files, () => {
-    files = loadFiles(config, log);
-    engine.setPrePulls(files.prePulls);
+  // Not once shut down: a watcher opened after shutdown would keep the process alive.
+  if (stopping === undefined) {
+    running.watchers = watchFiles(config.files, () => {
+      files = loadFiles(config, log);
+      engine.setPrePulls(files.prePulls);
+      void engine.settled().then(print);
+    });
     void engine.settled().then(print);
-  });
-  void engine.settled().then(print);
+  }
   const signal = await stopped;
   await stopping;
   log.info({ signal }, 'exiting');

@@ -189,13 +189,16 @@ describe('Engine', () => {
     expect(pick(reports, 'R.io/Bad:Ref:x')).toMatchObject({
       state: 'Failed',
       reason: 'InvalidReference',
+      code: 'ERR_IMAGE_REF_INVALID',
     });
     expect(pick(reports, 'r.io/shop/gone:1')).toMatchObject({
       state: 'Failed',
       reason: 'PullFailed',
       message: expect.stringContaining('not found'),
+      code: 'ERR_IMAGE_NOT_FOUND',
       attempts: 1,
     });
+    expect(pick(reports, 'r.io/shop/web:1')?.code).toBeUndefined();
   });
 
   it('pulls back an image removed behind its back', async () => {

@@ -86,6 +86,8 @@ export interface ImageReport {
   state: ImageState;
   reason: string;
   message?: string;
+  /** The error code behind the reason, where an error caused it (docs/errors.md). */
+  code?: string;
   /** The local image's digest for this repository (repo digest), when present. */
   digest?: string;
   registryDigest?: string;
@@ -135,6 +137,18 @@ export function findImage(images: readonly RuntimeImage[], ref: string): Runtime
     return images.find((i) => i.repoDigests.includes(byDigest));
   }
   return images.find((i) => i.repoTags.includes(ref) || i.id === ref);
+}
+
+/** What a report says about the decision: state and reason, and the message and code if any. */
+function decisionFields(
+  decision: Decision | undefined,
+): Pick<ImageReport, 'state' | 'reason' | 'message' | 'code'> {
+  return {
+    state: decision?.state ?? 'Missing',
+    reason: decision?.reason ?? 'Pending',
+    ...(decision?.message !== undefined ? { message: decision.message } : {}),
+    ...(decision?.code !== undefined ? { code: decision.code } : {}),
+  };
 }
 
 export class Engine {
@@ -450,6 +464,7 @@ export class Engine {
         state: report.state,
         reason: report.reason,
         ...(report.message !== undefined ? { message: report.message } : {}),
+        ...(report.code !== undefined ? { code: report.code } : {}),
         ...(report.digest !== undefined ? { digest: report.digest } : {}),
         ...(report.pullDurationMs !== undefined && decision.state === 'Present'
           ? { durationMs: report.pullDurationMs }
@@ -606,9 +621,7 @@ export class Engine {
       image: desired.ref,
       written: desired.written,
       requiredBy: desired.requiredBy,
-      state: decision?.state ?? 'Missing',
-      reason: decision?.reason ?? 'Pending',
-      ...(decision?.message !== undefined ? { message: decision.message } : {}),
+      ...decisionFields(decision),
       ...(digest !== undefined ? { digest } : {}),
       ...(memory.registryDigest !== undefined ? { registryDigest: memory.registryDigest } : {}),
       ...(image !== undefined ? { imageId: image.id, size: image.size, pinned: image.pinned } : {}),

@@ -228,8 +228,38 @@ describe('decide', () => {
       state: 'Missing',
       reason: 'BackOff',
       message: 'retrying in 4s (attempt 2 of 3): connection refused',
+      code: 'ERR_REGISTRY_UNREACHABLE',
       action: { kind: 'wait', until: 5000 },
     });
+  });
+
+  it('carries the error code behind every failure, back-off and failed check', () => {
+    const gaveUp = afterPullFailed(NEW_MEMORY, tag, notFound, 1000, 0);
+    const invalid: Wanted = {
+      ...tag,
+      invalid: { code: 'ERR_IMAGE_REF_INVALID', message: 'bad', retryable: false },
+    };
+    const always: Wanted = { ...tag, pullPolicy: 'Always' };
+    const drifted: Observed = { ...here, digestMatches: false };
+    const backingOff: Memory = { ...NEW_MEMORY, nextAttemptAt: 5000, lastError: unreachable };
+    const verifyFailed = afterVerifyFailed(NEW_MEMORY, unreachable, 10);
+    const codes = [
+      decide(invalid, absentImage, NEW_MEMORY, ctx),
+      decide(tag, absentImage, gaveUp, ctx),
+      decide(tag, absentImage, backingOff, ctx),
+      decide(always, drifted, gaveUp, ctx),
+      decide(always, drifted, backingOff, ctx),
+      decide(tag, here, verifyFailed, ctx),
+    ].map((d) => [d.state, d.reason, d.code]);
+    expect(codes).toEqual([
+      ['Failed', 'InvalidReference', 'ERR_IMAGE_REF_INVALID'],
+      ['Failed', 'PullFailed', 'ERR_IMAGE_NOT_FOUND'],
+      ['Missing', 'BackOff', 'ERR_REGISTRY_UNREACHABLE'],
+      ['Stale', 'PullFailed', 'ERR_IMAGE_NOT_FOUND'],
+      ['Stale', 'BackOff', 'ERR_REGISTRY_UNREACHABLE'],
+      ['Present', 'VerifyFailed', 'ERR_REGISTRY_UNREACHABLE'],
+    ]);
+    expect(decide(tag, here, NEW_MEMORY, ctx).code).toBeUndefined();
   });
 });
 

@@ -65,6 +65,8 @@ export interface Decision {
   /** One CamelCase word, as Kubernetes reasons are. */
   reason: string;
   message?: string;
+  /** The error code (docs/errors.md) behind a failure, a back-off or a failed check. */
+  code?: string;
   action: Action;
 }
 
@@ -80,7 +82,13 @@ const NONE: Action = { kind: 'none' };
 
 function absent(wanted: Wanted, memory: Memory, now: number): Decision {
   if (memory.gaveUp !== undefined) {
-    return { state: 'Failed', reason: 'PullFailed', message: memory.gaveUp.message, action: NONE };
+    return {
+      state: 'Failed',
+      reason: 'PullFailed',
+      message: memory.gaveUp.message,
+      code: memory.gaveUp.code,
+      action: NONE,
+    };
   }
   if (memory.nextAttemptAt !== undefined && now < memory.nextAttemptAt) {
     const seconds = Math.ceil((memory.nextAttemptAt - now) / 1000);
@@ -89,6 +97,7 @@ function absent(wanted: Wanted, memory: Memory, now: number): Decision {
       state: 'Missing',
       reason: 'BackOff',
       message: `retrying in ${seconds}s (attempt ${memory.attempts + 1} of ${wanted.backoffLimit + 1}): ${last}`,
+      ...(memory.lastError !== undefined ? { code: memory.lastError.code } : {}),
       action: { kind: 'wait', until: memory.nextAttemptAt },
     };
   }
@@ -106,13 +115,20 @@ function stale(wanted: Wanted, memory: Memory, now: number): Decision {
     };
   }
   if (memory.gaveUp !== undefined) {
-    return { state: 'Stale', reason: 'PullFailed', message: memory.gaveUp.message, action: NONE };
+    return {
+      state: 'Stale',
+      reason: 'PullFailed',
+      message: memory.gaveUp.message,
+      code: memory.gaveUp.code,
+      action: NONE,
+    };
   }
   if (memory.nextAttemptAt !== undefined && now < memory.nextAttemptAt) {
     return {
       state: 'Stale',
       reason: 'BackOff',
       message,
+      ...(memory.lastError !== undefined ? { code: memory.lastError.code } : {}),
       action: { kind: 'wait', until: memory.nextAttemptAt },
     };
   }
@@ -133,6 +149,7 @@ function present(wanted: Wanted, observed: Observed, memory: Memory, ctx: Decide
       state: 'Present',
       reason: 'VerifyFailed',
       message: memory.verifyError.message,
+      code: memory.verifyError.code,
       action: NONE,
     };
   }
@@ -153,6 +170,7 @@ export function decide(
       state: 'Failed',
       reason: 'InvalidReference',
       message: wanted.invalid.message,
+      code: wanted.invalid.code,
       action: NONE,
     };
   }

@@ -106,7 +106,10 @@ export class SyncProcess {
     return this.child.pid ?? -1;
   }
 
-  /** Resolves with the first log line (past or future) that `predicate` accepts. */
+  /**
+   * Resolves with the first log line (past or future) that `predicate` accepts. On a timeout
+   * the process is killed, so a failing test leaves nothing running.
+   */
   waitForLog(
     predicate: (line: LogLine) => boolean,
     what: string,
@@ -117,6 +120,7 @@ export class SyncProcess {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiters = this.waiters.filter((w) => w !== waiter);
+        this.child.kill('SIGKILL');
         reject(new Error(`no log line ${what} within ${timeoutMs} ms; stderr:\n${this.tail()}`));
       }, timeoutMs);
       const waiter: LogWaiter = {
@@ -135,11 +139,12 @@ export class SyncProcess {
     });
   }
 
-  /** Resolves once stdout contains `text`. */
+  /** Resolves once stdout contains `text`; on a timeout the process is killed. */
   async waitForStdout(text: string, timeoutMs = 30_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!this.stdout.includes(text)) {
       if (Date.now() > deadline) {
+        this.child.kill('SIGKILL');
         throw new Error(
           `stdout never showed ${JSON.stringify(text)} within ${timeoutMs} ms; stdout:\n${this.stdout}\nstderr:\n${this.tail()}`,
         );
