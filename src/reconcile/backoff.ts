@@ -24,3 +24,14 @@ export function backoffDelay(policy: BackoffPolicy, attempt: number, random: () 
   const jittered = base * (1 - policy.jitter + 2 * policy.jitter * random());
   return Math.round(Math.min(policy.maxMs, jittered));
 }
+
+/**
+ * Re-verification after a failed registry check: the image is present, so there is no hurry;
+ * 30 s doubling to 10 minutes keeps a registry outage from being hammered by every node.
+ */
+export const VERIFY_BACKOFF: BackoffPolicy = {
+  initialMs: 30_000,
+  maxMs: 600_000,
+  factor: 2,
+  jitter: 0.2,
+};

@@ -285,6 +285,38 @@ describe('Engine', () => {
     expect(pick(reports, 'r.io/shop/web:1')).toMatchObject({ state: 'Present', attempts: 0 });
   });
 
+  it('asks the registry again after a failed check, with backoff, until it answers', async () => {
+    const w = new World();
+    w.publish('r.io/shop/web:1', 1);
+    w.runtime.seed({
+      id: digest(1001),
+      repoTags: ['r.io/shop/web:1'],
+      repoDigests: [`r.io/shop/web@${digest(1)}`],
+      size: 5,
+    });
+    const saved = new Map(w.tags);
+    w.tags.clear(); // the registry does not answer for now
+    w.engine.setPrePulls([prePull('shop', { images: [{ image: 'r.io/shop/web:1' }] })]);
+    await w.engine.start();
+    let reports = await w.settle(1000);
+    // Present (kubelet can use it), but unverified: sync --once does not wait for the registry.
+    expect(pick(reports, 'r.io/shop/web:1')).toMatchObject({
+      state: 'Present',
+      reason: 'VerifyFailed',
+    });
+    await w.clock.advance(30_000); // first retry, still failing
+    for (const [ref, d] of saved) w.tags.set(ref, d);
+    await w.clock.advance(60_000); // second retry, answered
+    reports = await w.settle(1000);
+    expect(pick(reports, 'r.io/shop/web:1')).toMatchObject({
+      state: 'Present',
+      reason: 'Verified',
+      registryDigest: digest(1),
+    });
+    expect(w.resolves).toEqual(['r.io/shop/web:1', 'r.io/shop/web:1', 'r.io/shop/web:1']);
+    expect(w.calls('pull')).toEqual([]);
+  });
+
   it('never runs more pulls at once than pullConcurrency', async () => {
     const w = new World({ pullConcurrency: 2, pullLatencyMs: 1000 });
     const images = [1, 2, 3, 4, 5].map((n) => `r.io/shop/img${n}:1`);

@@ -11,7 +11,7 @@ import type { RegistryCredential } from '../registry/credentials.ts';
 import type { DeletionEvent, ImageRuntime, RuntimeImage } from '../runtime/types.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
-import { type BackoffPolicy, PULL_BACKOFF, backoffDelay } from './backoff.ts';
+import { type BackoffPolicy, PULL_BACKOFF, VERIFY_BACKOFF, backoffDelay } from './backoff.ts';
 import { type DesiredImage, desiredImages } from './desired.ts';
 import { WorkQueue } from './queue.ts';
 import {
@@ -269,6 +269,8 @@ export class Engine {
   private isResting(entry: Entry): boolean {
     const decision = entry.decision;
     if (decision === undefined) return false;
+    // Present but unverified waits for its next check in the background: nothing to wait for.
+    if (decision.reason === 'VerifyFailed' && decision.action.kind === 'wait') return true;
     if (decision.action.kind !== 'none') return false;
     return decision.state !== 'Pulling' && decision.state !== 'Missing';
   }
@@ -478,7 +480,11 @@ export class Engine {
   private async verify(entry: Entry, signal: AbortSignal): Promise<void> {
     const { memory } = entry;
     const now = this.deps.clock.now();
-    const forced = entry.forceVerify || entry.desired.pullPolicy === 'Always';
+    // A retry after a failed check must ask the registry, however recent the last answer.
+    const forced =
+      entry.forceVerify ||
+      entry.desired.pullPolicy === 'Always' ||
+      memory.verifyError !== undefined;
     entry.verifyRequested = false;
     entry.forceVerify = false;
     // Implicit checks (after a pull, after an edit) reuse a recent answer; schedules and
@@ -497,7 +503,10 @@ export class Engine {
       entry.memory = afterVerified(entry.memory, digest, this.deps.clock.now());
     } catch (error) {
       const info = errorInfo(error);
-      entry.memory = afterVerifyFailed(entry.memory, info, this.deps.clock.now());
+      const delay = backoffDelay(VERIFY_BACKOFF, (entry.memory.verifyFailures ?? 0) + 1, () =>
+        this.deps.clock.random(),
+      );
+      entry.memory = afterVerifyFailed(entry.memory, info, this.deps.clock.now(), delay);
       this.deps.log.warn(
         { image: entry.desired.ref, err: info },
         'could not verify against the registry',

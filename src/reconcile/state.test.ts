@@ -197,14 +197,24 @@ describe('decide', () => {
       'none',
     ],
     [
-      'present, registry unreachable at verification',
+      'present, registry unreachable at verification, waiting to ask again',
       tag,
       unverified,
-      { ...NEW_MEMORY, verifyError: unreachable },
+      { ...NEW_MEMORY, verifyError: unreachable, nextVerifyAt: 31_000 },
       ctx,
       'Present',
       'VerifyFailed',
-      'none',
+      'wait',
+    ],
+    [
+      'present, registry unreachable at verification, time to ask again',
+      tag,
+      unverified,
+      { ...NEW_MEMORY, verifyError: unreachable, nextVerifyAt: 900 },
+      ctx,
+      'Present',
+      'VerifyFailed',
+      'verify',
     ],
   ];
 
@@ -242,7 +252,7 @@ describe('decide', () => {
     const always: Wanted = { ...tag, pullPolicy: 'Always' };
     const drifted: Observed = { ...here, digestMatches: false };
     const backingOff: Memory = { ...NEW_MEMORY, nextAttemptAt: 5000, lastError: unreachable };
-    const verifyFailed = afterVerifyFailed(NEW_MEMORY, unreachable, 10);
+    const verifyFailed = afterVerifyFailed(NEW_MEMORY, unreachable, 10, 30_000);
     const codes = [
       decide(invalid, absentImage, NEW_MEMORY, ctx),
       decide(tag, absentImage, gaveUp, ctx),
@@ -293,7 +303,14 @@ describe('transitions after a pull', () => {
   });
 
   it('records verification results', () => {
-    const verified = afterVerified(afterVerifyFailed(NEW_MEMORY, unreachable, 10), 'sha256:d', 20);
+    const failed = afterVerifyFailed(
+      afterVerifyFailed(NEW_MEMORY, unreachable, 10, 30_000),
+      unreachable,
+      40,
+      60_000,
+    );
+    expect(failed).toMatchObject({ verifyFailures: 2, nextVerifyAt: 60_040, verifiedAt: 40 });
+    const verified = afterVerified(failed, 'sha256:d', 20);
     expect(verified).toEqual({
       attempts: 0,
       pulling: false,

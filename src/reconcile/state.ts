@@ -49,6 +49,9 @@ export interface Memory {
   registryDigest?: string;
   verifiedAt?: number;
   verifyError?: ErrorInfo;
+  /** Consecutive failed verifications, and when to ask the registry again. */
+  verifyFailures?: number;
+  nextVerifyAt?: number;
 }
 
 export const NEW_MEMORY: Memory = { attempts: 0, pulling: false };
@@ -145,12 +148,14 @@ function present(wanted: Wanted, observed: Observed, memory: Memory, ctx: Decide
     return { state: 'Present', reason: 'Pinning', action: { kind: 'pin' } };
   }
   if (checksRegistry && memory.verifyError !== undefined) {
+    // The image is there; only the check failed. Ask again after the verification backoff.
+    const retryAt = memory.nextVerifyAt ?? ctx.now;
     return {
       state: 'Present',
       reason: 'VerifyFailed',
       message: memory.verifyError.message,
       code: memory.verifyError.code,
-      action: NONE,
+      action: ctx.now >= retryAt ? { kind: 'verify' } : { kind: 'wait', until: retryAt },
     };
   }
   // A digest reference is verified by being present: content addressing leaves no other image.
@@ -227,9 +232,23 @@ export function afterReset(memory: Memory): Memory {
 export function afterVerified(memory: Memory, registryDigest: string, now: number): Memory {
   const next: Memory = { ...memory, registryDigest, verifiedAt: now };
   delete next.verifyError;
+  delete next.verifyFailures;
+  delete next.nextVerifyAt;
   return next;
 }
 
-export function afterVerifyFailed(memory: Memory, error: ErrorInfo, now: number): Memory {
-  return { ...memory, verifyError: error, verifiedAt: now };
+/** A failed check; `delayMs` (verification backoff) says when to ask the registry again. */
+export function afterVerifyFailed(
+  memory: Memory,
+  error: ErrorInfo,
+  now: number,
+  delayMs: number,
+): Memory {
+  return {
+    ...memory,
+    verifyError: error,
+    verifiedAt: now,
+    verifyFailures: (memory.verifyFailures ?? 0) + 1,
+    nextVerifyAt: now + delayMs,
+  };
 }
