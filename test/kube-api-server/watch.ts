@@ -1,0 +1,132 @@
+// Watch streams: newline-delimited JSON events (ADDED, MODIFIED, DELETED, BOOKMARK, ERROR) from
+// a resourceVersion, replayed from history then live, filtered by namespace and selectors (an
+// object leaving a selector is DELETED for that watcher, entering it ADDED), ended by
+// timeoutSeconds, and a 410 Expired ERROR event when the resourceVersion is too old.
+import type { ServerResponse } from 'node:http';
+import { meta, type JsonObject } from './json.ts';
+import { selects } from './objects.ts';
+import type { Objects } from './objects.ts';
+import { apiVersionOf, typeKey, type ResourceType } from './resources.ts';
+import type { Selector } from './selectors.ts';
+import { expired } from './status.ts';
+import type { Change, ChangeType } from './store.ts';
+
+export interface WatchRequest {
+  t: ResourceType;
+  namespace: string;
+  labels: Selector;
+  fields: Selector;
+  /** "" or "0": send the current state first; a number: resume after it. */
+  resourceVersion: string;
+  bookmarks: boolean;
+  timeoutMs: number;
+}
+
+export interface WatchOptions {
+  bookmarkIntervalMs: number;
+}
+
+function line(type: string, object: JsonObject): string {
+  return `${JSON.stringify({ type, object })}\n`;
+}
+
+export class WatchHub {
+  readonly #objects: Objects;
+  readonly #options: WatchOptions;
+  readonly #open = new Set<() => void>();
+
+  constructor(objects: Objects, options: WatchOptions) {
+    this.#objects = objects;
+    this.#options = options;
+  }
+
+  get openCount(): number {
+    return this.#open.size;
+  }
+
+  /** Ends every open watch stream; returns how many there were. */
+  dropAll(): number {
+    const closers = [...this.#open];
+    for (const close of closers) close();
+    return closers.length;
+  }
+
+  serve(req: WatchRequest, res: ServerResponse): void {
+    const { t } = req;
+    const apiVersion = apiVersionOf(t);
+    res.writeHead(200, {
+      'content-type': 'application/json',
+      'cache-control': 'no-cache, private',
+      'transfer-encoding': 'chunked',
+    });
+    res.flushHeaders();
+    let replay: Change[] | undefined = [];
+    if (req.resourceVersion !== '' && req.resourceVersion !== '0') {
+      const rv = Number(req.resourceVersion);
+      replay = this.#objects.store.changesSince(typeKey(t), Number.isFinite(rv) ? rv : 0);
+      if (replay === undefined) {
+        const compacted = this.#objects.store.compactedResourceVersion;
+        const status = expired(`too old resource version: ${req.resourceVersion} (${compacted})`);
+        res.end(line('ERROR', status.status as unknown as JsonObject));
+        return;
+      }
+    }
+    const inScope = (obj: JsonObject): boolean =>
+      (!t.namespaced || req.namespace === '' || meta(obj).namespace === req.namespace) &&
+      selects(req.labels, req.fields, obj);
+    const send = (change: Change): void => {
+      const type = transition(change, inScope);
+      if (type === undefined) return;
+      res.write(serialized(change, type, apiVersion, t.kind));
+    };
+    if (req.resourceVersion === '' || req.resourceVersion === '0') {
+      for (const obj of this.#objects.store.list(typeKey(t))) {
+        if (inScope(obj)) res.write(line('ADDED', { apiVersion, kind: t.kind, ...obj }));
+      }
+    }
+    for (const change of replay) send(change);
+    const unsubscribe = this.#objects.store.watch({ typeKey: typeKey(t), deliver: send });
+    const timers: NodeJS.Timeout[] = [];
+    const close = (): void => {
+      unsubscribe();
+      for (const timer of timers) clearTimeout(timer);
+      this.#open.delete(close);
+      if (!res.writableEnded) res.end();
+    };
+    this.#open.add(close);
+    timers.push(setTimeout(close, req.timeoutMs));
+    if (req.bookmarks) {
+      const bookmark = (): void => {
+        const rv = String(this.#objects.store.resourceVersion);
+        res.write(
+          line('BOOKMARK', { kind: t.kind, apiVersion, metadata: { resourceVersion: rv } }),
+        );
+      };
+      timers.push(setInterval(bookmark, this.#options.bookmarkIntervalMs));
+    }
+    res.on('close', close);
+  }
+}
+
+/** What a watcher sees of a change, given whether objects are in its scope. */
+function transition(change: Change, inScope: (o: JsonObject) => boolean): ChangeType | undefined {
+  const now = inScope(change.object);
+  if (change.type === 'ADDED') return now ? 'ADDED' : undefined;
+  const before = change.previous === undefined ? now : inScope(change.previous);
+  if (change.type === 'DELETED') return before ? 'DELETED' : undefined;
+  if (before && now) return 'MODIFIED';
+  if (now) return 'ADDED';
+  return before ? 'DELETED' : undefined;
+}
+
+/** Each event is serialized once per (type, version) and shared by every watcher. */
+function serialized(change: Change, type: ChangeType, apiVersion: string, kind: string): string {
+  change.lines ??= new Map();
+  const key = `${type} ${apiVersion}`;
+  let text = change.lines.get(key);
+  if (text === undefined) {
+    text = line(type, { apiVersion, kind, ...change.object });
+    change.lines.set(key, text);
+  }
+  return text;
+}
