@@ -1,0 +1,541 @@
+// Watch fan-out at scale (issue 3): the Kubernetes API test server in a child process, N
+// lightweight HTTPS watch clients in this process on one custom resource type from the same
+// resourceVersion, and writes (creates and updates) at a fixed rate; every watcher must see
+// every write's event.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { ClientRequest } from 'node:http';
+import { Agent, request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse as parseYaml } from 'yaml';
+import { WIDGET_CRD } from '../test/kube-api-server/fixtures.ts';
+import type { Benchmark, Figure } from './lib.ts';
+
+const LAUNCHER = fileURLToPath(new URL('../test/kube-api-server/launcher.ts', import.meta.url));
+const GROUP = 'test.prepull.dev';
+const NAMESPACE = 'default';
+const PATH = `/apis/${GROUP}/v1alpha1/namespaces/${NAMESPACE}/widgets`;
+/** Watchers connecting at once (TLS handshakes in flight). */
+const CONNECT_CONCURRENCY = 50;
+/** Connections the writer keeps open (keep-alive) for its requests. */
+const WRITE_SOCKETS = 16;
+/** The pacing timer's period; each tick issues every write that is due by then. */
+const TICK_MS = 5;
+/** Latency histogram resolution and range. */
+const BUCKET_MS = 0.1;
+const BUCKETS = 200_000;
+/** The histogram starts here, so events that arrive before their write's response fit. */
+const LOWEST_MS = -1000;
+
+interface Endpoint {
+  host: string;
+  port: number;
+  ca: string;
+  token: string;
+}
+
+type Json = Record<string, unknown>;
+
+/** Starts the launcher and resolves with the server's endpoint once it prints its kubeconfig. */
+async function startServer(
+  dir: string,
+  log: (l: string) => void,
+): Promise<{ child: ChildProcess; endpoint: Endpoint }> {
+  const out = join(dir, 'out');
+  writeFileSync(join(dir, 'widget-crd.yaml'), JSON.stringify(WIDGET_CRD));
+  const child = spawn(
+    process.execPath,
+    [LAUNCHER, '--port', '0', '--crds', join(dir, 'widget-crd.yaml'), '--out', out],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  let stdout = '';
+  const kubeconfig = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      reject(new Error(`kube-api-server did not start in 30 s: ${stdout}${stderr}`));
+    }, 30_000);
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      const m = /admin kubeconfig: (.+)\n/.exec(stdout);
+      if (m !== null) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    });
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`kube-api-server exited (${code ?? signal}): ${stderr}`));
+    });
+  });
+  log(stdout.trim().split('\n')[0]!);
+  const kc = parseYaml(readFileSync(kubeconfig, 'utf8')) as {
+    clusters: { cluster: { server: string; 'certificate-authority-data': string } }[];
+    users: { user: { token: string } }[];
+  };
+  const cluster = kc.clusters[0]!.cluster;
+  const url = new URL(cluster.server);
+  return {
+    child,
+    endpoint: {
+      host: url.hostname,
+      port: Number(url.port),
+      ca: Buffer.from(cluster['certificate-authority-data'], 'base64').toString('utf8'),
+      token: kc.users[0]!.user.token,
+    },
+  };
+}
+
+async function stopServer(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** One JSON request through `agent`; resolves with the status and parsed body. */
+function call(
+  e: Endpoint,
+  agent: Agent,
+  method: string,
+  path: string,
+  body?: Json,
+): Promise<{ code: number; body: Json }> {
+  return new Promise((resolve, reject) => {
+    const text = body === undefined ? undefined : JSON.stringify(body);
+    const req = request(
+      {
+        host: e.host,
+        port: e.port,
+        method,
+        path,
+        agent,
+        headers: {
+          authorization: `Bearer ${e.token}`,
+          accept: 'application/json',
+          ...(text === undefined
+            ? {}
+            : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }),
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const raw = Buffer.concat(chunks).toString('utf8');
+          try {
+            resolve({ code: res.statusCode ?? 0, body: JSON.parse(raw) as Json });
+          } catch (error) {
+            reject(error instanceof Error ? error : new Error(String(error)));
+          }
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(text);
+  });
+}
+
+/** CPU seconds (user + system) of a process, from /proc/PID/stat (clock ticks of 1/100 s). */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** VmRSS and VmHWM of a process in MiB, from /proc/PID/status. */
+function memoryMiB(pid: number): { rss: number; hwm: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kib = (key: string): number => Number(new RegExp(`${key}:\\s+(\\d+)`).exec(status)?.[1]);
+  return { rss: kib('VmRSS') / 1024, hwm: kib('VmHWM') / 1024 };
+}
+
+const RV_KEY = Buffer.from('"resourceVersion":"');
+const TYPE_AT = '{"type":"'.length;
+
+/**
+ * A watcher: records, per resourceVersion after its start, when an ADDED/MODIFIED event for it
+ * first arrived (0: never). It reads bytes, not strings, so the clients cost little per event.
+ */
+class Watcher {
+  /** Arrival time (ms, performance.now()) by resourceVersion − base − 1. */
+  readonly arrivals: Float64Array;
+  readonly base: number;
+  connected = false;
+  ended = false;
+  errors = 0;
+  req: ClientRequest | undefined;
+  #rest: Buffer | undefined;
+
+  constructor(base: number, size: number) {
+    this.base = base;
+    this.arrivals = new Float64Array(size);
+  }
+
+  start(e: Endpoint, agent: Agent): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const query = `watch=1&resourceVersion=${this.base}&timeoutSeconds=3600`;
+      const req = request(
+        {
+          host: e.host,
+          port: e.port,
+          path: `${PATH}?${query}`,
+          agent,
+          headers: { authorization: `Bearer ${e.token}`, accept: 'application/json' },
+        },
+        (res) => {
+          if (res.statusCode !== 200) {
+            reject(new Error(`watch answered ${res.statusCode}`));
+            res.resume();
+            return;
+          }
+          this.connected = true;
+          res.on('data', (chunk: Buffer) => {
+            this.#take(chunk);
+          });
+          res.on('end', () => {
+            this.ended = true;
+          });
+          res.on('error', () => {
+            this.errors++;
+          });
+          resolve();
+        },
+      );
+      req.on('error', (error) => {
+        this.errors++;
+        if (!this.connected) reject(error);
+      });
+      req.end();
+      this.req = req;
+    });
+  }
+
+  /**
+   * Splits the stream into lines and reads each event's type (first letter) and resourceVersion:
+   * in {"type":"ADDED","object":{…"metadata":{…"resourceVersion":"N"…}…}} the object's metadata
+   * is the first place a resourceVersion appears.
+   */
+  #take(chunk: Buffer): void {
+    const at = performance.now();
+    const buf = this.#rest === undefined ? chunk : Buffer.concat([this.#rest, chunk]);
+    let start = 0;
+    let nl = buf.indexOf(10, start);
+    while (nl >= 0) {
+      const type = buf[start + TYPE_AT];
+      const key = buf.indexOf(RV_KEY, start);
+      if (key < 0 || key > nl)
+        throw new Error(`unexpected watch line: ${buf.toString('utf8', start, nl)}`);
+      if (type === 0x45 /* E */)
+        throw new Error(`watch ERROR event: ${buf.toString('utf8', start, nl)}`);
+      if (type === 0x41 /* A */ || type === 0x4d /* M */) {
+        let rv = 0;
+        for (let i = key + RV_KEY.length; buf[i] !== 0x22; i++) rv = rv * 10 + buf[i]! - 0x30;
+        const slot = rv - this.base - 1;
+        if (slot >= 0 && slot < this.arrivals.length && this.arrivals[slot] === 0) {
+          this.arrivals[slot] = at;
+        }
+      }
+      start = nl + 1;
+      nl = buf.indexOf(10, start);
+    }
+    this.#rest = start < buf.length ? buf.subarray(start) : undefined;
+  }
+
+  close(): void {
+    this.req?.destroy();
+  }
+}
+
+function widget(name: string, n: number): Json {
+  return {
+    apiVersion: `${GROUP}/v1alpha1`,
+    kind: 'Widget',
+    metadata: { name, namespace: NAMESPACE, labels: { bench: 'kube-api-server' } },
+    spec: { images: [{ image: `img:${n}` }] },
+  };
+}
+
+function percentile(hist: Uint32Array, total: number, p: number): number {
+  const target = Math.ceil(total * p);
+  let sum = 0;
+  for (let i = 0; i < hist.length; i++) {
+    sum += hist[i]!;
+    if (sum >= target) return LOWEST_MS + (i + 0.5) * BUCKET_MS;
+  }
+  return LOWEST_MS + hist.length * BUCKET_MS;
+}
+
+const benchmark: Benchmark = {
+  name: 'kube-api-server',
+  area: 'Kubernetes API test server',
+  method:
+    'Starts the test server as a child process (`node test/kube-api-server/launcher.ts`) with ' +
+    "the fixtures' namespaced Widget CRD, so the server and the clients do not share an event " +
+    'loop. The benchmark process opens 1,000 watches (--quick: 100) on widgets in one namespace, ' +
+    'all from the same resourceVersion (that of an initial list), as lightweight clients: ' +
+    'node:https with the kubeconfig CA and admin token, 50 handshakes at a time, reading each ' +
+    "newline-delimited event's type and resourceVersion from the stream. Once all are " +
+    'connected it writes at 200 objects/s for 30 s (--quick: 50/s for 5 s): a 5 ms timer ' +
+    'issues every write due by then, alternating a create of a new Widget and a PUT update ' +
+    '(changed spec, resourceVersion from its last response) of an earlier one, over 16 ' +
+    'keep-alive connections. Timed: writes/s = successful writes ÷ time from the first write ' +
+    'sent to the last response; delivery = distinct written resourceVersions each watcher saw ' +
+    '(ADDED/MODIFIED), summed over watchers, ÷ (successful writes × watchers), counted after ' +
+    'waiting up to 10 s for the streams to drain; latency = event arrival at a watcher − the ' +
+    "write's request being sent, over every (write, watcher) pair. Server CPU (user + system) " +
+    'and RSS come from /proc of the child over the write phase. One run; no baseline: it is a ' +
+    'capacity test.',
+  async run(ctx) {
+    const watchers = ctx.quick ? 100 : 1000;
+    const rate = ctx.quick ? 50 : 200;
+    const seconds = ctx.quick ? 5 : 30;
+    const dir = mkdtempSync(join(tmpdir(), 'bench-kube-api-server-'));
+    let watchAgent: Agent | undefined;
+    let writeAgent: Agent | undefined;
+    let child: ChildProcess | undefined;
+    const clients: Watcher[] = [];
+    try {
+      const started = await startServer(dir, (l) => {
+        ctx.log(l);
+      });
+      child = started.child;
+      const e = started.endpoint;
+      watchAgent = new Agent({ ca: e.ca, keepAlive: false, maxSockets: Infinity });
+      writeAgent = new Agent({ ca: e.ca, keepAlive: true, maxSockets: WRITE_SOCKETS });
+      const pid = child.pid!;
+      const list = await call(e, writeAgent, 'GET', PATH);
+      if (list.code !== 200) throw new Error(`list widgets answered ${list.code}`);
+      const fromRv = Number((list.body.metadata as Json).resourceVersion);
+      const total = rate * seconds;
+
+      // Written resourceVersion → when its request was sent and its response read, for latency.
+      const sentAt = new Map<number, { sent: number; answered: number }>();
+      const fromSent = new Uint32Array(BUCKETS);
+      const fromAnswer = new Uint32Array(BUCKETS);
+      let samples = 0;
+      const add = (hist: Uint32Array, ms: number): void => {
+        const i = Math.floor((ms - LOWEST_MS) / BUCKET_MS);
+        hist[Math.min(BUCKETS - 1, Math.max(0, i))]!++;
+      };
+      let connectedCount = 0;
+      const connectStart = performance.now();
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: CONNECT_CONCURRENCY }, async () => {
+          while (next < watchers) {
+            next++;
+            const w = new Watcher(fromRv, total * 2);
+            clients.push(w);
+            await w.start(e, watchAgent!);
+            connectedCount++;
+          }
+        }),
+      );
+      ctx.log(
+        `${connectedCount} watchers connected in ${((performance.now() - connectStart) / 1000).toFixed(1)} s`,
+      );
+
+      const cpu0 = cpuSeconds(pid);
+      const wall0 = performance.now();
+      let issued = 0;
+      let succeeded = 0;
+      let failed = 0;
+      let creates = 0;
+      let lastResponse = wall0;
+      const idle: { name: string; body: Json }[] = [];
+      const inFlight = new Set<Promise<void>>();
+      const write = (k: number): void => {
+        const updateOf = k % 2 === 1 ? idle.shift() : undefined;
+        let p: Promise<{ code: number; body: Json }>;
+        let name: string;
+        if (updateOf === undefined) {
+          name = `w-${creates++}`;
+          p = call(e, writeAgent!, 'POST', PATH, widget(name, k));
+        } else {
+          name = updateOf.name;
+          const body = { ...updateOf.body, spec: { images: [{ image: `img:${k}` }] } };
+          p = call(e, writeAgent!, 'PUT', `${PATH}/${name}`, body);
+        }
+        const sent = performance.now();
+        const done = p
+          .then(({ code, body }) => {
+            const answered = performance.now();
+            lastResponse = answered;
+            if (code !== 200 && code !== 201) {
+              failed++;
+              ctx.log(`write answered ${code}: ${JSON.stringify(body).slice(0, 200)}`);
+              return;
+            }
+            succeeded++;
+            const rv = Number((body.metadata as Json).resourceVersion);
+            sentAt.set(rv, { sent, answered });
+            idle.push({ name, body });
+          })
+          .catch((error: unknown) => {
+            failed++;
+            ctx.log(`write failed: ${String(error)}`);
+          })
+          .finally(() => {
+            inFlight.delete(done);
+          });
+        inFlight.add(done);
+      };
+      await new Promise<void>((resolve) => {
+        const tick = (): void => {
+          const due = Math.min(total, Math.floor(((performance.now() - wall0) / 1000) * rate) + 1);
+          while (issued < due) write(issued++);
+          if (issued >= total) {
+            clearInterval(timer);
+            resolve();
+          }
+        };
+        const timer = setInterval(tick, TICK_MS);
+        tick();
+      });
+      while (inFlight.size > 0) await Promise.all([...inFlight]);
+      const writeSeconds = (lastResponse - wall0) / 1000;
+      const cpu = (cpuSeconds(pid) - cpu0) / writeSeconds;
+      const mem = memoryMiB(pid);
+
+      const written = [...sentAt.keys()];
+      const delivered = (): number => {
+        let n = 0;
+        for (const w of clients) {
+          for (const rv of written) if (w.arrivals[rv - fromRv - 1]! > 0) n++;
+        }
+        return n;
+      };
+      const expected = written.length * connectedCount;
+      const drainUntil = performance.now() + 10_000;
+      while (delivered() < expected && performance.now() < drainUntil) {
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      for (const w of clients) {
+        for (const [rv, t] of sentAt) {
+          const at = w.arrivals[rv - fromRv - 1]!;
+          if (at === 0) continue;
+          add(fromSent, at - t.sent);
+          add(fromAnswer, at - t.answered);
+          samples++;
+        }
+      }
+      const got = delivered();
+      const ended = clients.filter((w) => w.ended || w.errors > 0).length;
+      ctx.log(
+        `${succeeded} writes (${failed} failed) in ${writeSeconds.toFixed(1)} s; ` +
+          `${got}/${expected} events; ${ended} watches ended early; server CPU ${cpu.toFixed(2)}, ` +
+          `RSS ${mem.rss.toFixed(0)} MiB (peak ${mem.hwm.toFixed(0)})`,
+      );
+      if (samples === 0) throw new Error('no events delivered');
+      ctx.log(
+        `latency from response p50 ${percentile(fromAnswer, samples, 0.5).toFixed(1)} ms, ` +
+          `p99 ${percentile(fromAnswer, samples, 0.99).toFixed(1)} ms`,
+      );
+
+      const sizeNote = ctx.quick
+        ? `quick mode: ${watchers} watchers, ${rate} writes/s for ${seconds} s, not 1,000, 200/s, 30 s`
+        : undefined;
+      const one = (
+        value: number,
+      ): { median: number; min: number; max: number; samples: number } => ({
+        median: value,
+        min: value,
+        max: value,
+        samples: 1,
+      });
+      const figures: Figure[] = [
+        {
+          id: 'kubeApiServer.watchers',
+          label: 'watchers connected',
+          unit: 'watchers',
+          ...one(connectedCount),
+          goal: { op: '==', value: 1000, source: 'issue 3' },
+          ...(sizeNote === undefined ? {} : { note: sizeNote }),
+        },
+        {
+          id: 'kubeApiServer.writesPerSecond',
+          label: 'writes per second achieved (creates and updates)',
+          unit: 'writes/s',
+          ...one(succeeded / writeSeconds),
+          goal: { op: '>=', value: 200, source: 'issue 3' },
+          note: `${succeeded} successful, ${failed} failed writes in ${writeSeconds.toFixed(2)} s`,
+        },
+        {
+          id: 'kubeApiServer.delivered',
+          label: 'events delivered ÷ events expected, all watchers',
+          unit: 'ratio',
+          ...one(expected === 0 ? 0 : got / expected),
+          goal: { op: '==', value: 1, source: 'issue 3' },
+          note: `${got} of ${expected} (${written.length} writes × ${connectedCount} watchers)`,
+        },
+        {
+          id: 'kubeApiServer.latencyP50',
+          label: "delivery latency p50 (write's response → event at a watcher)",
+          unit: 'ms',
+          ...one(percentile(fromAnswer, samples, 0.5)),
+          note:
+            `${samples} (write, watcher) pairs, ${BUCKET_MS} ms buckets; negative: the event ` +
+            "reached the watcher before the write's response reached the writer (the server " +
+            'fans out before it answers)',
+        },
+        {
+          id: 'kubeApiServer.latencyP99',
+          label: "delivery latency p99 (write's response → event at a watcher)",
+          unit: 'ms',
+          ...one(percentile(fromAnswer, samples, 0.99)),
+        },
+        {
+          id: 'kubeApiServer.sentLatencyP50',
+          label: 'write-to-watch latency p50 (write sent → event at a watcher)',
+          unit: 'ms',
+          ...one(percentile(fromSent, samples, 0.5)),
+        },
+        {
+          id: 'kubeApiServer.sentLatencyP99',
+          label: 'write-to-watch latency p99 (write sent → event at a watcher)',
+          unit: 'ms',
+          ...one(percentile(fromSent, samples, 0.99)),
+        },
+        {
+          id: 'kubeApiServer.serverCpu',
+          label: 'server CPU during the writes (user + system)',
+          unit: 'cores',
+          ...one(cpu),
+          note: 'the server is one Node process: one core is its ceiling for JavaScript',
+        },
+        {
+          id: 'kubeApiServer.serverRss',
+          label: 'server RSS after the writes',
+          unit: 'MiB',
+          ...one(mem.rss),
+          note: `peak (VmHWM) ${mem.hwm.toFixed(0)} MiB`,
+        },
+      ];
+      if (ctx.quick) {
+        for (const f of figures) {
+          if (f.id === 'kubeApiServer.watchers' && f.goal) f.goal = { ...f.goal, value: watchers };
+          if (f.id === 'kubeApiServer.writesPerSecond' && f.goal)
+            f.goal = { ...f.goal, value: rate };
+        }
+      }
+      return figures;
+    } finally {
+      for (const w of clients) w.close();
+      watchAgent?.destroy();
+      writeAgent?.destroy();
+      if (child !== undefined) await stopServer(child);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+};
+
+export default benchmark;
