@@ -98,17 +98,22 @@ class World {
 
   /** Runs the clock until the engine settles (or `limitMs` of simulated time passes). */
   async settle(limitMs = 3_600_000): Promise<ImageReport[]> {
-    let done: ImageReport[] | undefined;
-    void this.engine.settled().then((r) => (done = r));
+    // A box, so the checks below see the assignment made in the callback.
+    const result: { reports?: ImageReport[] } = {};
+    void this.engine.settled().then((r) => (result.reports = r));
+    const settled = (): boolean => result.reports !== undefined;
     const end = this.clock.now() + limitMs;
-    for (let i = 0; i < 100_000 && done === undefined; i++) {
+    for (let i = 0; i < 100_000 && !settled(); i++) {
       for (let j = 0; j < 20; j++) await Promise.resolve();
+      // As in a real event loop, immediates (the engine's coalesced reports) run before timers.
+      await new Promise((r) => setImmediate(r));
+      if (settled()) break;
       if (!(await this.clock.next()) || this.clock.now() > end) {
         await new Promise((r) => setImmediate(r));
       }
     }
-    if (done === undefined) throw new Error('engine did not settle');
-    return done;
+    if (result.reports === undefined) throw new Error('engine did not settle');
+    return result.reports;
   }
 
   calls(op: string): string[] {

@@ -163,6 +163,7 @@ export class Engine {
   private sandboxImage: string | undefined;
   private activePulls = 0;
   private fsSample: Promise<void> | undefined;
+  private publishPending = false;
   private fsSampleAgain = false;
   private started = false;
   private resyncing = false;
@@ -674,7 +675,21 @@ export class Engine {
     })();
   }
 
+  /**
+   * Reports changes at most once per turn of the event loop: at start-up hundreds of images
+   * change state within one turn, and rebuilding every report for each of them made start-up
+   * quadratic in the number of images.
+   */
   private publish(): void {
+    if (this.publishPending) return;
+    this.publishPending = true;
+    setImmediate(() => {
+      this.publishPending = false;
+      this.flush();
+    });
+  }
+
+  private flush(): void {
     const reports = this.reports();
     const states = new Map(reports.map((r) => [r.image, r.state]));
     const held = reports.reduce((sum, r) => sum + (r.state === 'Present' ? (r.size ?? 0) : 0), 0);

@@ -43,8 +43,20 @@ export class ContainerdExtras implements CriExtras {
     this.progressIntervalMs = options.progressIntervalMs ?? DEFAULT_PROGRESS_INTERVAL_MS;
   }
 
-  async pinnedNames(): Promise<ReadonlySet<string>> {
-    const images = await this.native.listImages([`labels."${PINNED_LABEL}"==${PINNED_VALUE}`]);
+  /**
+   * The pinned records among `names` (every pinned record when no names are given). Asking by
+   * name keeps a status check from listing every pinned image on the node: with hundreds
+   * pinned, that made each check decode them all.
+   */
+  async pinnedNames(names?: readonly string[]): Promise<ReadonlySet<string>> {
+    const pinned = `labels."${PINNED_LABEL}"==${PINNED_VALUE}`;
+    if (names?.length === 0) return new Set();
+    // containerd ORs the filters of a list and ANDs the clauses within one filter.
+    const filters =
+      names === undefined
+        ? [pinned]
+        : names.map((name) => `name==${JSON.stringify(name)},${pinned}`);
+    const images = await this.native.listImages(filters);
     return new Set(images.map((image) => image.name));
   }
 

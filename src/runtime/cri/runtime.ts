@@ -25,7 +25,8 @@ export const CRI_PROTO = fileURLToPath(new URL('./cri.proto', import.meta.url));
 /** What a runtime adds beyond CRI, on the same socket (containerd: see ../containerd). */
 export interface CriExtras {
   /** Names (tags, digest references, IDs) of images pinned against kubelet's GC. */
-  pinnedNames(): Promise<ReadonlySet<string>>;
+  /** Names of pinned records: among `names`, or all of them. */
+  pinnedNames(names?: readonly string[]): Promise<ReadonlySet<string>>;
   /** Pins or unpins the records under these names; names without a record are skipped. */
   setPinned(names: readonly string[], pinned: boolean): Promise<void>;
   watchDeletions(onEvent: (event: DeletionEvent) => void): Promise<() => void>;
@@ -144,8 +145,10 @@ export class CriRuntime implements ImageRuntime {
   async imageStatus(ref: string): Promise<RuntimeImage | undefined> {
     const target = imageTarget(ref);
     const name = target.kind === 'id' ? target.id : target.name;
-    const [image, pinned] = await Promise.all([this.criStatus(name), this.pinnedNames()]);
-    return image === undefined ? undefined : toRuntimeImage(image, pinned);
+    const image = await this.criStatus(name);
+    return image === undefined
+      ? undefined
+      : toRuntimeImage(image, await this.pinnedNames(namesOf(image)));
   }
 
   async pull(ref: string, options: PullOptions): Promise<RuntimeImage> {
@@ -168,7 +171,7 @@ export class CriRuntime implements ImageRuntime {
           `${action}: the pull succeeded but the runtime does not report the image`,
         );
       }
-      return toRuntimeImage(image, await this.pinnedNames());
+      return toRuntimeImage(image, await this.pinnedNames(namesOf(image)));
     } finally {
       await tracker?.stop();
     }
@@ -241,8 +244,8 @@ export class CriRuntime implements ImageRuntime {
     return response.image ?? undefined;
   }
 
-  private async pinnedNames(): Promise<ReadonlySet<string>> {
-    return this.extras === undefined ? new Set() : this.extras.pinnedNames();
+  private async pinnedNames(names?: readonly string[]): Promise<ReadonlySet<string>> {
+    return this.extras === undefined ? new Set() : this.extras.pinnedNames(names);
   }
 
   private unsupported(what: string): PrepullError {
@@ -273,6 +276,11 @@ export class CriRuntime implements ImageRuntime {
       });
     }
   }
+}
+
+/** Every name a containerd record of this image may carry: tags, digest references, the ID. */
+function namesOf(image: CriImage): string[] {
+  return [...canonicalNames(image.repo_tags), ...canonicalNames(image.repo_digests), image.id];
 }
 
 function toRuntimeImage(image: CriImage, pinned: ReadonlySet<string>): RuntimeImage {
