@@ -2,6 +2,7 @@
 // Benchmark; `bench/run.ts` runs them, writes bench/results.json and regenerates
 // docs/performance.md. Figures are ratios against a baseline measured in the same run wherever a
 // baseline exists, from alternated runs (A B A B …), reported as median, min and max.
+import { type BuiltImage, buildImage, fileLayer, fillerLayer } from '../test/harness/images.ts';
 import type { Harness, HarnessOptions } from '../test/harness/index.ts';
 
 export interface Goal {
@@ -97,4 +98,35 @@ export function meets(figure: Figure): boolean | undefined {
   if (goal.op === '<=') return figure.median <= goal.value;
   if (goal.op === '>=') return figure.median >= goal.value;
   return figure.median === goal.value;
+}
+
+/** Runs `fn` over `items`, at most `limit` at a time. */
+export async function pool<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const item = items[next++]!;
+      await fn(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+/**
+ * The pull benchmarks' image: a marker layer and six incompressible filler layers of
+ * `layerBytes` each (~315 MB at 50 MiB), distinct per `seed` so no earlier pull left its blobs.
+ */
+export function layeredImage(seed: string, layerBytes: number): BuiltImage {
+  return buildImage({
+    layers: [
+      fileLayer({ '/bench/marker': seed }),
+      ...Array.from({ length: 6 }, (_, i) =>
+        fillerLayer({ bytes: layerBytes, seed: `${seed}-${i}` }),
+      ),
+    ],
+  });
 }

@@ -5,27 +5,11 @@ import { RegistryClient } from '../src/registry/client.ts';
 import { RegistryCredential } from '../src/registry/credentials.ts';
 import { buildImage, fileLayer } from '../test/harness/images.ts';
 import { registryClient, TOKEN_AUTH } from '../test/harness/index.ts';
-import { type Benchmark, type Figure, summarize, timed } from './lib.ts';
+import { type Benchmark, type Figure, pool, summarize, timed } from './lib.ts';
 
 const CONCURRENCY = 16;
 /** Tags are spread over this many repositories, so "one fetch per scope" is tested per scope. */
 const REPOSITORIES = 5;
-
-/** Runs `fn` over `items` with at most `limit` at a time. */
-async function pool<T>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const item = items[next++]!;
-      await fn(item);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-}
 
 const benchmark: Benchmark = {
   name: 'registry-resolve',

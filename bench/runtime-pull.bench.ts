@@ -8,9 +8,9 @@ import { containerdRuntime } from '../src/runtime/containerd/runtime.ts';
 import { ContainerdNative } from '../src/runtime/containerd/native.ts';
 import { GrpcConnection } from '../src/runtime/cri/grpc.ts';
 import { KubeletCri } from '../test/harness/cri.ts';
-import { buildImage, clearLayerCache, fileLayer, fillerLayer } from '../test/harness/images.ts';
+import { clearLayerCache } from '../test/harness/images.ts';
 import { pushImage } from '../test/harness/index.ts';
-import { type Benchmark, type Figure, alternate, summarize } from './lib.ts';
+import { type Benchmark, type Figure, alternate, layeredImage, summarize } from './lib.ts';
 
 const MiB = 1024 * 1024;
 const PULL_TIMEOUT_MS = 600_000;
@@ -39,14 +39,7 @@ const benchmark: Benchmark = {
     const socket = info.containerd!.socket;
 
     const seed = `runtime-pull-${Date.now().toString(36)}`;
-    const image = buildImage({
-      layers: [
-        fileLayer({ '/bench/marker': seed }),
-        ...Array.from({ length: 6 }, (_, i) =>
-          fillerLayer({ bytes: layerBytes, seed: `${seed}-${i}` }),
-        ),
-      ],
-    });
+    const image = layeredImage(seed, layerBytes);
     const megabytes = image.size / 1e6;
     ctx.log(`pushing ${megabytes.toFixed(0)} MB in ${image.layers.length} layers`);
     await pushImage(plain, 'bench/runtime-pull', 'v1', image);

@@ -3,9 +3,9 @@
 // the event subscription, the pull, verification, pinning, the report — against the runtime floor.
 import { join } from 'node:path';
 import { KubeletCri } from '../test/harness/cri.ts';
-import { buildImage, clearLayerCache, fileLayer, fillerLayer } from '../test/harness/images.ts';
+import { clearLayerCache } from '../test/harness/images.ts';
 import { pushImage } from '../test/harness/index.ts';
-import { type Benchmark, type Figure, alternate, summarize } from './lib.ts';
+import { type Benchmark, type Figure, alternate, layeredImage, summarize } from './lib.ts';
 import {
   ContentCollector,
   blobsOf,
@@ -54,14 +54,7 @@ const benchmark: Benchmark = {
     const socket = info.containerd!.socket;
 
     const seed = `sync-pull-${Date.now().toString(36)}`;
-    const image = buildImage({
-      layers: [
-        fileLayer({ '/bench/marker': seed }),
-        ...Array.from({ length: 6 }, (_, i) =>
-          fillerLayer({ bytes: layerBytes, seed: `${seed}-${i}` }),
-        ),
-      ],
-    });
+    const image = layeredImage(seed, layerBytes);
     const megabytes = image.size / 1e6;
     ctx.log(`pushing ${megabytes.toFixed(0)} MB in ${image.layers.length} layers`);
     await pushImage(plain, 'bench/sync-pull', 'v1', image);

@@ -10,6 +10,7 @@ import { GrpcConnection } from '../src/runtime/cri/grpc.ts';
 import type { KubeletCri } from '../test/harness/cri.ts';
 import { type BuiltImage, buildImage, fileLayer } from '../test/harness/images.ts';
 import { type HarnessInfo, type RegistryEndpoint, registryClient } from '../test/harness/index.ts';
+import { pool } from './lib.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 /** The launcher users run; it runs dist/ when built, src/ otherwise. */
@@ -262,22 +263,6 @@ export function writePrePulls(
   }
   writeFileSync(file, `${docs.join('\n---\n')}\n`);
   return file;
-}
-
-/** Runs `fn` over `items`, at most `limit` at a time. */
-export async function pool<T>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const item = items[next++]!;
-      await fn(item);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 /**
