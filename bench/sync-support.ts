@@ -2,14 +2,15 @@
 // PrePull files, loads many small images into containerd cheaply, scrapes /metrics, reads RSS,
 // and waits until a removed image has really left containerd's content store.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ContainerdNative } from '../src/runtime/containerd/native.ts';
 import { GrpcConnection } from '../src/runtime/cri/grpc.ts';
 import type { KubeletCri } from '../test/harness/cri.ts';
 import { type BuiltImage, buildImage, fileLayer } from '../test/harness/images.ts';
 import { type HarnessInfo, type RegistryEndpoint, registryClient } from '../test/harness/index.ts';
+import { assertBuildFresh } from '../test/harness/sync-cli.ts';
 import { pool } from './lib.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -17,33 +18,14 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const PREPULL_BIN = join(ROOT, 'bin/prepull.js');
 const MAX_IMAGES_PER_PREPULL = 256;
 
-function sourceFiles(dir: string): string[] {
-  const out: string[] = [];
-  for (const name of readdirSync(dir)) {
-    const path = join(dir, name);
-    if (statSync(path).isDirectory()) out.push(...sourceFiles(path));
-    else if (name.endsWith('.ts') && !name.endsWith('.test.ts')) out.push(path);
-  }
-  return out;
-}
-
 /**
- * Which code `bin/prepull.js` will run. When dist/ exists it must not be older than src/: a
- * benchmark of stale output would publish figures of code that is no longer there.
+ * Which code `bin/prepull.js` will run. When dist/ exists it must not be older than src/ (the
+ * same check the sync integration tests make): a benchmark of stale output would publish
+ * figures of code that is no longer there.
  */
 export function cliBuild(): string {
-  const dist = join(ROOT, 'dist');
-  if (!existsSync(join(dist, 'cli/main.js'))) return 'src/ (no build; Node strips the types)';
-  const src = join(ROOT, 'src');
-  for (const file of sourceFiles(src)) {
-    const built = join(dist, relative(src, file)).replace(/\.ts$/, '.js');
-    if (!existsSync(built) || statSync(built).mtimeMs < statSync(file).mtimeMs) {
-      throw new Error(
-        `dist/ is older than ${relative(ROOT, file)}: run \`npm run build\` so the benchmark ` +
-          'measures the code in src/',
-      );
-    }
-  }
+  if (!existsSync(join(ROOT, 'dist/cli/main.js'))) return 'src/ (no build; Node strips the types)';
+  assertBuildFresh();
   return 'dist/ (npm run build)';
 }
 
