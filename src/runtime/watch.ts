@@ -95,3 +95,33 @@ function describe(error: unknown): string {
   if (error === undefined) return 'the stream ended';
   return messageOf(error, 'the stream failed');
 }
+
+/**
+ * The deletion watches of one adapter: each subscription reconnects by itself, and `stopAll`
+ * ends every one still open when the adapter closes.
+ */
+export class DeletionWatches {
+  private readonly open = new Set<() => void>();
+  private readonly options: ReconnectOptions;
+
+  constructor(options: ReconnectOptions) {
+    this.options = options;
+  }
+
+  async subscribe(
+    openStream: OpenStream,
+    onEvent: (event: DeletionEvent) => void,
+  ): Promise<() => void> {
+    const stop = await watchWithReconnect(openStream, onEvent, this.options);
+    const unsubscribe = (): void => {
+      this.open.delete(unsubscribe);
+      stop();
+    };
+    this.open.add(unsubscribe);
+    return unsubscribe;
+  }
+
+  stopAll(): void {
+    for (const unsubscribe of [...this.open]) unsubscribe();
+  }
+}

@@ -8,7 +8,7 @@ import type { CriExtras } from '../cri/runtime.ts';
 import { isErrorLike } from '../error-text.ts';
 import { canonicalName, isImageId } from '../names.ts';
 import type { DeletionEvent, PullProgress } from '../types.ts';
-import { watchWithReconnect, type OpenedStream, type StreamHandlers } from '../watch.ts';
+import { DeletionWatches, type OpenedStream, type StreamHandlers } from '../watch.ts';
 import {
   decodeImageName,
   PINNED_LABEL,
@@ -34,12 +34,13 @@ export interface ContainerdExtrasOptions {
 export class ContainerdExtras implements CriExtras {
   private readonly native: ContainerdNative;
   private readonly clock: Clock;
+  private readonly watches: DeletionWatches;
   private readonly progressIntervalMs: number;
-  private readonly watchers = new Set<() => void>();
 
   constructor(options: ContainerdExtrasOptions) {
     this.native = options.native;
     this.clock = options.clock ?? systemClock;
+    this.watches = new DeletionWatches({ clock: this.clock });
     this.progressIntervalMs = options.progressIntervalMs ?? DEFAULT_PROGRESS_INTERVAL_MS;
   }
 
@@ -72,16 +73,8 @@ export class ContainerdExtras implements CriExtras {
     }
   }
 
-  async watchDeletions(onEvent: (event: DeletionEvent) => void): Promise<() => void> {
-    const stop = await watchWithReconnect((handlers) => this.openStream(handlers), onEvent, {
-      clock: this.clock,
-    });
-    const unsubscribe = (): void => {
-      this.watchers.delete(unsubscribe);
-      stop();
-    };
-    this.watchers.add(unsubscribe);
-    return unsubscribe;
+  watchDeletions(onEvent: (event: DeletionEvent) => void): Promise<() => void> {
+    return this.watches.subscribe((handlers) => this.openStream(handlers), onEvent);
   }
 
   trackPull(onProgress: (progress: PullProgress) => void): { stop(): Promise<void> } {
@@ -94,7 +87,7 @@ export class ContainerdExtras implements CriExtras {
   }
 
   close(): void {
-    for (const unsubscribe of [...this.watchers]) unsubscribe();
+    this.watches.stopAll();
   }
 
   private async openStream(handlers: StreamHandlers): Promise<OpenedStream> {

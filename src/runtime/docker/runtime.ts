@@ -18,7 +18,7 @@ import type {
   RuntimeImage,
   RuntimeInfo,
 } from '../types.ts';
-import { watchWithReconnect, type OpenedStream, type StreamHandlers } from '../watch.ts';
+import { DeletionWatches, type OpenedStream, type StreamHandlers } from '../watch.ts';
 import { dockerFailure, type Interruption } from './errors.ts';
 import { DockerPullTally, JsonLines, streamError, type PullMessage } from './progress.ts';
 
@@ -56,8 +56,8 @@ export class DockerRuntime implements ImageRuntime {
   private readonly docker: Docker;
   private readonly agent: Agent;
   private readonly clock: Clock;
+  private readonly watches: DeletionWatches;
   private readonly callTimeoutMs: number;
-  private readonly watchers = new Set<() => void>();
 
   constructor(options: DockerRuntimeOptions) {
     const socketPath = options.endpoint.replace(/^unix:\/\//, '');
@@ -66,6 +66,7 @@ export class DockerRuntime implements ImageRuntime {
     this.agent = new Agent({ keepAlive: true });
     this.docker = new Docker({ socketPath, agent: this.agent } as Docker.DockerOptions);
     this.clock = options.clock ?? systemClock;
+    this.watches = new DeletionWatches({ clock: this.clock });
     this.callTimeoutMs = options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
   }
 
@@ -183,20 +184,12 @@ export class DockerRuntime implements ImageRuntime {
     ];
   }
 
-  async watchDeletions(onEvent: (event: DeletionEvent) => void): Promise<() => void> {
-    const stop = await watchWithReconnect((handlers) => this.openEvents(handlers), onEvent, {
-      clock: this.clock,
-    });
-    const unsubscribe = (): void => {
-      this.watchers.delete(unsubscribe);
-      stop();
-    };
-    this.watchers.add(unsubscribe);
-    return unsubscribe;
+  watchDeletions(onEvent: (event: DeletionEvent) => void): Promise<() => void> {
+    return this.watches.subscribe((handlers) => this.openEvents(handlers), onEvent);
   }
 
   close(): Promise<void> {
-    for (const unsubscribe of [...this.watchers]) unsubscribe();
+    this.watches.stopAll();
     this.agent.destroy();
     return Promise.resolve();
   }
