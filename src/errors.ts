@@ -79,6 +79,34 @@ export const ERROR_CODES = {
     retryable: false,
     summary: 'The container runtime does not support this operation.',
   },
+  ERR_KUBE_CONFIG: {
+    retryable: false,
+    summary: 'No usable Kubernetes client configuration (kubeconfig or in-cluster).',
+  },
+  ERR_KUBE_UNAVAILABLE: {
+    retryable: true,
+    summary: 'The Kubernetes API server could not be reached or answered with a server error.',
+  },
+  ERR_KUBE_FORBIDDEN: {
+    retryable: false,
+    summary: "The Kubernetes API refused the agent's identity (401/403): RBAC or credentials.",
+  },
+  ERR_KUBE_NOT_FOUND: {
+    retryable: false,
+    summary: 'The Kubernetes object asked for does not exist.',
+  },
+  ERR_KUBE_CONFLICT: {
+    retryable: true,
+    summary: 'The Kubernetes object changed since it was read (409).',
+  },
+  ERR_KUBE_INVALID: {
+    retryable: false,
+    summary: 'The Kubernetes API rejected an object as invalid (400/422).',
+  },
+  ERR_PULL_SECRET_UNAVAILABLE: {
+    retryable: true,
+    summary: 'A pull secret a PrePull names could not be read or is not a docker-registry secret.',
+  },
 } as const satisfies Record<string, { retryable: boolean; summary: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

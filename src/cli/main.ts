@@ -32,7 +32,8 @@ Usage:
 Commands:
   sync      reconcile this machine's container runtime with PrePull files, without a cluster
             (\`prepull sync --help\`)
-  (\`agent\`, the in-cluster DaemonSet, arrives with its issue)
+  agent     the in-cluster DaemonSet: watch PrePulls through the Kubernetes API, keep this
+            node's images, report NodeImageCache status and Events (\`prepull agent --help\`)
 
 Flags:
   -h, --help      print this help and exit
@@ -63,13 +64,17 @@ export function run(argv: readonly string[], io: Output = stdio): number {
 
 export async function main(argv: readonly string[], io: Output = stdio): Promise<number> {
   const [command, ...rest] = argv;
-  if (command !== 'sync') return run(argv, io);
+  if (command !== 'sync' && command !== 'agent') return run(argv, io);
   try {
+    if (command === 'agent') {
+      const { runAgent } = await import('./agent.ts');
+      return await runAgent(rest, io);
+    }
     const { runSync } = await import('./sync.ts');
     return await runSync(rest, io);
   } catch (error) {
     if (isPrepullError(error)) {
-      io.err(`prepull sync: ${error.message} (${error.code})\n`);
+      io.err(`prepull ${command}: ${error.message} (${error.code})\n`);
       return error.code === 'ERR_USAGE' ? 2 : 1;
     }
     throw error;

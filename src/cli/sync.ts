@@ -10,10 +10,8 @@ import { type SyncConfig, SYNC_USAGE, parseSyncArgs } from '../config/sync.ts';
 import { PrepullError } from '../errors.ts';
 import { cronScheduler } from '../reconcile/cron.ts';
 import { type CredentialProvider, Engine, type ImageReport } from '../reconcile/engine.ts';
-import { RegistryClient } from '../registry/client.ts';
+import type { RegistryClient } from '../registry/client.ts';
 import { Keyring, parseDockerConfigFile } from '../registry/credentials.ts';
-import type { RegistryHostsConfig } from '../registry/mirrors.ts';
-import { proxyFromEnv } from '../registry/proxy.ts';
 import { parseReference } from '../registry/reference.ts';
 import { detectRuntime } from '../runtime/detect.ts';
 import { imageMatchesDigest } from '../runtime/digest.ts';
@@ -23,23 +21,7 @@ import { Metrics } from '../telemetry/metrics.ts';
 import { type TelemetryServer, startTelemetryServer } from '../telemetry/server.ts';
 import type { Output } from './main.ts';
 import { type SyncResult, renderJson, renderTable } from './output.ts';
-
-function registryHosts(config: SyncConfig): RegistryHostsConfig {
-  const hosts: Record<string, { insecure?: boolean; ca?: string }> = {};
-  for (const host of config.insecureRegistries) hosts[host] = { insecure: true };
-  for (const [host, file] of Object.entries(config.registryCAs)) {
-    let ca: string;
-    try {
-      ca = readFileSync(file, 'utf8');
-    } catch (cause) {
-      throw new PrepullError('ERR_USAGE', `--registry-ca ${host}=${file}: cannot read the file`, {
-        cause,
-      });
-    }
-    hosts[host] = { ...hosts[host], ca };
-  }
-  return hosts;
-}
+import { newRegistryClient } from './registry.ts';
 
 /** Credentials for `sync`: a docker config.json, for every image (there is no API to read secrets from). */
 function dockerConfigCredentials(path: string | undefined, log: Logger): CredentialProvider {
@@ -159,21 +141,7 @@ export async function runSync(
   }
   log.info({ skipped: detected.skipped }, detected.description);
   const info = await detected.runtime.info();
-  const registry = new RegistryClient({
-    registries: registryHosts(config),
-    // The one place the environment is read for the registry client: proxies, as every runtime does.
-    proxy: proxyFromEnv(process.env),
-    onRequest: (event) => {
-      metrics.registryRequests.inc({
-        registry: event.registry,
-        code: event.status === undefined ? 'error' : String(event.status),
-      });
-      metrics.registryRequestDuration.observe(
-        { registry: event.registry },
-        event.durationMs / 1000,
-      );
-    },
-  });
+  const registry = newRegistryClient(config, metrics);
   const engine = new Engine(
     {
       runtime: detected.runtime,

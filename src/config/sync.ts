@@ -53,7 +53,19 @@ Flags:
 `;
 
 function usage(message: string): PrepullError {
-  return new PrepullError('ERR_USAGE', `${message}; run \`prepull sync --help\``);
+  return new PrepullError('ERR_USAGE', message);
+}
+
+/** Parses with `parse`, pointing usage errors at `prepull <command> --help`. */
+export function withHelpHint<T>(command: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (error) {
+    if (error instanceof PrepullError && error.code === 'ERR_USAGE') {
+      throw new PrepullError('ERR_USAGE', `${error.message}; run \`prepull ${command} --help\``);
+    }
+    throw error;
+  }
 }
 
 export function parseLabels(text: string): Record<string, string> {
@@ -82,7 +94,7 @@ export function parseAddress(text: string): { host: string; port: number } {
   return { host: host === '' ? '0.0.0.0' : host, port };
 }
 
-function oneOf<T extends string>(
+export function oneOf<T extends string>(
   flag: string,
   value: string | undefined,
   allowed: readonly T[],
@@ -92,7 +104,7 @@ function oneOf<T extends string>(
   throw usage(`${flag} must be one of ${allowed.join(', ')}, got "${value}"`);
 }
 
-function parseRegistryCAs(values: readonly string[]): Record<string, string> {
+export function parseRegistryCAs(values: readonly string[]): Record<string, string> {
   const cas: Record<string, string> = {};
   for (const value of values) {
     const eq = value.indexOf('=');
@@ -103,7 +115,7 @@ function parseRegistryCAs(values: readonly string[]): Record<string, string> {
   return cas;
 }
 
-function parseConcurrency(text: string | undefined): number {
+export function parseConcurrency(text: string | undefined): number {
   const value = Number(text ?? '2');
   if (!Number.isInteger(value) || value < 1 || value > 64) {
     throw usage(`--pull-concurrency must be a whole number from 1 to 64, got "${text ?? ''}"`);
@@ -111,7 +123,7 @@ function parseConcurrency(text: string | undefined): number {
   return value;
 }
 
-function runtimeFlags(
+export function runtimeFlags(
   endpoint: string | undefined,
   protocol: string | undefined,
 ): Pick<SyncConfig, 'runtimeEndpoint' | 'runtime'> {
@@ -127,6 +139,10 @@ function runtimeFlags(
 
 /** Parses `prepull sync` arguments (without the word `sync`). `help` means print SYNC_USAGE. */
 export function parseSyncArgs(argv: readonly string[]): SyncConfig | 'help' {
+  return withHelpHint('sync', () => parseSync(argv));
+}
+
+function parseSync(argv: readonly string[]): SyncConfig | 'help' {
   let parsed;
   try {
     parsed = parseArgs({

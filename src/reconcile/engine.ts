@@ -54,6 +54,15 @@ export type DigestMatcher = (
   digests: readonly string[],
 ) => boolean;
 
+/** Something worth telling the owners of an image (the agent turns these into Kubernetes Events). */
+export interface EngineEvent {
+  kind: 'Pulled' | 'Repaired' | 'PullFailed' | 'DigestDrift';
+  image: string;
+  /** PrePulls (`namespace/name`) that want the image. */
+  requiredBy: readonly string[];
+  message: string;
+}
+
 export interface EngineDeps {
   runtime: ImageRuntime;
   resolver: DigestResolver;
@@ -63,6 +72,8 @@ export interface EngineDeps {
   clock: Clock;
   log: Logger;
   metrics: Metrics;
+  /** Receives pulls, repairs, failures and drift as they happen (optional). */
+  onEvent?: (event: EngineEvent) => void;
 }
 
 export interface EngineOptions {
@@ -112,6 +123,8 @@ interface Entry {
   pullDurationMs?: number;
   /** The runtime refused to pin this image; not retried until it is pulled again. */
   pinError?: ErrorInfo;
+  /** It has been Present on this node: a pull after that is a repair. */
+  wasPresent?: boolean;
 }
 
 function errorInfo(error: unknown): ErrorInfo {
@@ -163,10 +176,13 @@ export class Engine {
   private sandboxImage: string | undefined;
   private activePulls = 0;
   private fsSample: Promise<void> | undefined;
+  private imageFs: { usedBytes?: number; capacityBytes?: number } = {};
   private publishPending = false;
   private fsSampleAgain = false;
   private started = false;
   private resyncing = false;
+  private draining = false;
+  private readonly idleWaiters: (() => void)[] = [];
 
   constructor(deps: EngineDeps, options: EngineOptions) {
     this.deps = deps;
@@ -236,6 +252,11 @@ export class Engine {
     if (this.started) this.recompute();
   }
 
+  /** The image filesystem as last sampled (at start and after pulls). */
+  imageFilesystem(): { usedBytes?: number; capacityBytes?: number } {
+    return { ...this.imageFs };
+  }
+
   reports(): ImageReport[] {
     return [...this.entries.values()]
       .map((e) => this.report(e))
@@ -258,6 +279,23 @@ export class Engine {
         });
       });
     }
+  }
+
+  /**
+   * Graceful stop (SIGTERM): starts no more pulls, lets those in flight finish for up to
+   * `graceMs`, then stops, aborting what is left.
+   */
+  async drain(graceMs: number): Promise<void> {
+    this.draining = true;
+    if (this.activePulls > 0) {
+      const abort = new AbortController();
+      await Promise.race([
+        new Promise<void>((resolve) => this.idleWaiters.push(resolve)),
+        this.deps.clock.sleep(graceMs, abort.signal).catch(() => undefined),
+      ]);
+      abort.abort();
+    }
+    await this.stop();
   }
 
   /** Stops watching and scheduling; aborts pulls in flight. */
@@ -439,9 +477,19 @@ export class Engine {
       }
       if (action.kind === 'verify') await this.verify(entry, signal);
       else if (action.kind === 'pin') await this.pin(entry);
+      else if (this.draining) return;
       else await this.pull(entry, signal);
     }
     if (!signal.aborted) this.queue.add(ref);
+  }
+
+  private emit(entry: Entry, kind: EngineEvent['kind'], message: string): void {
+    this.deps.onEvent?.({
+      kind,
+      image: entry.desired.ref,
+      requiredBy: entry.desired.requiredBy,
+      message,
+    });
   }
 
   private digestMatch(entry: Entry): { digestMatches?: boolean } {
@@ -461,6 +509,10 @@ export class Engine {
       return;
     }
     const report = this.report(entry);
+    if (decision.state === 'Present') entry.wasPresent = true;
+    if (decision.reason === 'DigestDrift' && before?.reason !== 'DigestDrift') {
+      this.emit(entry, 'DigestDrift', decision.message ?? 'the registry digest moved');
+    }
     this.deps.log.info(
       {
         image: report.image,
@@ -553,12 +605,18 @@ export class Engine {
   private releasePullSlot(): void {
     this.activePulls--;
     this.pullSlots.shift()?.();
+    if (this.activePulls === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
   }
 
   private async pull(entry: Entry, signal: AbortSignal): Promise<void> {
     const { clock, metrics, log } = this.deps;
     const ref = entry.desired.ref;
     await this.acquirePullSlot(signal);
+    if (this.draining) {
+      // Waited for a slot while shutting down: do not start.
+      this.releasePullSlot();
+      return;
+    }
     entry.memory = afterPullStarted(entry.memory);
     this.record(entry, { state: 'Pulling', reason: 'Pulling', action: { kind: 'none' } });
     const started = clock.now();
@@ -572,6 +630,11 @@ export class Engine {
       entry.pullDurationMs = clock.now() - started;
       entry.memory = afterPullSucceeded(entry.memory);
       delete entry.pinError;
+      this.emit(
+        entry,
+        entry.wasPresent === true ? 'Repaired' : 'Pulled',
+        `${entry.wasPresent === true ? 'pulled back' : 'pulled'} ${ref} in ${seconds.toFixed(1)}s (${image.size} bytes)`,
+      );
       this.sampleImageFs();
       // The pulled image carries the digest the tag resolves to now; check it against a fresh HEAD.
       entry.verifyRequested = true;
@@ -588,6 +651,11 @@ export class Engine {
       );
       entry.memory = afterPullFailed(entry.memory, entry.desired, info, clock.now(), delay);
       log.warn({ image: ref, err: info, attempt: entry.memory.attempts }, 'pull failed');
+      this.emit(
+        entry,
+        'PullFailed',
+        `pull of ${ref} failed (attempt ${entry.memory.attempts}): ${info.message} (${info.code})`,
+      );
     } finally {
       this.releasePullSlot();
     }
@@ -657,11 +725,16 @@ export class Engine {
     this.fsSample = (async () => {
       try {
         const [fs] = await this.call('imagefs', () => this.deps.runtime.imageFsInfo());
-        if (fs?.usedBytes !== undefined) this.deps.metrics.imageFsUsed.set(fs.usedBytes);
+        if (fs?.usedBytes !== undefined) {
+          this.deps.metrics.imageFsUsed.set(fs.usedBytes);
+          this.imageFs.usedBytes = fs.usedBytes;
+        }
         if (fs !== undefined) {
           const stats = await statfs(fs.mountpoint).catch(() => undefined);
-          if (stats !== undefined)
-            this.deps.metrics.imageFsCapacity.set(stats.blocks * stats.bsize);
+          if (stats !== undefined) {
+            this.imageFs.capacityBytes = stats.blocks * stats.bsize;
+            this.deps.metrics.imageFsCapacity.set(this.imageFs.capacityBytes);
+          }
         }
       } catch (error) {
         this.deps.log.debug({ err: errorInfo(error) }, 'could not read image filesystem usage');

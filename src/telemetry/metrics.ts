@@ -99,6 +99,18 @@ export class Metrics {
     labelNames: ['resource'] as const,
     registers: [this.registry],
   });
+  readonly statusWrites = new Counter({
+    name: 'prepull_kube_status_writes_total',
+    help: 'NodeImageCache status writes by result (ok, conflict, error).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  readonly kubeEvents = new Counter({
+    name: 'prepull_kube_events_total',
+    help: 'Kubernetes Events by result (created, series, dropped by the rate limit, error).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
 
   constructor(options: MetricsOptions = {}) {
     this.perImageLimit = options.perImageLimit ?? 500;

@@ -1,0 +1,152 @@
+// The NodeImageCache resource (prepull.dev/v1alpha1, cluster-scoped, one per node, named after
+// it and owned by it): what one node's agent reports about the images that node must hold. The
+// status is built here as a pure function of the engine's reports, so "did the content change"
+// is a comparison of two plain objects.
+import type { API_VERSION } from './prepull.ts';
+
+export const NODE_IMAGE_CACHE_KIND = 'NodeImageCache';
+export const NODE_IMAGE_CACHES = 'nodeimagecaches';
+
+export type CachedImageState = 'Present' | 'Pulling' | 'Missing' | 'Stale' | 'Failed';
+
+export interface CachedImage {
+  image: string;
+  requiredBy: string[];
+  state: CachedImageState;
+  digest?: string;
+  registryDigest?: string;
+  imageId?: string;
+  size?: number;
+  pinned?: boolean;
+  lastVerified?: string;
+  attempts: number;
+  reason?: string;
+  message?: string;
+}
+
+export interface Condition {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  reason: string;
+  message: string;
+  lastTransitionTime: string;
+}
+
+export interface NodeImageCacheStatus {
+  runtime: { name: string; version: string; endpoint: string };
+  imageFilesystem?: { usedBytes?: number; capacityBytes?: number };
+  summary: Record<'required' | 'present' | 'pulling' | 'missing' | 'stale' | 'failed', number>;
+  images: CachedImage[];
+  conditions: Condition[];
+  lastUpdateTime?: string;
+}
+
+export interface NodeImageCache {
+  apiVersion: typeof API_VERSION;
+  kind: typeof NODE_IMAGE_CACHE_KIND;
+  metadata: {
+    name: string;
+    resourceVersion?: string;
+    uid?: string;
+    ownerReferences?: {
+      apiVersion: string;
+      kind: string;
+      name: string;
+      uid: string;
+      controller?: boolean;
+      blockOwnerDeletion?: boolean;
+    }[];
+    labels?: Record<string, string>;
+  };
+  spec: { nodeName: string };
+  status?: NodeImageCacheStatus;
+}
+
+/** The per-image fields the status needs (the engine's ImageReport has these and more). */
+export interface ImageFacts {
+  image: string;
+  requiredBy: readonly string[];
+  state: CachedImageState;
+  reason: string;
+  message?: string;
+  digest?: string;
+  registryDigest?: string;
+  imageId?: string;
+  size?: number;
+  pinned?: boolean;
+  lastVerified?: string;
+  attempts: number;
+}
+
+const MESSAGE_LIMIT = 1024;
+
+function cachedImage(facts: ImageFacts): CachedImage {
+  return {
+    image: facts.image,
+    requiredBy: [...facts.requiredBy],
+    state: facts.state,
+    ...(facts.digest !== undefined ? { digest: facts.digest } : {}),
+    ...(facts.registryDigest !== undefined ? { registryDigest: facts.registryDigest } : {}),
+    ...(facts.imageId !== undefined ? { imageId: facts.imageId } : {}),
+    ...(facts.size !== undefined ? { size: facts.size } : {}),
+    ...(facts.pinned !== undefined ? { pinned: facts.pinned } : {}),
+    ...(facts.lastVerified !== undefined ? { lastVerified: facts.lastVerified } : {}),
+    attempts: facts.attempts,
+    ...(facts.reason !== '' ? { reason: facts.reason } : {}),
+    ...(facts.message !== undefined ? { message: facts.message.slice(0, MESSAGE_LIMIT) } : {}),
+  };
+}
+
+/**
+ * The status for `images` on a runtime. `previous` keeps each condition's lastTransitionTime
+ * while its status holds, so an unchanged node gives an identical status (and no write).
+ */
+export function nodeImageCacheStatus(
+  images: readonly ImageFacts[],
+  runtime: NodeImageCacheStatus['runtime'],
+  imageFilesystem: NonNullable<NodeImageCacheStatus['imageFilesystem']>,
+  context: { now: string; previous?: NodeImageCacheStatus | undefined },
+): NodeImageCacheStatus {
+  const count = (state: CachedImageState): number => images.filter((i) => i.state === state).length;
+  const summary = {
+    required: images.length,
+    present: count('Present'),
+    pulling: count('Pulling'),
+    missing: count('Missing'),
+    stale: count('Stale'),
+    failed: count('Failed'),
+  };
+  const ready = summary.present === summary.required;
+  const readiness: Omit<Condition, 'lastTransitionTime'> = ready
+    ? {
+        type: 'Ready',
+        status: 'True',
+        reason: 'AllPresent',
+        message: `${summary.present} of ${summary.required} images present`,
+      }
+    : {
+        type: 'Ready',
+        status: 'False',
+        reason: summary.failed > 0 ? 'ImagesFailed' : 'ImagesPending',
+        message: `${summary.present} of ${summary.required} images present, ${summary.pulling} pulling, ${summary.missing} missing, ${summary.stale} stale, ${summary.failed} failed`,
+      };
+  const before = context.previous?.conditions.find((c) => c.type === 'Ready');
+  const condition: Condition = {
+    ...readiness,
+    lastTransitionTime:
+      before?.status === readiness.status ? before.lastTransitionTime : context.now,
+  };
+  const fs = {
+    ...(imageFilesystem.usedBytes !== undefined ? { usedBytes: imageFilesystem.usedBytes } : {}),
+    ...(imageFilesystem.capacityBytes !== undefined
+      ? { capacityBytes: imageFilesystem.capacityBytes }
+      : {}),
+  };
+  return {
+    runtime: { ...runtime },
+    ...(Object.keys(fs).length > 0 ? { imageFilesystem: fs } : {}),
+    summary,
+    images: images.map(cachedImage),
+    conditions: [condition],
+  };
+}

@@ -1,0 +1,293 @@
+// `prepull agent` against the project's Kubernetes API test server (CRDs and RBAC from deploy/,
+// the shipped ServiceAccount) with the in-memory runtime: placement by nodeSelector, label
+// changes, repair with an Event, pull secrets, status coalescing, fault recovery, and shutdown.
+// The same flows on real containerd and Docker Engine are in test/integration/agent.test.ts.
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { EventEmitter } from 'node:events';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { KubeApiServer } from '../../test/kube-api-server/index.ts';
+import type { NodeImageCache } from '../api/nodeimagecache.ts';
+import type { JsonObject } from '../../test/kube-api-server/json.ts';
+import type { DetectedRuntime } from '../runtime/detect.ts';
+import { FakeRuntime } from '../runtime/fake.ts';
+import { runAgent } from './agent.ts';
+
+const REPO = fileURLToPath(new URL('../..', import.meta.url));
+const SA_USER = 'system:serviceaccount:prepull-system:prepull-agent';
+const CANARY = 'canary-Pa55w0rd-7f3e';
+const REG = 'registry.test:5000';
+
+const IMG = (name: string): string => `${REG}/team/${name}:1.0`;
+const DIGEST = (n: number): string => `sha256:${String(n).padStart(64, '0')}`;
+
+let server: KubeApiServer;
+let kubeconfig: string;
+
+function fakeDetect(runtime: FakeRuntime): () => Promise<DetectedRuntime> {
+  return () =>
+    Promise.resolve({
+      runtime,
+      endpoint: 'unix:///fake/runtime.sock',
+      found: { kind: 'cri', runtimeName: 'fake', runtimeVersion: '0.0.0', apiVersion: 'v1' },
+      description: 'fake runtime',
+      skipped: [],
+    });
+}
+
+function node(name: string, labels: Record<string, string>): JsonObject {
+  return { apiVersion: 'v1', kind: 'Node', metadata: { name, labels } };
+}
+
+function prePull(
+  namespace: string,
+  name: string,
+  images: string[],
+  extra: Record<string, unknown> = {},
+): JsonObject {
+  return {
+    apiVersion: 'prepull.dev/v1alpha1',
+    kind: 'PrePull',
+    metadata: { namespace, name },
+    spec: { images: images.map((image) => ({ image })), verify: 'None', ...extra },
+  };
+}
+
+function cache(nodeName: string): NodeImageCache | undefined {
+  return server.get('prepull.dev/v1alpha1', 'NodeImageCache', nodeName) as
+    NodeImageCache | undefined;
+}
+
+function presentImages(nodeName: string): string[] {
+  return (cache(nodeName)?.status?.images ?? [])
+    .filter((i) => i.state === 'Present')
+    .map((i) => i.image)
+    .sort();
+}
+
+async function eventually(check: () => boolean, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (check()) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`condition not met in time: ${check.toString().slice(0, 200)}`);
+}
+
+interface Running {
+  runtime: FakeRuntime;
+  signals: EventEmitter;
+  exit: Promise<number>;
+  logs: string[];
+}
+
+function startAgent(nodeName: string, runtime = new FakeRuntime()): Running {
+  const signals = new EventEmitter();
+  const logs: string[] = [];
+  const exit = runAgent(
+    [
+      '--kubeconfig',
+      kubeconfig,
+      '--node-name',
+      nodeName,
+      '--log-level',
+      process.env.AGENT_TEST_LOG ?? 'silent',
+    ],
+    { out: (t) => logs.push(t), err: (t) => logs.push(t) },
+    signals,
+    { detect: fakeDetect(runtime), env: {}, watchBackoff: { initialMs: 100, maxMs: 1000 } },
+  );
+  const running = { runtime, signals, exit, logs };
+  agents.push(running);
+  return running;
+}
+
+const agents: Running[] = [];
+
+afterEach(async () => {
+  // A failed test must not leave its agents running into the next.
+  for (const agent of agents.splice(0)) {
+    agent.signals.emit('SIGTERM');
+    await agent.exit.catch(() => undefined);
+  }
+});
+
+function publishAll(runtime: FakeRuntime): void {
+  ['web', 'db', 'cache', 'private'].forEach((name, i) => {
+    runtime.publish(IMG(name), {
+      digest: DIGEST(i + 1),
+      id: DIGEST(i + 101),
+      size: 1000 * (i + 1),
+    });
+  });
+}
+
+beforeAll(async () => {
+  server = await KubeApiServer.start();
+  server.applyManifests(join(REPO, 'deploy', 'namespace.yaml'));
+  server.applyManifests(join(REPO, 'deploy', 'crds'));
+  server.applyManifests(join(REPO, 'deploy', 'rbac.yaml'));
+  ({ kubeconfig } = server.serviceAccount('prepull-system', 'prepull-agent'));
+  server.apply(
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } },
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'data' } },
+  );
+});
+
+afterAll(async () => {
+  await server.stop();
+});
+
+describe('prepull agent', () => {
+  it('places images by nodeSelector, follows label changes, repairs with an Event, and stops cleanly', async () => {
+    server.apply(
+      node('node-a', { 'kubernetes.io/hostname': 'node-a', tier: 'web' }),
+      node('node-b', { 'kubernetes.io/hostname': 'node-b', tier: 'data' }),
+      prePull('shop', 'web', [IMG('web'), IMG('cache')], { nodeSelector: { tier: 'web' } }),
+      prePull('data', 'db', [IMG('db')], { nodeSelector: { tier: 'data' } }),
+    );
+    const a = startAgent('node-a');
+    const b = startAgent('node-b');
+    publishAll(a.runtime);
+    publishAll(b.runtime);
+
+    await eventually(
+      () =>
+        presentImages('node-a').join() === [IMG('cache'), IMG('web')].join() &&
+        presentImages('node-b').join() === IMG('db'),
+    );
+    const nic = cache('node-a');
+    expect(nic?.metadata.ownerReferences?.[0]).toMatchObject({ kind: 'Node', name: 'node-a' });
+    expect(nic?.status?.summary).toMatchObject({ required: 2, present: 2, failed: 0 });
+    expect(nic?.status?.images.find((i) => i.image === IMG('web'))).toMatchObject({
+      digest: DIGEST(1),
+      requiredBy: ['shop/web'],
+      pinned: true,
+    });
+    expect(nic?.status?.conditions[0]).toMatchObject({ type: 'Ready', status: 'True' });
+
+    // node-b takes the web tier too: its images follow the label.
+    server.apply(node('node-b', { 'kubernetes.io/hostname': 'node-b', tier: 'web' }));
+    await eventually(() => presentImages('node-b').join() === [IMG('cache'), IMG('web')].join());
+
+    // Removed behind the agent's back: pulled again, with a Repaired event on the PrePull.
+    a.runtime.removeBehindBack(IMG('web'));
+    await eventually(() =>
+      (server.store.list('events.k8s.io/events') as { reason?: string }[]).some(
+        (e) => e.reason === 'Repaired',
+      ),
+    );
+    const repaired = (
+      server.store.list('events.k8s.io/events') as {
+        reason?: string;
+        reportingController?: string;
+        reportingInstance?: string;
+        regarding?: { kind?: string; name?: string };
+      }[]
+    ).find((e) => e.reason === 'Repaired');
+    expect(repaired).toMatchObject({
+      reportingController: 'prepull.dev/agent',
+      reportingInstance: 'node-a',
+      regarding: { kind: 'PrePull', name: 'web' },
+    });
+    await eventually(() => presentImages('node-a').includes(IMG('web')));
+
+    a.signals.emit('SIGTERM');
+    b.signals.emit('SIGTERM');
+    expect(await a.exit).toBe(0);
+    expect(await b.exit).toBe(0);
+
+    const denied = server.accounting
+      .all()
+      .filter((r) => r.user === SA_USER && (r.code === 401 || r.code === 403));
+    expect(denied).toEqual([]);
+  }, 60_000);
+
+  it('reads only the pull secrets PrePulls name; a missing secret fails only its images, and no secret value leaks', async () => {
+    const auth = Buffer.from(`puller:${CANARY}`).toString('base64');
+    server.apply(
+      node('node-s', { 'kubernetes.io/hostname': 'node-s', role: 'secure' }),
+      {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { namespace: 'shop', name: 'regcred' },
+        type: 'kubernetes.io/dockerconfigjson',
+        data: {
+          '.dockerconfigjson': Buffer.from(JSON.stringify({ auths: { [REG]: { auth } } })).toString(
+            'base64',
+          ),
+        },
+      },
+      prePull('shop', 'private', [IMG('private')], {
+        nodeSelector: { role: 'secure' },
+        imagePullSecrets: [{ name: 'regcred' }],
+      }),
+      prePull('shop', 'broken', [`${REG}/team/other:1.0`], {
+        nodeSelector: { role: 'secure' },
+        imagePullSecrets: [{ name: 'missing' }],
+        backoffLimit: 1,
+      }),
+    );
+    const runtime = new FakeRuntime();
+    publishAll(runtime);
+    runtime.publish(`${REG}/team/other:1.0`, { digest: DIGEST(9), id: DIGEST(109), size: 10 });
+    runtime.requireCredentials(REG, { username: 'puller', password: CANARY });
+    const s = startAgent('node-s', runtime);
+    await eventually(() => {
+      const images = cache('node-s')?.status?.images ?? [];
+      return (
+        images.find((i) => i.image === IMG('private'))?.state === 'Present' &&
+        images.find((i) => i.image === `${REG}/team/other:1.0`)?.state === 'Failed'
+      );
+    });
+    const failed = cache('node-s')?.status?.images.find((i) => i.image === `${REG}/team/other:1.0`);
+    expect(failed?.message).toContain('pull secret shop/missing');
+    expect(failed?.message).toContain('does not exist');
+    s.signals.emit('SIGTERM');
+    expect(await s.exit).toBe(0);
+
+    const secretCalls = server.accounting
+      .all()
+      .filter((r) => r.user === SA_USER && r.resource.includes('secrets'));
+    expect(secretCalls.every((r) => r.verb === 'get')).toBe(true);
+    expect(secretCalls.some((r) => r.code === 200)).toBe(true);
+    // The canary is nowhere the agent writes: status, Events, or its own output.
+    const written = JSON.stringify([
+      server.store.list('prepull.dev/nodeimagecaches'),
+      server.store.list('events.k8s.io/events'),
+      s.logs,
+    ]);
+    expect(written).not.toContain(CANARY);
+    expect(written).not.toContain(auth);
+  }, 60_000);
+
+  it('converges after dropped watches, a forced 410 and a burst of 500s, and is quiet when nothing changes', async () => {
+    server.apply(
+      node('node-f', { 'kubernetes.io/hostname': 'node-f', zone: 'f' }),
+      prePull('shop', 'fault-1', [IMG('web')], { nodeSelector: { zone: 'f' } }),
+    );
+    const f = startAgent('node-f');
+    publishAll(f.runtime);
+    await eventually(() => presentImages('node-f').join() === IMG('web'));
+
+    server.faults.dropWatches();
+    server.faults.compact();
+    server.faults.failNext({ path: '/prepulls', watch: false, code: 500, times: 3 });
+    server.faults.failNext({ path: '/prepulls', watch: true, code: 500, times: 2 });
+    server.faults.dropWatches();
+    server.apply(prePull('shop', 'fault-2', [IMG('db')], { nodeSelector: { zone: 'f' } }));
+    await eventually(
+      () => presentImages('node-f').join() === [IMG('db'), IMG('web')].join(),
+      30_000,
+    );
+
+    // Steady: once the status is written, nothing but the watches.
+    await new Promise((r) => setTimeout(r, 2500));
+    const before = server.accounting.count({ user: SA_USER, watch: false });
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(server.accounting.count({ user: SA_USER, watch: false })).toBe(before);
+
+    f.signals.emit('SIGTERM');
+    expect(await f.exit).toBe(0);
+  }, 60_000);
+});

@@ -1,0 +1,48 @@
+// The registry client as `sync` and `agent` wire it: per-registry plain HTTP or extra CAs from
+// the flags, proxies from the environment (as every runtime reads them), request metrics.
+import { readFileSync } from 'node:fs';
+import { PrepullError } from '../errors.ts';
+import { RegistryClient } from '../registry/client.ts';
+import type { RegistryHostsConfig } from '../registry/mirrors.ts';
+import { proxyFromEnv } from '../registry/proxy.ts';
+import type { Metrics } from '../telemetry/metrics.ts';
+
+export interface RegistryFlags {
+  insecureRegistries: readonly string[];
+  registryCAs: Readonly<Record<string, string>>;
+}
+
+export function registryHosts(config: RegistryFlags): RegistryHostsConfig {
+  const hosts: Record<string, { insecure?: boolean; ca?: string }> = {};
+  for (const host of config.insecureRegistries) hosts[host] = { insecure: true };
+  for (const [host, file] of Object.entries(config.registryCAs)) {
+    let ca: string;
+    try {
+      ca = readFileSync(file, 'utf8');
+    } catch (cause) {
+      throw new PrepullError('ERR_USAGE', `--registry-ca ${host}=${file}: cannot read the file`, {
+        cause,
+      });
+    }
+    hosts[host] = { ...hosts[host], ca };
+  }
+  return hosts;
+}
+
+export function newRegistryClient(config: RegistryFlags, metrics: Metrics): RegistryClient {
+  return new RegistryClient({
+    registries: registryHosts(config),
+    // The one place the environment is read for the registry client: proxies, as every runtime does.
+    proxy: proxyFromEnv(process.env),
+    onRequest: (event) => {
+      metrics.registryRequests.inc({
+        registry: event.registry,
+        code: event.status === undefined ? 'error' : String(event.status),
+      });
+      metrics.registryRequestDuration.observe(
+        { registry: event.registry },
+        event.durationMs / 1000,
+      );
+    },
+  });
+}

@@ -1,0 +1,120 @@
+// Flags and environment of `prepull agent`, parsed and validated once into one typed object. The
+// node name comes from --node-name or NODE_NAME (the downward API in the DaemonSet).
+import { parseArgs } from 'node:util';
+import { PrepullError } from '../errors.ts';
+import { LOG_LEVELS, type LogLevel } from '../telemetry/logger.ts';
+import {
+  oneOf,
+  parseAddress,
+  parseConcurrency,
+  parseRegistryCAs,
+  runtimeFlags,
+  withHelpHint,
+} from './sync.ts';
+
+export interface AgentConfig {
+  /** Without it: the in-cluster service account. */
+  kubeconfig?: string;
+  nodeName: string;
+  runtimeEndpoint?: string;
+  runtime?: 'cri' | 'docker';
+  insecureRegistries: string[];
+  registryCAs: Record<string, string>;
+  pullConcurrency: number;
+  metricsAddress?: { host: string; port: number };
+  logLevel: LogLevel;
+  /** How long SIGTERM waits for pulls in flight before aborting them. */
+  shutdownGraceMs: number;
+}
+
+export const AGENT_USAGE = `Usage: prepull agent [flags]
+
+Runs on every node (a DaemonSet): watches PrePull objects in all namespaces and this node's
+Node object, keeps the images of every PrePull whose nodeSelector matches the node's labels
+pulled, verified and pinned, and reports them in the node's NodeImageCache and in Events.
+
+Flags:
+      --kubeconfig FILE       kubeconfig to use (default: the in-cluster service account)
+      --node-name NAME        this node's name (default: $NODE_NAME)
+      --runtime-endpoint URL  runtime socket, e.g. unix:///run/containerd/containerd.sock
+                              (default: probe the usual sockets)
+      --runtime cri|docker    the protocol at --runtime-endpoint (default: detect)
+      --insecure-registry H   verify against registry H (host[:port]) over plain HTTP
+                              (repeatable; only for registries on a network you trust)
+      --registry-ca H=FILE    trust the CA bundle FILE for registry H (repeatable)
+      --pull-concurrency N    pulls at once (default 2)
+      --metrics-address H:P   serve /metrics, /healthz and /readyz (default: off)
+      --shutdown-grace S      seconds SIGTERM lets pulls in flight finish (default 20)
+      --log-level LEVEL       ${LOG_LEVELS.join(', ')} (default info)
+  -h, --help                  this help
+`;
+
+function parseGrace(text: string | undefined): number {
+  const value = Number(text ?? '20');
+  if (!Number.isFinite(value) || value < 0 || value > 3600) {
+    throw new PrepullError(
+      'ERR_USAGE',
+      `--shutdown-grace must be a number of seconds from 0 to 3600, got "${text ?? ''}"`,
+    );
+  }
+  return value * 1000;
+}
+
+function parseAgent(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+): AgentConfig | 'help' {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      allowPositionals: false,
+      options: {
+        kubeconfig: { type: 'string' },
+        'node-name': { type: 'string' },
+        'runtime-endpoint': { type: 'string' },
+        runtime: { type: 'string' },
+        'insecure-registry': { type: 'string', multiple: true },
+        'registry-ca': { type: 'string', multiple: true },
+        'pull-concurrency': { type: 'string' },
+        'metrics-address': { type: 'string' },
+        'shutdown-grace': { type: 'string' },
+        'log-level': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (error) {
+    throw new PrepullError('ERR_USAGE', error instanceof Error ? error.message : String(error));
+  }
+  const v = parsed.values;
+  if (v.help === true) return 'help';
+  const nodeName = v['node-name'] ?? env.NODE_NAME ?? '';
+  if (nodeName === '') {
+    throw new PrepullError(
+      'ERR_USAGE',
+      'the node name is required: --node-name, or NODE_NAME from the downward API (fieldRef spec.nodeName)',
+    );
+  }
+  const kubeconfig = v.kubeconfig;
+  return {
+    ...(kubeconfig !== undefined ? { kubeconfig } : {}),
+    nodeName,
+    ...runtimeFlags(v['runtime-endpoint'], v.runtime),
+    insecureRegistries: v['insecure-registry'] ?? [],
+    registryCAs: parseRegistryCAs(v['registry-ca'] ?? []),
+    pullConcurrency: parseConcurrency(v['pull-concurrency']),
+    ...(v['metrics-address'] !== undefined
+      ? { metricsAddress: parseAddress(v['metrics-address']) }
+      : {}),
+    logLevel: oneOf('--log-level', v['log-level'], LOG_LEVELS) ?? 'info',
+    shutdownGraceMs: parseGrace(v['shutdown-grace']),
+  };
+}
+
+/** Parses `prepull agent` arguments (without the word `agent`). `help` means print AGENT_USAGE. */
+export function parseAgentArgs(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): AgentConfig | 'help' {
+  return withHelpHint('agent', () => parseAgent(argv, env));
+}
