@@ -1,0 +1,68 @@
+import { describe, expect, it } from '@jest/globals';
+import { parseAgentArgs } from './agent.ts';
+
+describe('prepull agent flags', () => {
+  it('takes the node name from NODE_NAME (the downward API) when --node-name is absent', () => {
+    const config = parseAgentArgs([], { NODE_NAME: 'worker-7' });
+    expect(config).toMatchObject({
+      nodeName: 'worker-7',
+      pullConcurrency: 2,
+      logLevel: 'info',
+      shutdownGraceMs: 20_000,
+      insecureRegistries: [],
+    });
+    expect(config).not.toHaveProperty('kubeconfig');
+  });
+
+  it('prefers --node-name and parses every flag', () => {
+    const config = parseAgentArgs(
+      [
+        '--kubeconfig',
+        '/k/config',
+        '--node-name',
+        'n1',
+        '--runtime-endpoint',
+        'unix:///run/containerd/containerd.sock',
+        '--runtime',
+        'cri',
+        '--insecure-registry',
+        'reg:5000',
+        '--pull-concurrency',
+        '4',
+        '--metrics-address',
+        ':9464',
+        '--shutdown-grace',
+        '5',
+        '--log-level',
+        'debug',
+      ],
+      { NODE_NAME: 'ignored' },
+    );
+    expect(config).toEqual({
+      kubeconfig: '/k/config',
+      nodeName: 'n1',
+      runtimeEndpoint: 'unix:///run/containerd/containerd.sock',
+      runtime: 'cri',
+      insecureRegistries: ['reg:5000'],
+      registryCAs: {},
+      pullConcurrency: 4,
+      metricsAddress: { host: '0.0.0.0', port: 9464 },
+      logLevel: 'debug',
+      shutdownGraceMs: 5000,
+    });
+  });
+
+  it('refuses to start without a node name, saying where it comes from', () => {
+    expect(() => parseAgentArgs([], {})).toThrow(
+      /node name is required: --node-name, or NODE_NAME .*; run `prepull agent --help`/,
+    );
+  });
+
+  it('names the bad flag and points at agent help', () => {
+    expect(() => parseAgentArgs(['--pull-concurrency', '0'], { NODE_NAME: 'n' })).toThrow(
+      /--pull-concurrency must be a whole number from 1 to 64, got "0"; run `prepull agent --help`/,
+    );
+    expect(() => parseAgentArgs(['--bogus'], { NODE_NAME: 'n' })).toThrow(/--bogus/);
+    expect(parseAgentArgs(['--help'], {})).toBe('help');
+  });
+});
