@@ -10,6 +10,7 @@ import { ManualClock, systemClock } from '../clock.ts';
 import { createLogger } from '../telemetry/logger.ts';
 import { KubeClient, isKubeApiError } from './client.ts';
 import { EventRecorder, microTime } from './events.ts';
+import { PullSecrets } from './secrets.ts';
 import { COLLECTION, NodeImageCacheWriter } from './status.ts';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
@@ -200,5 +201,61 @@ describe('EventRecorder', () => {
     await recorder.flush();
     expect(results.at(-1)).toBe('created');
     expect(server.store.list('events.k8s.io/events', 'ns')).toHaveLength(2);
+  });
+});
+
+describe('PullSecrets', () => {
+  const image = {
+    ref: 'r.test/team/app:1',
+    written: 'r.test/team/app:1',
+    requiredBy: ['ns/pp'],
+    secrets: [{ namespace: 'ns', name: 'regcred' }],
+    schedules: [],
+  } as unknown as Parameters<PullSecrets['forImage']>[0];
+
+  function secret(password: string): JsonObject {
+    const auth = Buffer.from(`u:${password}`).toString('base64');
+    return {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { namespace: 'ns', name: 'regcred' },
+      type: 'kubernetes.io/dockerconfigjson',
+      data: {
+        '.dockerconfigjson': Buffer.from(
+          JSON.stringify({ auths: { 'r.test': { auth } } }),
+        ).toString('base64'),
+      },
+    };
+  }
+
+  it('reads a secret once, again after the registry refused it or the TTL passed', async () => {
+    server.apply(secret('first'));
+    const clock = new ManualClock(1_000_000);
+    let reads = 0;
+    const secrets = new PullSecrets(kube, { clock, ttlMs: 60_000, onRead: () => reads++ });
+    const first = await secrets.forImage(image);
+    expect(first.map((c) => c.password)).toEqual(['first']);
+    await secrets.forImage(image);
+    expect(reads).toBe(1);
+
+    server.apply(secret('rotated'));
+    expect((await secrets.forImage(image)).map((c) => c.password)).toEqual(['first']);
+    secrets.refused(image);
+    expect((await secrets.forImage(image)).map((c) => c.password)).toEqual(['rotated']);
+    expect(reads).toBe(2);
+    await clock.advance(60_000);
+    await secrets.forImage(image);
+    expect(reads).toBe(3);
+  });
+
+  it('fails a missing secret with a reason naming it and the PrePull, and no value', async () => {
+    const secrets = new PullSecrets(kube, { clock: systemClock });
+    const error = await secrets
+      .forImage({ ...image, secrets: [{ namespace: 'ns', name: 'absent' }] })
+      .catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'ERR_PULL_SECRET_UNAVAILABLE', retryable: true });
+    expect((error as Error).message).toBe(
+      'pull secret ns/absent (named in imagePullSecrets of ns/pp) does not exist',
+    );
   });
 });

@@ -56,7 +56,12 @@ export class PullSecrets implements CredentialProvider {
     return new Keyring(sources).lookup(parseReference(image.ref));
   }
 
-  /** Forgets the named secrets (their PrePull changed), or every secret not in `keep`. */
+  /** The registry refused what the secrets gave: read them again at the next attempt. */
+  refused(image: DesiredImage): void {
+    this.forget(image.secrets);
+  }
+
+  /** Forgets the named secrets (their PrePull changed). */
   forget(refs: readonly SecretRef[]): void {
     for (const ref of refs) this.#cache.delete(keyOf(ref));
   }

@@ -40,6 +40,15 @@ export interface DigestResolver {
 /** The credentials to try, in order, for an image (pull secrets, a docker config file). */
 export interface CredentialProvider {
   forImage(image: DesiredImage): Promise<RegistryCredential[]>;
+  /** The registry refused the credentials given for `image`: read them afresh next time. */
+  refused?(image: DesiredImage): void;
+}
+
+function isRefusal(error: unknown): boolean {
+  return (
+    isPrepullError(error, 'ERR_REGISTRY_UNAUTHORIZED') ||
+    isPrepullError(error, 'ERR_REGISTRY_FORBIDDEN')
+  );
 }
 
 /** Cron schedules (node-cron in production, a manual trigger in tests). */
@@ -555,6 +564,7 @@ export class Engine {
       });
       entry.memory = afterVerified(entry.memory, digest, this.deps.clock.now());
     } catch (error) {
+      if (isRefusal(error)) this.deps.credentials.refused?.(entry.desired);
       const info = errorInfo(error);
       const delay = backoffDelay(VERIFY_BACKOFF, (entry.memory.verifyFailures ?? 0) + 1, () =>
         this.deps.clock.random(),
@@ -639,6 +649,7 @@ export class Engine {
       // The pulled image carries the digest the tag resolves to now; check it against a fresh HEAD.
       entry.verifyRequested = true;
     } catch (error) {
+      if (isRefusal(error)) this.deps.credentials.refused?.(entry.desired);
       const info = errorInfo(error);
       metrics.pulls.inc({ result: 'failure', code: info.code });
       metrics.pullDuration.observe({ result: 'failure' }, (clock.now() - started) / 1000);
@@ -679,11 +690,7 @@ export class Engine {
         );
       } catch (error) {
         lastError = error;
-        if (
-          !isPrepullError(error, 'ERR_REGISTRY_UNAUTHORIZED') &&
-          !isPrepullError(error, 'ERR_REGISTRY_FORBIDDEN')
-        )
-          throw error;
+        if (!isRefusal(error)) throw error;
       }
     }
     throw lastError;
