@@ -17,7 +17,11 @@ export default {
     {
       ...common,
       displayName: 'unit',
-      testMatch: ['<rootDir>/src/**/*.test.ts', '<rootDir>/test/kube-api-server/*.test.ts'],
+      testMatch: [
+        '<rootDir>/src/**/*.test.ts',
+        '<rootDir>/test/kube-api-server/*.test.ts',
+        '<rootDir>/test/deploy/*.test.ts',
+      ],
     },
     {
       ...common,

@@ -1,0 +1,197 @@
+// Reading deploy/ for its tests: every YAML document of every file, and a check of each document
+// against the Kubernetes types of the kubernetes-models package (generated from the Kubernetes
+// OpenAPI schemas, and the Prometheus Operator's for ServiceMonitor).
+//
+// The package's validate() checks types, required fields and enums, but lets unknown fields
+// through (its JSON schemas do not set additionalProperties). A misspelled field is exactly the
+// mistake a manifest makes (`readOnlyRootFileSystem`, a `descripton` in a CRD schema), and the
+// API server would silently drop it. So each document is also written out as a TypeScript
+// constant of the model's interface and type-checked: TypeScript refuses an object literal with
+// a property its type does not declare, at any depth.
+import { readFileSync, readdirSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import ts from 'typescript';
+import { parseAllDocuments } from 'yaml';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const DEPLOY = join(ROOT, 'deploy');
+
+export type Doc = Record<string, unknown>;
+
+export interface Manifest {
+  /** Path relative to the repository's root, e.g. `deploy/rbac.yaml`. */
+  file: string;
+  /** Position of the document in its file, from 0. */
+  index: number;
+  doc: Doc;
+}
+
+function isDoc(value: unknown): value is Doc {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Every `.yaml`/`.yml` file under `dir`, relative to the repository's root, sorted. */
+export function yamlFiles(dir = DEPLOY): string[] {
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' })
+    .filter((f) => /\.ya?ml$/.test(f))
+    .map((f) => relative(ROOT, join(dir, f)))
+    .sort();
+}
+
+/** Every YAML document under `dir`; throws on a YAML error, naming the file. */
+export function readManifests(dir = DEPLOY): Manifest[] {
+  return yamlFiles(dir).flatMap((file) => {
+    const docs = parseAllDocuments(readFileSync(join(ROOT, file), 'utf8'));
+    if (!Array.isArray(docs)) throw new Error(`${file}: not a YAML stream`);
+    return docs.map((d, index) => {
+      const problems = [...d.errors, ...d.warnings];
+      if (problems.length > 0) {
+        throw new Error(`${file} document ${index}: ${problems.map((p) => p.message).join('; ')}`);
+      }
+      const doc: unknown = d.toJS();
+      if (!isDoc(doc)) throw new Error(`${file} document ${index}: not a mapping`);
+      return { file, index, doc };
+    });
+  });
+}
+
+export function label(m: Manifest): string {
+  const meta = isDoc(m.doc.metadata) ? m.doc.metadata : {};
+  const name = typeof meta.name === 'string' ? meta.name : '?';
+  return `${m.file}#${m.index} ${String(m.doc.kind)} ${name}`;
+}
+
+/** The TypeScript interface each kind is checked against: module and exported name. */
+export const MODEL_TYPES: Readonly<Record<string, { module: string; name: string }>> = {
+  'v1/Namespace': { module: 'kubernetes-models/v1/Namespace', name: 'INamespace' },
+  'v1/ServiceAccount': { module: 'kubernetes-models/v1/ServiceAccount', name: 'IServiceAccount' },
+  'v1/Service': { module: 'kubernetes-models/v1/Service', name: 'IService' },
+  'v1/ResourceQuota': { module: 'kubernetes-models/v1/ResourceQuota', name: 'IResourceQuota' },
+  'apps/v1/DaemonSet': { module: 'kubernetes-models/apps/v1/DaemonSet', name: 'IDaemonSet' },
+  'rbac.authorization.k8s.io/v1/ClusterRole': {
+    module: 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole',
+    name: 'IClusterRole',
+  },
+  'rbac.authorization.k8s.io/v1/ClusterRoleBinding': {
+    module: 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding',
+    name: 'IClusterRoleBinding',
+  },
+  'apiextensions.k8s.io/v1/CustomResourceDefinition': {
+    module: 'kubernetes-models/apiextensions.k8s.io/v1/CustomResourceDefinition',
+    name: 'ICustomResourceDefinition',
+  },
+  'monitoring.coreos.com/v1/ServiceMonitor': {
+    module: '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor',
+    name: 'IServiceMonitor',
+  },
+};
+
+const SCHEMA_PROPS = {
+  module: 'kubernetes-models/apiextensions.k8s.io/v1/JSONSchemaProps',
+  name: 'IJSONSchemaProps',
+};
+
+export function typeKey(doc: Doc): string {
+  return `${String(doc.apiVersion)}/${String(doc.kind)}`;
+}
+
+/**
+ * The schema nodes a CRD's types leave unchecked. kubernetes-models types `items` and
+ * `additionalProperties` as empty interfaces (they may be a schema or a list or a boolean), and
+ * TypeScript checks no excess property against an empty type; so each such schema is checked as
+ * a JSONSchemaProps of its own.
+ */
+export function nestedSchemas(schema: unknown, path: string): { path: string; schema: Doc }[] {
+  if (!isDoc(schema)) return [];
+  const out: { path: string; schema: Doc }[] = [];
+  const visit = (node: unknown, at: string, own: boolean): void => {
+    if (!isDoc(node)) return;
+    if (own) out.push({ path: at, schema: node });
+    if (isDoc(node.properties)) {
+      for (const [key, sub] of Object.entries(node.properties)) visit(sub, `${at}.${key}`, false);
+    }
+    visit(node.items, `${at}[]`, true);
+    visit(node.additionalProperties, `${at}{}`, true);
+  };
+  visit(schema, path, false);
+  return out;
+}
+
+interface Unit {
+  label: string;
+  type: { module: string; name: string };
+  value: unknown;
+}
+
+function unitsOf(m: Manifest): Unit[] {
+  const type = MODEL_TYPES[typeKey(m.doc)];
+  if (type === undefined) return [];
+  const units: Unit[] = [{ label: label(m), type, value: m.doc }];
+  if (type.name === 'ICustomResourceDefinition') {
+    const spec = isDoc(m.doc.spec) ? m.doc.spec : {};
+    const versions = Array.isArray(spec.versions) ? spec.versions.filter(isDoc) : [];
+    for (const version of versions) {
+      const schema = isDoc(version.schema) ? version.schema.openAPIV3Schema : undefined;
+      for (const nested of nestedSchemas(schema, String(version.name))) {
+        units.push({
+          label: `${label(m)} schema ${nested.path}`,
+          type: SCHEMA_PROPS,
+          value: nested.schema,
+        });
+      }
+    }
+  }
+  return units;
+}
+
+/**
+ * Type-checks each manifest (and each nested CRD schema) against its kubernetes-models
+ * interface. Returns one line per problem, naming the document and the offending line of its
+ * JSON form; empty when all is well. Kinds without a model are skipped (see MODEL_TYPES).
+ */
+export function typeCheck(manifests: readonly Manifest[]): string[] {
+  const units = manifests.flatMap(unitsOf);
+  // The virtual files live in test/deploy so that module resolution finds node_modules and
+  // package.json's "type": "module" makes them ES modules.
+  const dir = fileURLToPath(new URL('.', import.meta.url));
+  const files = new Map<string, { unit: Unit; text: string }>();
+  units.forEach((unit, i) => {
+    const text = [
+      `import type { ${unit.type.name} } from '${unit.type.module}';`,
+      `export const value: ${unit.type.name} = ${JSON.stringify(unit.value, null, 2)};`,
+      '',
+    ].join('\n');
+    files.set(join(dir, `__manifest_${i}.ts`), { unit, text });
+  });
+  const options: ts.CompilerOptions = {
+    module: ts.ModuleKind.NodeNext,
+    moduleResolution: ts.ModuleResolutionKind.NodeNext,
+    target: ts.ScriptTarget.ES2023,
+    strict: true,
+    noEmit: true,
+    skipLibCheck: true,
+    types: [],
+  };
+  const host = ts.createCompilerHost(options);
+  const getSourceFile = host.getSourceFile.bind(host);
+  const fileExists = host.fileExists.bind(host);
+  const readFile = host.readFile.bind(host);
+  host.getSourceFile = (name, language, ...rest) => {
+    const virtual = files.get(name);
+    return virtual !== undefined
+      ? ts.createSourceFile(name, virtual.text, language)
+      : getSourceFile(name, language, ...rest);
+  };
+  host.fileExists = (name) => files.has(name) || fileExists(name);
+  host.readFile = (name) => files.get(name)?.text ?? readFile(name);
+  const program = ts.createProgram([...files.keys()], options, host);
+  return ts.getPreEmitDiagnostics(program).map((d) => {
+    const message = ts.flattenDiagnosticMessageText(d.messageText, '\n');
+    const virtual = d.file === undefined ? undefined : files.get(d.file.fileName);
+    if (virtual === undefined || d.file === undefined || d.start === undefined) return message;
+    const { line } = d.file.getLineAndCharacterOfPosition(d.start);
+    const source = virtual.text.split('\n')[line]?.trim() ?? '';
+    return `${virtual.unit.label}: ${message} (at: ${source})`;
+  });
+}
