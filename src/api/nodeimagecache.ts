@@ -79,6 +79,8 @@ export interface ImageFacts {
 }
 
 const MESSAGE_LIMIT = 1024;
+/** The CRD's maxItems for status.images: more would make every status write fail. */
+export const MAX_STATUS_IMAGES = 4096;
 
 function cachedImage(facts: ImageFacts): CachedImage {
   return {
@@ -95,6 +97,13 @@ function cachedImage(facts: ImageFacts): CachedImage {
     ...(facts.reason !== '' ? { reason: facts.reason } : {}),
     ...(facts.message !== undefined ? { message: facts.message.slice(0, MESSAGE_LIMIT) } : {}),
   };
+}
+
+function listed(images: readonly ImageFacts[]): readonly ImageFacts[] {
+  if (images.length <= MAX_STATUS_IMAGES) return images;
+  const notPresent = images.filter((i) => i.state !== 'Present');
+  const present = images.filter((i) => i.state === 'Present');
+  return [...notPresent, ...present].slice(0, MAX_STATUS_IMAGES);
 }
 
 /**
@@ -130,6 +139,10 @@ export function nodeImageCacheStatus(
         reason: summary.failed > 0 ? 'ImagesFailed' : 'ImagesPending',
         message: `${summary.present} of ${summary.required} images present, ${summary.pulling} pulling, ${summary.missing} missing, ${summary.stale} stale, ${summary.failed} failed`,
       };
+  if (images.length > MAX_STATUS_IMAGES) {
+    // The summary counts every image; the list shows the first ones, those not Present first.
+    readiness.message += `; the image list shows ${MAX_STATUS_IMAGES} of ${images.length}`;
+  }
   const before = context.previous?.conditions.find((c) => c.type === 'Ready');
   const condition: Condition = {
     ...readiness,
@@ -146,7 +159,7 @@ export function nodeImageCacheStatus(
     runtime: { ...runtime },
     ...(Object.keys(fs).length > 0 ? { imageFilesystem: fs } : {}),
     summary,
-    images: images.map(cachedImage),
+    images: listed(images).map(cachedImage),
     conditions: [condition],
   };
 }

@@ -1,0 +1,61 @@
+import { describe, expect, it } from '@jest/globals';
+import { MAX_STATUS_IMAGES, nodeImageCacheStatus } from './nodeimagecache.ts';
+
+const RUNTIME = { name: 'containerd', version: '1.7.0', endpoint: 'unix:///run/c.sock' };
+
+function image(i: number, state: 'Present' | 'Failed') {
+  return { image: `r/app-${i}:1`, requiredBy: ['ns/p'], state, reason: state, attempts: 0 };
+}
+
+describe('nodeImageCacheStatus', () => {
+  it('summarises the states and says Ready only when every image is Present', () => {
+    const status = nodeImageCacheStatus(
+      [image(1, 'Present'), image(2, 'Failed')],
+      RUNTIME,
+      { usedBytes: 10 },
+      { now: '2026-01-01T00:00:00.000Z' },
+    );
+    expect(status.summary).toEqual({
+      required: 2,
+      present: 1,
+      pulling: 0,
+      missing: 0,
+      stale: 0,
+      failed: 1,
+    });
+    expect(status.conditions).toEqual([
+      {
+        type: 'Ready',
+        status: 'False',
+        reason: 'ImagesFailed',
+        message: '1 of 2 images present, 0 pulling, 0 missing, 0 stale, 1 failed',
+        lastTransitionTime: '2026-01-01T00:00:00.000Z',
+      },
+    ]);
+    expect(status.imageFilesystem).toEqual({ usedBytes: 10 });
+  });
+
+  it('keeps the transition time while the condition holds, so an unchanged node rewrites nothing', () => {
+    const first = nodeImageCacheStatus([image(1, 'Present')], RUNTIME, {}, { now: 'T1' });
+    const again = nodeImageCacheStatus(
+      [image(1, 'Present')],
+      RUNTIME,
+      {},
+      { now: 'T2', previous: first },
+    );
+    expect(again).toEqual(first);
+  });
+
+  it('lists at most the CRD maximum, those not Present first, and says so', () => {
+    const images = Array.from({ length: MAX_STATUS_IMAGES + 10 }, (_, i) =>
+      image(i, i === MAX_STATUS_IMAGES + 5 ? 'Failed' : 'Present'),
+    );
+    const status = nodeImageCacheStatus(images, RUNTIME, {}, { now: 'T' });
+    expect(status.images).toHaveLength(MAX_STATUS_IMAGES);
+    expect(status.images[0]?.state).toBe('Failed');
+    expect(status.summary.required).toBe(MAX_STATUS_IMAGES + 10);
+    expect(status.conditions[0]?.message).toContain(
+      `the image list shows ${MAX_STATUS_IMAGES} of ${MAX_STATUS_IMAGES + 10}`,
+    );
+  });
+});
