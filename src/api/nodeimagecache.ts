@@ -22,6 +22,8 @@ export interface CachedImage {
   attempts: number;
   reason?: string;
   message?: string;
+  /** The error code behind the reason (docs/errors.md). */
+  code?: string;
 }
 
 export interface Condition {
@@ -69,6 +71,7 @@ export interface ImageFacts {
   state: CachedImageState;
   reason: string;
   message?: string;
+  code?: string;
   digest?: string;
   registryDigest?: string;
   imageId?: string;
@@ -96,6 +99,7 @@ function cachedImage(facts: ImageFacts): CachedImage {
     attempts: facts.attempts,
     ...(facts.reason !== '' ? { reason: facts.reason } : {}),
     ...(facts.message !== undefined ? { message: facts.message.slice(0, MESSAGE_LIMIT) } : {}),
+    ...(facts.code !== undefined ? { code: facts.code } : {}),
   };
 }
 

@@ -326,7 +326,7 @@ describe('NodeImageCache', () => {
         requiredBy: i === 0 ? ['runtime/sandbox-image'] : [`${NS}/shop`],
         state,
         reason: state === 'Failed' ? 'PullFailed' : 'Verified',
-        ...(state === 'Failed' ? { message: 'x'.repeat(5000) } : {}),
+        ...(state === 'Failed' ? { message: 'x'.repeat(5000), code: 'ERR_IMAGE_NOT_FOUND' } : {}),
         digest: `sha256:${'c'.repeat(64)}`,
         registryDigest: `sha256:${'c'.repeat(64)}`,
         imageId: `sha256:${'d'.repeat(64)}`,

@@ -558,6 +558,7 @@ describe('the CRDs', () => {
         'attempts',
         'reason',
         'message',
+        'code',
       ].sort(),
     );
     expect(image.properties!.state!.enum).toEqual([
