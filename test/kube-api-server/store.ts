@@ -12,8 +12,11 @@ export interface Change {
   object: JsonObject;
   /** The object before this change (MODIFIED and DELETED), for selector transitions. */
   previous?: JsonObject;
-  /** Serialized watch lines by apiVersion, filled on first use and shared by every watcher. */
-  lines?: Map<string, string>;
+  /**
+   * The change's watch events, serialized once per (event type, apiVersion) on first use and
+   * shared by every watcher: each is a whole HTTP chunk (size, line, CRLF), ready to write.
+   */
+  frames?: { type: string; apiVersion: string; frame: Buffer }[];
 }
 
 export interface StoreWatcher {
