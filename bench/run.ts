@@ -1,49 +1,48 @@
 // `npm run bench [-- --quick] [name…]`: runs every bench/*.bench.ts (or those named), each with
 // its own harness when it asks for one, then writes the results with the machine they ran on
-// and regenerates docs/performance.md. A benchmark that throws fails the run; a figure that
-// misses its goal does not (it is shown as a miss). --quick writes bench/results.quick.json and
-// leaves the doc alone: it exists so CI keeps the benchmarks working, not to publish figures.
-// Naming benchmarks runs only those and writes bench/results.partial.json.
-import { execFileSync } from 'node:child_process';
-import { readdirSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem, release } from 'node:os';
+// and regenerates docs/performance.md and its chart, docs/performance.svg. A benchmark that
+// throws fails the run; a figure that misses its goal does not (it is shown as a miss). --quick
+// writes bench/results.quick.json and leaves the doc alone: it exists so CI keeps the
+// benchmarks working, not to publish figures. Naming benchmarks runs only those and writes
+// bench/results.partial.json. `--render` measures nothing: it regenerates docs/performance.md
+// and docs/performance.svg from bench/results.json.
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { type Harness, startHarness } from '../test/harness/index.ts';
-import { type BenchContext, type Benchmark, type Figure, meets } from './lib.ts';
+import { collectEnvironment, cpuSnapshot, cpuUse } from './environment.ts';
+import type { BenchContext, Benchmark } from './lib.ts';
+import { type Outcome, type Results, fmt, renderChart, renderDoc, withVerdict } from './report.ts';
 
-interface Outcome {
-  name: string;
-  area: string;
-  method: string;
-  seconds: number;
-  figures: Figure[];
-  error?: string;
-}
-
+/** A full run must finish within this on the benchmark machine (issue 8). */
+const BUDGET_SECONDS = 600;
+const DOC = new URL('../docs/performance.md', import.meta.url);
+const CHART = new URL('../docs/performance.svg', import.meta.url);
 const here = fileURLToPath(new URL('.', import.meta.url));
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const only = args.filter((a) => !a.startsWith('--'));
 
-function versionOf(command: string, args: string[]): string {
-  try {
-    return execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
-      .split('\n')[0]!
-      .trim();
-  } catch {
-    return 'not installed';
-  }
+async function publish(results: Results): Promise<void> {
+  writeFileSync(CHART, renderChart(results));
+  // Formatted as the rest of docs/ is, so the tables line up in the raw file too.
+  const { format } = await import('prettier');
+  const markdown = renderDoc(results, 'performance.svg');
+  writeFileSync(DOC, await format(markdown, { parser: 'markdown', printWidth: 100 }));
 }
 
-const environment: Record<string, string> = {
-  cpus: `${cpus().length} × ${cpus()[0]?.model ?? 'unknown'}`,
-  memory: `${Math.round(totalmem() / 2 ** 30)} GiB`,
-  kernel: release(),
-  node: process.version,
-  containerd: versionOf('containerd', ['--version']),
-  dockerd: versionOf('dockerd', ['--version']),
-  'docker-registry': versionOf('docker-registry', ['--version']),
-};
+if (args.includes('--render')) {
+  // `--render [results.partial.json]`: another results file may be previewed the same way.
+  const file = only[0] ?? 'results.json';
+  const results = JSON.parse(readFileSync(new URL(file, import.meta.url), 'utf8')) as Results;
+  await publish(results);
+  process.stdout.write(
+    `bench: docs/performance.md and docs/performance.svg rendered from ${file}\n`,
+  );
+  process.exit(0);
+}
+
+const environment = collectEnvironment();
 
 async function runOne(bench: Benchmark): Promise<Outcome> {
   let harness: Harness | undefined;
@@ -62,12 +61,12 @@ async function runOne(bench: Benchmark): Promise<Outcome> {
       return harness;
     },
     recordEnvironment: (key, value) => {
-      environment[key] = value;
+      environment.components[key] = value;
     },
   };
   const start = performance.now();
   try {
-    const figures = await bench.run(ctx);
+    const figures = (await bench.run(ctx)).map(withVerdict);
     return { name: bench.name, area: bench.area, method: bench.method, seconds: 0, figures };
   } catch (error) {
     const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
@@ -83,69 +82,6 @@ async function runOne(bench: Benchmark): Promise<Outcome> {
     await harness?.stop();
     ctx.log(`done in ${((performance.now() - start) / 1000).toFixed(1)} s`);
   }
-}
-
-function fmt(value: number): string {
-  if (Number.isInteger(value)) return String(value);
-  return Math.abs(value) >= 100 ? value.toFixed(0) : value.toPrecision(3);
-}
-
-function goalText(figure: Figure): string {
-  if (figure.goal === undefined) return '—';
-  const met = meets(figure);
-  const verdict = met === true ? 'met' : '**MISSED**';
-  return `${figure.goal.op} ${fmt(figure.goal.value)} (${figure.goal.source}): ${verdict}`;
-}
-
-function renderDoc(outcomes: readonly Outcome[], generatedAt: string): string {
-  const lines = [
-    '# Performance',
-    '',
-    '<!-- Generated by `npm run bench` (bench/run.ts); edit the benchmarks, not this file. -->',
-    '',
-    'Every figure comes from `npm run bench` on the machine below, in one run. Where a baseline',
-    'exists the figure is a ratio against it, measured in the same run with the two alternated',
-    '(A B A B …); median, min and max over the samples are shown. A figure that misses its goal',
-    'is shown as **MISSED**, not hidden. This is a shared 2-vCPU machine: single pulls swing by',
-    '±30 % from run to run, so read the min – max spread next to each median.',
-    '',
-    `Generated ${generatedAt}.`,
-    '',
-    '| machine | |',
-    '| --- | --- |',
-    ...Object.entries(environment).map(([k, v]) => `| ${k} | ${v} |`),
-    '',
-  ];
-  const areas = [...new Set(outcomes.map((o) => o.area))];
-  for (const area of areas) {
-    lines.push(`## ${area}`, '');
-    const inArea = outcomes.filter((o) => o.area === area);
-    lines.push(
-      '| figure | median | min – max | samples | baseline | goal |',
-      '| --- | --- | --- | --- | --- | --- |',
-    );
-    for (const outcome of inArea) {
-      if (outcome.error !== undefined) {
-        lines.push(`| ${outcome.name} | **failed to run** | | | | |`);
-        continue;
-      }
-      for (const f of outcome.figures) {
-        lines.push(
-          `| ${f.label} | ${fmt(f.median)} ${f.unit} | ${fmt(f.min)} – ${fmt(f.max)} | ${f.samples} | ${f.baseline ?? '—'} | ${goalText(f)} |`,
-        );
-      }
-    }
-    lines.push('');
-    for (const outcome of inArea) {
-      lines.push(`**${outcome.name}.** ${outcome.method}`, '');
-      for (const f of outcome.figures.filter((x) => x.note !== undefined))
-        lines.push(`- ${f.label}: ${f.note}`);
-      if (outcome.figures.some((x) => x.note !== undefined)) lines.push('');
-      if (outcome.error !== undefined)
-        lines.push('```', outcome.error.split('\n').slice(0, 8).join('\n'), '```', '');
-    }
-  }
-  return `${lines.join('\n')}\n`;
 }
 
 const files = readdirSync(here)
@@ -171,23 +107,34 @@ const outcomes: Outcome[] = [];
 for (const bench of benches) {
   process.stderr.write(`== ${bench.name}${quick ? ' (quick)' : ''}\n`);
   const t0 = performance.now();
+  const cpu0 = cpuSnapshot();
   const outcome = await runOne(bench);
   outcome.seconds = (performance.now() - t0) / 1000;
+  outcome.cpu = cpuUse(cpu0);
   outcomes.push(outcome);
   for (const f of outcome.figures) {
+    const goal =
+      f.goal === undefined
+        ? ''
+        : ` ${f.goal.op} ${fmt(f.goal.value)} (${f.goal.source}): ${f.verdict === 'met' ? 'met' : 'MISSED'}`;
     process.stdout.write(
-      `${bench.name}: ${f.label} = ${fmt(f.median)} ${f.unit} [${fmt(f.min)}–${fmt(f.max)}, n=${f.samples}] ${f.goal ? goalText(f) : ''}\n`,
+      `${bench.name}: ${f.label} = ${fmt(f.median)} ${f.unit} [${fmt(f.min)}–${fmt(f.max)}, n=${f.samples}]${goal}\n`,
     );
   }
+  process.stdout.write(
+    `${bench.name}: ${outcome.seconds.toFixed(1)} s; machine CPUs busy ${outcome.cpu.machine}, ` +
+      `other work ${outcome.cpu.others}\n`,
+  );
   if (outcome.error !== undefined)
     process.stdout.write(`${bench.name}: FAILED\n${outcome.error}\n`);
 }
 
-const generatedAt = new Date().toISOString();
-const results = {
-  generatedAt,
+environment.load.atEnd = loadavg().map((l) => Math.round(l * 100) / 100);
+const results: Results = {
+  generatedAt: new Date().toISOString(),
   quick,
   totalSeconds: (Date.now() - started) / 1000,
+  budgetSeconds: BUDGET_SECONDS,
   environment,
   benchmarks: outcomes,
 };
@@ -199,13 +146,25 @@ const resultsFile = quick
     : 'results.json';
 writeFileSync(new URL(resultsFile, import.meta.url), `${JSON.stringify(results, null, 2)}\n`);
 if (!quick && only.length === 0) {
-  writeFileSync(
-    new URL('../docs/performance.md', import.meta.url),
-    renderDoc(outcomes, generatedAt),
-  );
+  await publish(results);
+} else {
+  // Rendered but not written: CI's quick run keeps the report code working too.
+  renderChart(results);
+  renderDoc(results, 'performance.svg');
 }
 const failed = outcomes.filter((o) => o.error !== undefined);
+process.stdout.write('\nbenchmark durations:\n');
+for (const o of outcomes) {
+  process.stdout.write(
+    `  ${o.name.padEnd(24)} ${o.seconds.toFixed(1).padStart(6)} s${o.error === undefined ? '' : '  FAILED'}\n`,
+  );
+}
 process.stdout.write(
-  `bench: ${outcomes.length - failed.length} ran, ${failed.length} failed, ${results.totalSeconds.toFixed(0)} s\n`,
+  `bench: ${outcomes.length - failed.length} ran, ${failed.length} failed, ${results.totalSeconds.toFixed(0)} s` +
+    (quick || only.length > 0 ? '' : ` of ${BUDGET_SECONDS} s allowed`) +
+    `; results in bench/${resultsFile}\n`,
 );
+if (!quick && only.length === 0 && results.totalSeconds > BUDGET_SECONDS) {
+  process.stdout.write(`bench: the full run took longer than the ${BUDGET_SECONDS} s it may\n`);
+}
 process.exit(failed.length === 0 ? 0 : 1);

@@ -12,10 +12,8 @@ import {
   fillerLayer,
 } from '../test/harness/images.ts';
 import { pushImage } from '../test/harness/index.ts';
-import { type Benchmark, type Figure, summarize } from './lib.ts';
+import { type Benchmark, CriCleaner, type Figure, blobsOf, summarize } from './lib.ts';
 import {
-  ContentCollector,
-  blobsOf,
   cliBuild,
   cpuSeconds,
   expectAllPresent,
@@ -101,9 +99,9 @@ const benchmark: Benchmark = {
     'decompression, unpacking) and disk, and containerd already fetches up to 3 layers of one ' +
     'image at once (CRI `max_concurrent_downloads`, default 3), so one image at a time is not ' +
     'serial inside containerd; the machine’s CPU count caps what more concurrency can gain. ' +
-    'One untimed warm-up run first. 5 rounds; --quick: every layer a tenth of the size, 2 rounds.',
+    'One untimed warm-up run first. 4 rounds; --quick: every layer a tenth of the size, 1 round.',
   async run(ctx) {
-    const rounds = ctx.quick ? 2 : 5;
+    const rounds = ctx.quick ? 1 : 4;
     const scale = ctx.quick ? 0.1 : 1;
     ctx.recordEnvironment('prepull CLI', cliBuild());
     const harness = await ctx.harness({ registries: ['plain'], docker: false });
@@ -130,10 +128,10 @@ const benchmark: Benchmark = {
 
     const file = writePrePulls(join(info.workDir, 'sync-concurrency.yaml'), 'mixed', refs);
     const cri = new KubeletCri(socket);
-    const collector = new ContentCollector(socket);
+    const cleaner = new CriCleaner(socket);
     try {
       await cri.pullImage(info.containerd!.sandboxImage);
-      collector.markBaseline();
+      cleaner.markBaseline();
       const phases = LEVELS.map(() => [] as number[]);
       // CPU the daemons doing the work used per second of each run: pulls over loopback are
       // bound by CPU (digests, decompression, unpacking), which caps what concurrency can gain.
@@ -159,7 +157,7 @@ const benchmark: Benchmark = {
         return run.ms;
       };
       const arms = LEVELS.map((level, i) => arm(level, i));
-      const prepare = (): Promise<void> => collector.removeAndCollect(cri, refs, blobs);
+      const prepare = (): Promise<void> => cleaner.remove(cri, refs, blobs);
 
       await prepare();
       await arms[1]!(); // warm-up: registry, page cache, the sandbox image's pin
@@ -227,7 +225,7 @@ const benchmark: Benchmark = {
       return figures;
     } finally {
       cri.close();
-      collector.close();
+      cleaner.close();
     }
   },
 };

@@ -40,14 +40,14 @@ const benchmark: Benchmark = {
     'Registry, pin, no schedule) with `--metrics-address`, against containerd 1.6, whose ' +
     'deletion events prepull subscribes to. Once it prints its first report (every image ' +
     'Present, verified and pinned) and 2 s more have passed, `/metrics` is scraped at the start ' +
-    'and end of each of 6 windows of 10 s (60 s in all); each window gives runtime calls per ' +
+    'and end of each of 3 windows of 10 s (30 s in all); each window gives runtime calls per ' +
     'minute (every `prepull_runtime_calls_total` series) and registry requests per minute ' +
     '(`prepull_registry_requests_total`). Afterwards one of the images is removed through CRI by ' +
     'another client, and the time until prepull has pulled it back (CRI ImageStatus finds it ' +
     'again and `prepull_pulls_total{result="success"}` has grown) shows the event stream was ' +
     'live during the windows. --quick: 2 windows of 5 s.',
   async run(ctx) {
-    const windows = ctx.quick ? 2 : 6;
+    const windows = ctx.quick ? 2 : 3;
     const windowMs = ctx.quick ? 5_000 : 10_000;
     ctx.recordEnvironment('prepull CLI', cliBuild());
     const harness = await ctx.harness({ registries: ['plain'], docker: false });

@@ -104,12 +104,54 @@ async function apiError(
   );
 }
 
+/** KubeConfig's (private, so reached by name) factory of the undici dispatcher each request uses. */
+interface DispatcherFactory {
+  createDispatcher?: (cluster: unknown, agentOptions: unknown) => unknown;
+}
+
+/**
+ * client-node builds a new undici Agent — a new connection pool, so a new TLS connection and
+ * handshake on both sides — for every request and every watch it authenticates
+ * (applySecurityAuthentication → createDispatcher): 50 requests in a row opened 50 TLS
+ * connections. Keep one per TLS configuration instead, so requests reuse keep-alive connections
+ * (the same 50 open 2); TLS set-up was the agents' largest CPU cost in bench/fleet.bench.ts. The
+ * token, a header, is still read for every request.
+ */
+function reuseDispatcher(config: KubeConfig): void {
+  const factory = config as unknown as DispatcherFactory;
+  const create = factory.createDispatcher?.bind(config);
+  if (create === undefined) return;
+  let cached: { key: string; dispatcher: unknown } | undefined;
+  factory.createDispatcher = (cluster, agentOptions) => {
+    const key = optionsKey(
+      config.createDispatcherOptions(
+        cluster as Parameters<KubeConfig['createDispatcherOptions']>[0],
+        agentOptions as Parameters<KubeConfig['createDispatcherOptions']>[1],
+      ),
+    );
+    if (cached?.key !== key) cached = { key, dispatcher: create(cluster, agentOptions) };
+    return cached.dispatcher;
+  };
+}
+
+/** The dispatcher options as a string: PEM buffers as base64 (JSON would spell out every byte). */
+function optionsKey(value: unknown): string {
+  if (Buffer.isBuffer(value)) return value.toString('base64');
+  if (Array.isArray(value)) return `[${value.map(optionsKey).join(',')}]`;
+  if (typeof value === 'object' && value !== null) {
+    const entries = Object.entries(value).map(([k, v]) => `${k}:${optionsKey(v)}`);
+    return `{${entries.join(',')}}`;
+  }
+  return value === undefined ? 'undefined' : JSON.stringify(value);
+}
+
 export class KubeClient implements KubeRequester {
   readonly config: KubeConfig;
   readonly #watch: Watch;
 
   private constructor(config: KubeConfig) {
     this.config = config;
+    reuseDispatcher(config);
     this.#watch = new Watch(config);
   }
 
