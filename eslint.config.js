@@ -46,6 +46,7 @@ export default tseslint.config(
           paths: [
             adapterOnly('@grpc/grpc-js', 'src/runtime/cri and src/runtime/containerd'),
             adapterOnly('@grpc/proto-loader', 'src/runtime/cri and src/runtime/containerd'),
+            adapterOnly('protobufjs', 'src/runtime/cri and src/runtime/containerd'),
             adapterOnly('dockerode', 'src/runtime/docker'),
             adapterOnly('@kubernetes/client-node', 'src/kube'),
           ],

@@ -48,8 +48,13 @@ const benchmark: Benchmark = {
     '`/metrics` is scraped once, as Prometheus would; then, for every process, 5 s of quiet for ' +
     'the garbage collector to settle and 5 readings of VmRSS from /proc/<pid>/status 0.5 s ' +
     'apart, whose median is the sample. The ratio is per round against the bare process of the ' +
-    'same round. No flags change V8’s heap limits. 3 rounds; --quick: 50 images, 3 s of quiet, ' +
-    '1 round.',
+    'same round. `sync` runs as shipped — the bundle in dist/, started by bin/prepull.js with ' +
+    'the settings it gives every long-running command: glibc malloc with one arena and blocks ' +
+    'of 8 KiB or more mapped on their own (the launcher re-executes itself with ' +
+    'MALLOC_ARENA_MAX and MALLOC_MMAP_THRESHOLD_ set), WebAssembly left on V8’s baseline ' +
+    'compiler, and one memory-reducing collection 2 s after the images stop changing ' +
+    '(docs/adr/0005-bundled-cli.md); no flag changes V8’s heap limits, and the bare process ' +
+    'gets none of these. 3 rounds; --quick: 50 images, 3 s of quiet, 1 round.',
   async run(ctx) {
     const count = ctx.quick ? 50 : 500;
     const rounds = ctx.quick ? 1 : 3;

@@ -38,7 +38,8 @@ const benchmark: Benchmark = {
     'one image (sync still verifies the sandbox image with one HEAD each run). Before every run ' +
     "the image is removed and the benchmark waits until containerd's content store holds none " +
     'of its blobs and its snapshots are gone, then flushes dirty pages (`sync`). One untimed ' +
-    'warm-up of each side first. Also shown: the pull time prepull itself reports (PullImage ' +
+    'warm-up of each side first (for `sync`, it also leaves the bundle in Node’s compile cache ' +
+    'in the temp directory, as any earlier run on the machine would). Also shown: the pull time prepull itself reports (PullImage ' +
     'plus its status read-back) against the same raw pull; the fixed cost around the pull (sync ' +
     'wall time minus that), and the part of it before the runtime first answers (spawn to the ' +
     "engine's `runtime` log line: Node start-up, module loading, runtime detection); and the CPU " +

@@ -26,7 +26,7 @@ const MAX_IMAGES_PER_PREPULL = 256;
 export function cliBuild(): string {
   if (!existsSync(join(ROOT, 'dist/cli/main.js'))) return 'src/ (no build; Node strips the types)';
   assertBuildFresh();
-  return 'dist/ (npm run build)';
+  return 'dist/ (npm run build: the esbuild bundle)';
 }
 
 export interface Exited {

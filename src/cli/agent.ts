@@ -22,6 +22,7 @@ import { type Logger, createLogger } from '../telemetry/logger.ts';
 import { Metrics } from '../telemetry/metrics.ts';
 import { type TelemetryServer, startTelemetryServer } from '../telemetry/server.ts';
 import type { Output } from './main.ts';
+import { releaseWhenQuiet } from './memory.ts';
 import { newRegistryClient } from './registry.ts';
 
 interface NodeObject extends KubernetesObject {
@@ -123,6 +124,7 @@ class Agent {
   readonly #view: PrePullView;
   readonly registry: ReturnType<typeof newRegistryClient>;
   #engineStarted = false;
+  #stopReleasing: (() => void) | undefined;
   #nodeKnown = false;
   #pendingPrePulls = false;
 
@@ -222,12 +224,15 @@ class Agent {
     });
     await this.engine.start();
     this.#engineStarted = true;
+    // Gives back what the start-up burst grew once the images stop changing (src/cli/memory.ts).
+    this.#stopReleasing = releaseWhenQuiet((onChange) => this.engine.onChange(onChange));
     log.info({ node: config.nodeName }, 'agent started');
   }
 
   /** SIGTERM: stop watching, let pulls finish within the grace period, write the last status. */
   async stop(): Promise<void> {
     const { config, log } = this.#parts;
+    this.#stopReleasing?.();
     await Promise.all([this.nodes.stop(), this.prePulls.stop()]);
     await this.engine.drain(config.shutdownGraceMs);
     this.writer.update(

@@ -20,6 +20,7 @@ import { type Logger, createLogger } from '../telemetry/logger.ts';
 import { Metrics } from '../telemetry/metrics.ts';
 import { type TelemetryServer, startTelemetryServer } from '../telemetry/server.ts';
 import type { Output } from './main.ts';
+import { releaseWhenQuiet } from './memory.ts';
 import { type SyncResult, renderJson, renderTable } from './output.ts';
 import { newRegistryClient } from './registry.ts';
 
@@ -72,9 +73,11 @@ interface Running {
   registry: RegistryClient;
   server?: TelemetryServer;
   watchers: FSWatcher[];
+  stopReleasing?: () => void;
 }
 
 async function shutdown(running: Running, log: Logger): Promise<void> {
+  running.stopReleasing?.();
   for (const watcher of running.watchers) watcher.close();
   await running.engine.stop();
   await running.server?.close();
@@ -219,6 +222,7 @@ export async function runSync(
       void engine.settled().then(print);
     });
     void engine.settled().then(print);
+    running.stopReleasing = releaseWhenQuiet((onChange) => engine.onChange(onChange));
   }
   const signal = await stopped;
   await stopping;

@@ -12,7 +12,7 @@ import type { DeletionEvent, ImageRuntime, RuntimeImage } from '../runtime/types
 import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { type BackoffPolicy, PULL_BACKOFF, VERIFY_BACKOFF, backoffDelay } from './backoff.ts';
-import { type DesiredImage, desiredImages } from './desired.ts';
+import { type DesiredImage, compareCodeUnits, desiredImages } from './desired.ts';
 import { WorkQueue } from './queue.ts';
 import {
   type Decision,
@@ -269,7 +269,7 @@ export class Engine {
   reports(): ImageReport[] {
     return [...this.entries.values()]
       .map((e) => this.report(e))
-      .sort((a, b) => a.image.localeCompare(b.image));
+      .sort((a, b) => compareCodeUnits(a.image, b.image));
   }
 
   /**

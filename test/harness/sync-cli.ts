@@ -36,21 +36,29 @@ function sourceFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
     const path = join(dir, entry.name);
     if (entry.isDirectory()) return sourceFiles(path);
-    return entry.name.endsWith('.ts') && !entry.name.endsWith('.test.ts') ? [path] : [];
+    const built = /\.(ts|js|proto)$/.test(entry.name) && !entry.name.endsWith('.test.ts');
+    return built ? [path] : [];
   });
 }
 
 /**
- * Fails when dist/ exists but is older than a source file: bin/prepull.js would then run stale
- * code and the tests would prove nothing about src/. Without dist/, the launcher runs src/.
+ * Fails when dist/ exists but is older than what it is built from — a source file, a build
+ * script or the dependencies (dist/ is one bundle of all of them, built at once by
+ * `npm run build`): bin/prepull.js would then run stale code and the tests would prove nothing
+ * about src/. Without dist/, the launcher runs src/.
  */
 export function assertBuildFresh(): void {
-  const src = join(ROOT, 'src');
-  const dist = join(ROOT, 'dist');
-  if (!existsSync(join(dist, 'cli/main.js'))) return;
-  for (const file of sourceFiles(src)) {
-    const built = join(dist, relative(src, file)).replace(/\.ts$/, '.js');
-    if (!existsSync(built) || statSync(built).mtimeMs < statSync(file).mtimeMs) {
+  const bundle = join(ROOT, 'dist/cli/main.js');
+  if (!existsSync(bundle)) return;
+  const builtAt = statSync(bundle).mtimeMs;
+  const inputs = [
+    ...sourceFiles(join(ROOT, 'src')),
+    join(ROOT, 'scripts/build.ts'),
+    ...sourceFiles(join(ROOT, 'scripts/bundle')),
+    join(ROOT, 'package-lock.json'),
+  ];
+  for (const file of inputs) {
+    if (statSync(file).mtimeMs > builtAt) {
       throw new Error(
         `dist/ is older than ${relative(ROOT, file)}: run \`npm run build\` (bin/prepull.js runs dist/ when it exists)`,
       );

@@ -8,7 +8,7 @@ import { grpcFailure } from '../cri/errors.ts';
 import type { ClientReadableStream } from '@grpc/grpc-js';
 
 const PROTO_DIR = new URL('./proto/', import.meta.url);
-// Next to this module in src/ and, copied by scripts/copy-assets.js, in dist/.
+// Next to this module in src/ and, copied by scripts/build.ts, in dist/.
 export const CONTAINERD_PROTOS = ['images.proto', 'events.proto', 'content.proto'].map((file) =>
   fileURLToPath(new URL(file, PROTO_DIR)),
 );

@@ -19,7 +19,7 @@ import type {
 import { grpcFailure } from './errors.ts';
 import { GrpcConnection, loadMethods, unixTarget, type Method } from './grpc.ts';
 
-// Next to this module in src/ and, copied by scripts/copy-assets.js, in dist/.
+// Next to this module in src/ and, copied by scripts/build.ts, in dist/.
 export const CRI_PROTO = fileURLToPath(new URL('./cri.proto', import.meta.url));
 
 /** What a runtime adds beyond CRI, on the same socket (containerd: see ../containerd). */

@@ -1,0 +1,76 @@
+import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals';
+import { releaseMemory, releaseWhenQuiet } from './memory.ts';
+
+function changes(): { subscribe: (l: () => void) => () => void; emit: () => void } {
+  const listeners = new Set<() => void>();
+  return {
+    subscribe: (listener) => {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    emit: () => {
+      for (const listener of listeners) listener();
+    },
+  };
+}
+
+describe('releaseWhenQuiet', () => {
+  beforeEach(() => {
+    jest.useFakeTimers();
+  });
+  afterEach(() => {
+    jest.useRealTimers();
+  });
+
+  it('releases once the changes have stopped for the quiet time, counting the start', () => {
+    const source = changes();
+    let released = 0;
+    const stop = releaseWhenQuiet(source.subscribe, { quietMs: 3000, release: () => released++ });
+    jest.advanceTimersByTime(2000);
+    source.emit();
+    jest.advanceTimersByTime(2000);
+    source.emit();
+    jest.advanceTimersByTime(2999);
+    expect(released).toBe(0);
+    jest.advanceTimersByTime(1);
+    expect(released).toBe(1);
+    jest.advanceTimersByTime(600_000);
+    expect(released).toBe(1);
+    stop();
+  });
+
+  it('releases at most once per interval, then once more after a later burst', () => {
+    const source = changes();
+    let released = 0;
+    const stop = releaseWhenQuiet(source.subscribe, {
+      quietMs: 3000,
+      minIntervalMs: 60_000,
+      release: () => released++,
+    });
+    jest.advanceTimersByTime(3000);
+    expect(released).toBe(1);
+    source.emit();
+    jest.advanceTimersByTime(59_999);
+    expect(released).toBe(1);
+    jest.advanceTimersByTime(1);
+    expect(released).toBe(2);
+    stop();
+  });
+
+  it('releases nothing once stopped', () => {
+    const source = changes();
+    let released = 0;
+    const stop = releaseWhenQuiet(source.subscribe, { release: () => released++ });
+    stop();
+    source.emit();
+    jest.advanceTimersByTime(600_000);
+    expect(released).toBe(0);
+  });
+});
+
+describe('releaseMemory', () => {
+  it('runs a full collection, and again', () => {
+    releaseMemory();
+    releaseMemory();
+  });
+});
