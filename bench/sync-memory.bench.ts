@@ -54,10 +54,10 @@ const benchmark: Benchmark = {
     'MALLOC_ARENA_MAX and MALLOC_MMAP_THRESHOLD_ set), WebAssembly left on V8’s baseline ' +
     'compiler, and one memory-reducing collection 2 s after the images stop changing ' +
     '(docs/adr/0005-bundled-cli.md); no flag changes V8’s heap limits, and the bare process ' +
-    'gets none of these. 3 rounds; --quick: 50 images, 3 s of quiet, 1 round.',
+    'gets none of these. 2 rounds; --quick: 50 images, 3 s of quiet, 1 round.',
   async run(ctx) {
     const count = ctx.quick ? 50 : 500;
-    const rounds = ctx.quick ? 1 : 3;
+    const rounds = ctx.quick ? 1 : 2;
     const settleMs = ctx.quick ? 3_000 : 5_000;
     ctx.recordEnvironment('prepull CLI', cliBuild());
     const harness = await ctx.harness({ registries: ['plain'], docker: false });

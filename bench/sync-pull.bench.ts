@@ -44,9 +44,9 @@ const benchmark: Benchmark = {
     'wall time minus that), and the part of it before the runtime first answers (spawn to the ' +
     "engine's `runtime` log line: Node start-up, module loading, runtime detection); and the CPU " +
     'time of the sync process (user + system, from the benchmark process’s reaped-children ' +
-    'totals). 8 rounds; --quick: six 5 MiB fillers (~31 MB), 2 rounds.',
+    'totals). 5 rounds; --quick: six 5 MiB fillers (~31 MB), 2 rounds.',
   async run(ctx) {
-    const rounds = ctx.quick ? 2 : 8;
+    const rounds = ctx.quick ? 2 : 5;
     const layerBytes = (ctx.quick ? 5 : 50) * MiB;
     ctx.recordEnvironment('prepull CLI', cliBuild());
     const harness = await ctx.harness({ registries: ['plain'], docker: false });
