@@ -234,7 +234,8 @@ export class InProcessAgent {
         err: (t) => this.output.push(t),
       },
       this.#signals,
-      { detect: fakeDetect(runtime), env: {} },
+      // Hundreds of agents share this process: no process-wide collections from each of them.
+      { detect: fakeDetect(runtime), env: {}, releaseMemory: false },
     );
     // A failure surfaces at stop(); it must not be an unhandled rejection meanwhile.
     this.exit.catch(() => undefined);

@@ -103,6 +103,7 @@ class PrePullView {
 
 interface Parts {
   config: AgentConfig;
+  releaseMemory: boolean;
   watchBackoff?: { initialMs: number; maxMs: number } | undefined;
   clock: Clock;
   log: Logger;
@@ -225,7 +226,9 @@ class Agent {
     await this.engine.start();
     this.#engineStarted = true;
     // Gives back what the start-up burst grew once the images stop changing (src/cli/memory.ts).
-    this.#stopReleasing = releaseWhenQuiet((onChange) => this.engine.onChange(onChange));
+    if (this.#parts.releaseMemory) {
+      this.#stopReleasing = releaseWhenQuiet((onChange) => this.engine.onChange(onChange));
+    }
     log.info({ node: config.nodeName }, 'agent started');
   }
 
@@ -292,6 +295,11 @@ class Agent {
 
 export interface AgentDependencies {
   detect?: typeof detectRuntime;
+  /**
+   * Give memory back once the images are quiet (src/cli/memory.ts; default on). A process running
+   * many agents (tests, benchmarks) turns it off: its collections and V8 flags are process-wide.
+   */
+  releaseMemory?: boolean;
   /** Restart delays of failed watches (default 1 s doubling to 30 s). */
   watchBackoff?: { initialMs: number; maxMs: number };
   env?: Readonly<Record<string, string | undefined>>;
@@ -353,6 +361,7 @@ export async function runAgent(
     runtime: detected.runtime,
     info,
     watchBackoff: dependencies.watchBackoff,
+    releaseMemory: dependencies.releaseMemory ?? true,
   });
   const server = await serveTelemetry(config, metrics, detected.runtime, agent);
   if (server !== undefined && config.metricsAddress !== undefined) {

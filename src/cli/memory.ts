@@ -8,6 +8,7 @@
 // (docs/adr/0005-bundled-cli.md).
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { isMainThread } from 'node:worker_threads';
 
 /** No state change for this long counts as quiet. */
 export const QUIET_MS = 2000;
@@ -35,6 +36,10 @@ const BYTECODE_OLD_AGE = 6;
  * put back to their defaults afterwards.
  */
 export function releaseMemory(): void {
+  // V8's flags belong to the process, not the isolate: changing them from a worker thread while
+  // other isolates run crashed a benchmark that ran 250 agents per worker (SIGSEGV). Only the
+  // main thread of a process that is one command does this.
+  if (!isMainThread) return;
   if (collect === undefined) {
     setFlagsFromString('--expose-gc');
     collect = runInNewContext('gc') as (options: GcOptions) => void;
