@@ -57,10 +57,10 @@ const benchmark: Benchmark = {
     'long-running `sync` (no --once) with `--metrics-address` is scraped once it prints its ' +
     'first report, and `prepull_runtime_calls_total{operation="list"}` must be 1 (one CRI ' +
     'ListImages plus one containerd Images/List of pinned names); the other calls it made are ' +
-    'listed. 4 rounds; --quick: 50 images, 2 rounds.',
+    'listed. 3 rounds; --quick: 50 images, 2 rounds.',
   async run(ctx) {
     const count = ctx.quick ? 50 : 500;
-    const rounds = ctx.quick ? 2 : 4;
+    const rounds = ctx.quick ? 2 : 3;
     ctx.recordEnvironment('prepull CLI', cliBuild());
     const harness = await ctx.harness({ registries: ['plain'], docker: false });
     const info = harness.info;
