@@ -202,9 +202,12 @@ export class CriCleaner {
   private readonly connection: GrpcConnection;
   private readonly native: ContainerdNative;
   private baselineSnapshots = 0;
+  /** How long to let the disk settle after flushing, ms. */
+  private readonly settleMs: number;
 
-  constructor(socket: string) {
+  constructor(socket: string, options: { settleMs?: number } = {}) {
     this.socket = socket;
+    this.settleMs = options.settleMs ?? 100;
     this.connection = new GrpcConnection(socket);
     this.native = new ContainerdNative({ connection: this.connection });
   }
@@ -229,7 +232,7 @@ export class CriCleaner {
         throw new Error(`containerd still holds ${held.length} blobs of the images after removal`);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
-    await flushPages();
+    await flushPages(this.settleMs);
   }
 
   close(): void {

@@ -5,10 +5,16 @@ import { join } from 'node:path';
 import { KubeletCri } from '../test/harness/cri.ts';
 import { clearLayerCache } from '../test/harness/images.ts';
 import { pushImage } from '../test/harness/index.ts';
-import { type Benchmark, type Figure, alternate, layeredImage, summarize } from './lib.ts';
 import {
-  ContentCollector,
+  type Benchmark,
+  CriCleaner,
+  type Figure,
+  alternate,
   blobsOf,
+  layeredImage,
+  summarize,
+} from './lib.ts';
+import {
   cliBuild,
   expectAllPresent,
   logLines,
@@ -66,7 +72,8 @@ const benchmark: Benchmark = {
     const file = writePrePulls(join(info.workDir, 'sync-pull.yaml'), 'sync-pull', [ref]);
     const args = [...syncArgs(info, [file]), '--once', '--output', 'json'];
     const cri = new KubeletCri(socket);
-    const collector = new ContentCollector(socket);
+    // Half a second for the disk to settle after each removal, as this benchmark always has.
+    const collector = new CriCleaner(socket, { settleMs: 500 });
     try {
       const version = await cri.version();
       ctx.recordEnvironment(
@@ -75,7 +82,7 @@ const benchmark: Benchmark = {
       );
       await cri.pullImage(info.containerd!.sandboxImage);
       collector.markBaseline();
-      const removeAndCollect = (): Promise<void> => collector.removeAndCollect(cri, [ref], blobs);
+      const removeAndCollect = (): Promise<void> => collector.remove(cri, [ref], blobs);
 
       const reportedPullMs: number[] = [];
       const toRuntimeMs: number[] = [];

@@ -5,8 +5,6 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ContainerdNative } from '../src/runtime/containerd/native.ts';
-import { GrpcConnection } from '../src/runtime/cri/grpc.ts';
 import type { KubeletCri } from '../test/harness/cri.ts';
 import { type BuiltImage, buildImage, fileLayer } from '../test/harness/images.ts';
 import { type HarnessInfo, type RegistryEndpoint, registryClient } from '../test/harness/index.ts';
@@ -369,74 +367,6 @@ export function rssMiB(pid: number): number {
   const kb = /^VmRSS:\s+(\d+) kB/m.exec(status);
   if (kb === null) throw new Error(`no VmRSS for pid ${pid}`);
   return Number(kb[1]) / 1024;
-}
-
-/**
- * Removes images through CRI and waits until containerd's content store holds none of `blobs`
- * and its snapshots are back to `baselineSnapshots`, then flushes dirty pages: the next pull
- * downloads and unpacks everything, and one pull's writeback does not land in the next's time.
- */
-export class ContentCollector {
-  private readonly connection: GrpcConnection;
-  private readonly native: ContainerdNative;
-  private readonly socket: string;
-  private baselineSnapshots = 0;
-
-  constructor(socket: string) {
-    this.socket = socket;
-    this.connection = new GrpcConnection(socket);
-    this.native = new ContainerdNative({ connection: this.connection });
-  }
-
-  /** Remembers the snapshot count with none of the benchmark's images present. */
-  markBaseline(): void {
-    this.baselineSnapshots = this.snapshots();
-  }
-
-  async removeAndCollect(
-    cri: KubeletCri,
-    refs: readonly string[],
-    blobs: ReadonlySet<string>,
-    timeoutMs = 60_000,
-  ): Promise<void> {
-    for (const ref of refs) await cri.removeImage(ref);
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const held = (await this.native.listContent()).filter((d) => blobs.has(d));
-      if (held.length === 0 && this.snapshots() <= this.baselineSnapshots) break;
-      if (Date.now() > deadline) {
-        throw new Error(`containerd still holds ${held.length} blobs of the images after removal`);
-      }
-      await sleep(100);
-    }
-    execFileSync('sync');
-    await sleep(500);
-  }
-
-  close(): void {
-    this.connection.close();
-  }
-
-  private snapshots(): number {
-    return execFileSync(
-      'ctr',
-      ['--address', this.socket, '--namespace', 'k8s.io', 'snapshots', 'ls'],
-      { encoding: 'utf8' },
-    )
-      .trim()
-      .split('\n').length;
-  }
-}
-
-/** Every blob of `images` (manifests, configs, layers). */
-export function blobsOf(images: readonly BuiltImage[]): Set<string> {
-  const blobs = new Set<string>();
-  for (const image of images) {
-    blobs.add(image.digest);
-    blobs.add(image.configDigest);
-    for (const layer of image.layers) blobs.add(layer.digest);
-  }
-  return blobs;
 }
 
 /** Runs the arms in turn (A B C A B C …) `rounds` times; `prepare` runs untimed before each. */
