@@ -64,14 +64,17 @@ export interface NodeImageCache {
   status?: NodeImageCacheStatus;
 }
 
-/** The per-image fields the status needs (the engine's ImageReport has these and more). */
+/** The per-image facts a node reports (the engine's ImageReport is these and a little more). */
 export interface ImageFacts {
   image: string;
+  /** PrePulls (`namespace/name`) that want it. */
   requiredBy: readonly string[];
   state: CachedImageState;
   reason: string;
   message?: string;
+  /** The error code behind the reason, where an error caused it (docs/errors.md). */
   code?: string;
+  /** The local image's digest for this repository (repo digest), when present. */
   digest?: string;
   registryDigest?: string;
   imageId?: string;

@@ -4,6 +4,7 @@
 // the state machine in state.ts on a keyed work queue, pulls with bounded concurrency, verifies
 // tags against the registry, pins, and reports state. It never removes an image.
 import { statfs } from 'node:fs/promises';
+import type { ImageFacts } from '../api/nodeimagecache.ts';
 import type { PrePull } from '../api/prepull.ts';
 import type { Clock } from '../clock.ts';
 import { isPrepullError } from '../errors.ts';
@@ -97,25 +98,12 @@ export interface EngineOptions {
   backoff?: BackoffPolicy;
 }
 
-/** The per-image report: NodeImageCache entries, `sync` output, Events. */
-export interface ImageReport {
-  image: string;
+/** The per-image report: NodeImageCache entries (ImageFacts), `sync` output, Events. */
+export interface ImageReport extends ImageFacts {
   /** As written in the PrePull that first named it. */
   written: string;
   requiredBy: string[];
   state: ImageState;
-  reason: string;
-  message?: string;
-  /** The error code behind the reason, where an error caused it (docs/errors.md). */
-  code?: string;
-  /** The local image's digest for this repository (repo digest), when present. */
-  digest?: string;
-  registryDigest?: string;
-  imageId?: string;
-  size?: number;
-  pinned?: boolean;
-  lastVerified?: string;
-  attempts: number;
   /** Duration of the last successful pull, ms. */
   pullDurationMs?: number;
 }
