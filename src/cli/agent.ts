@@ -14,7 +14,7 @@ import { NodeImageCacheWriter } from '../kube/status.ts';
 import { Watched } from '../kube/watched.ts';
 import { cronScheduler } from '../reconcile/cron.ts';
 import { SANDBOX, type SecretRef } from '../reconcile/desired.ts';
-import { Engine, type EngineEvent } from '../reconcile/engine.ts';
+import { Engine, type EngineEvent, type ImageReport } from '../reconcile/engine.ts';
 import { detectRuntime } from '../runtime/detect.ts';
 import { imageMatchesDigest } from '../runtime/digest.ts';
 import type { ImageRuntime, RuntimeInfo } from '../runtime/types.ts';
@@ -216,12 +216,7 @@ class Agent {
     await this.writer.ensure({ name: config.nodeName, uid: node.metadata.uid });
     await this.prePulls.start();
     this.engine.onChange((reports) => {
-      this.writer.update(
-        nodeImageCacheStatus(reports, this.#runtimeInfo(), this.engine.imageFilesystem(), {
-          now: new Date(this.#parts.clock.now()).toISOString(),
-          previous: this.writer.written,
-        }),
-      );
+      this.#report(reports);
     });
     await this.engine.start();
     this.#engineStarted = true;
@@ -238,14 +233,7 @@ class Agent {
     this.#stopReleasing?.();
     await Promise.all([this.nodes.stop(), this.prePulls.stop()]);
     await this.engine.drain(config.shutdownGraceMs);
-    this.writer.update(
-      nodeImageCacheStatus(
-        this.engine.reports(),
-        this.#runtimeInfo(),
-        this.engine.imageFilesystem(),
-        { now: new Date(this.#parts.clock.now()).toISOString(), previous: this.writer.written },
-      ),
-    );
+    this.#report(this.engine.reports());
     await this.writer.flush();
     await this.writer.stop();
     await this.recorder.flush();
@@ -253,9 +241,17 @@ class Agent {
     log.info('agent stopped');
   }
 
-  #runtimeInfo(): { name: string; version: string; endpoint: string } {
-    const { info } = this.#parts;
-    return { name: info.name, version: info.version, endpoint: info.endpoint };
+  /** Hands the node's status for `reports` to the writer (which writes only what changed). */
+  #report(reports: readonly ImageReport[]): void {
+    const { info, clock } = this.#parts;
+    this.writer.update(
+      nodeImageCacheStatus(
+        reports,
+        { name: info.name, version: info.version, endpoint: info.endpoint },
+        this.engine.imageFilesystem(),
+        { now: new Date(clock.now()).toISOString(), previous: this.writer.written },
+      ),
+    );
   }
 
   #onNode(): void {
