@@ -7,6 +7,11 @@ import { classifyRuntimeText, isErrorLike, messageOf, pullFailure } from './erro
 const CASES: [string, string | undefined][] = [
   // containerd (CRI PullImage details)
   [
+    // Right after an aborted pull of the same image (seen in CI): not a missing image.
+    'failed to pull and unpack image "127.0.0.1:37509/conformance/abort-x:v1": failed to prepare extraction snapshot "extract-128415116-mEXe sha256:80c19f5a6b4075c9be0e4790aa48c8b8bb09c7dffe0df749f040797130fde431": parent snapshot sha256:0e416a37b5a166d4faed27327eaf20a23234c44d8f345bc1dda401405f357211 does not exist: not found',
+    'ERR_RUNTIME_FAILED',
+  ],
+  [
     'failed to pull and unpack image "127.0.0.1:46877/errs/a:nope": failed to resolve reference "127.0.0.1:46877/errs/a:nope": 127.0.0.1:46877/errs/a:nope: not found',
     'ERR_IMAGE_NOT_FOUND',
   ],

@@ -55,6 +55,14 @@ const RULES: readonly Rule[] = [
     meaning: 'the runtime could not reach the registry',
   },
   {
+    // Unpacking on the node failed (containerd ends these with "not found" too): a local snapshot
+    // problem, seen right after an interrupted pull of the same image — retryable, not a missing image.
+    code: 'ERR_RUNTIME_FAILED',
+    pattern: /failed to prepare extraction snapshot|parent snapshot \S+ does not exist/i,
+    meaning:
+      'the runtime could not unpack the image on the node (a snapshot left by an interrupted pull, or the disk)',
+  },
+  {
     code: 'ERR_IMAGE_NOT_FOUND',
     pattern: /not found|manifest unknown|name unknown|\b404\b/i,
     meaning: 'the registry has no such image (tag, digest or repository)',
