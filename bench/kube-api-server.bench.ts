@@ -30,6 +30,10 @@ const TICK_MS = 5;
 /** Latency histogram resolution and range. */
 const BUCKET_MS = 0.1;
 const BUCKETS = 200_000;
+/** Issue 3's goal: 200 writes/s with 1,000 watchers. */
+const GOAL_WRITES_PER_SECOND = 200;
+/** Offered 20 % above the goal: an achieved rate at the offered rate could not show more. */
+const OFFERED_WRITES_PER_SECOND = 240;
 /** The histogram starts here, so events that arrive before their write's response fit. */
 const LOWEST_MS = -1000;
 
@@ -244,8 +248,11 @@ const benchmark: Benchmark = {
     'handshakes at a time per thread, one HTTP/1.1 watch request written by hand, and the raw ' +
     "stream scanned for each event's type and object resourceVersion — no HTTP client and no " +
     'JSON parsing, so the clients leave the CPU to the server (on 2 CPUs, server and clients ' +
-    'share the machine). Once all are connected the main thread writes at 200 objects/s for ' +
-    '20 s (--quick: 50/s for 5 s): a 5 ms timer issues every write due by then, alternating a ' +
+    'share the machine). Once all are connected the main thread writes at 240 objects/s for ' +
+    '20 s (--quick: 50/s for 5 s) — 20 % above the goal of 200/s, so that the rate achieved ' +
+    'shows whether the server keeps up with 200/s and has room to spare, rather than echoing ' +
+    'the rate offered (writes are sent open-loop: a server that falls behind answers later, ' +
+    'and the achieved rate falls below the offered one): a 5 ms timer issues every write due by then, alternating a ' +
     'create of a new Widget and a PUT update (changed spec, resourceVersion from its last ' +
     'response) of an earlier one, over 16 keep-alive connections. Timed: writes/s = successful ' +
     'writes ÷ time from the first write sent to the last response; delivery = distinct written ' +
@@ -256,7 +263,7 @@ const benchmark: Benchmark = {
     'from /proc of the child over the write phase. One run; no baseline: it is a capacity test.',
   async run(ctx) {
     const watchers = ctx.quick ? 100 : 1000;
-    const rate = ctx.quick ? 50 : 200;
+    const rate = ctx.quick ? 50 : OFFERED_WRITES_PER_SECOND;
     const seconds = ctx.quick ? 5 : 20;
     const dir = mkdtempSync(join(tmpdir(), 'bench-kube-api-server-'));
     let writeAgent: Agent | undefined;
@@ -417,7 +424,7 @@ const benchmark: Benchmark = {
       );
 
       const sizeNote = ctx.quick
-        ? `quick mode: ${watchers} watchers, ${rate} writes/s for ${seconds} s, not 1,000, 200/s, 20 s`
+        ? `quick mode: ${watchers} watchers, ${rate} writes/s for ${seconds} s, not 1,000, ${OFFERED_WRITES_PER_SECOND}/s, 20 s`
         : undefined;
       const one = (value: number): ReturnType<typeof summarize> => summarize([value]);
       const figures: Figure[] = [
@@ -434,8 +441,11 @@ const benchmark: Benchmark = {
           label: 'writes per second achieved (creates and updates)',
           unit: 'writes/s',
           ...one(succeeded / writeSeconds),
-          goal: { op: '>=', value: rate, source: 'issue 3' },
-          note: `${succeeded} successful, ${failed} failed writes in ${writeSeconds.toFixed(2)} s`,
+          // --quick offers 50/s: too little to hold against the goal.
+          ...(ctx.quick
+            ? {}
+            : { goal: { op: '>=', value: GOAL_WRITES_PER_SECOND, source: 'issue 3' } as const }),
+          note: `${succeeded} successful, ${failed} failed writes in ${writeSeconds.toFixed(2)} s; offered: ${rate}/s`,
         },
         {
           id: 'kubeApiServer.delivered',
