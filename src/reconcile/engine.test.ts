@@ -30,6 +30,8 @@ class World {
   readonly runtime: FakeRuntime;
   readonly tags = new Map<string, string>();
   readonly resolves: string[] = [];
+  /** The simulated time of each resolve, in the order of `resolves`. */
+  readonly resolvedAt: number[] = [];
   readonly ticks = new Map<string, (() => void)[]>();
   readonly logs: string[] = [];
   readonly metrics = new Metrics();
@@ -53,6 +55,7 @@ class World {
     const resolver: DigestResolver = {
       resolve: (ref) => {
         this.resolves.push(ref);
+        this.resolvedAt.push(this.clock.now());
         const found = this.tags.get(ref);
         if (found === undefined)
           return Promise.reject(new PrepullError('ERR_IMAGE_NOT_FOUND', `no ${ref}`));
@@ -152,6 +155,33 @@ describe('Engine', () => {
       fs = await w.metrics.render();
     }
     expect(fs).toContain('prepull_imagefs_used_bytes 2000000');
+  });
+
+  it('asks the registry about a tag while the runtime pulls it, once, not after the pull', async () => {
+    const w = new World({ pullLatencyMs: 5_000 });
+    w.publish('r.io/shop/web:1', 1);
+    const pullEnds: number[] = [];
+    const original = w.runtime.pull.bind(w.runtime);
+    w.runtime.pull = async (ref, options) => {
+      const image = await original(ref, options);
+      pullEnds.push(w.clock.now());
+      return image;
+    };
+    const startedAt = w.clock.now();
+    w.engine.setPrePulls([prePull('shop', { images: [{ image: 'r.io/shop/web:1' }] })]);
+    await w.engine.start();
+    const reports = await w.settle();
+    expect(w.resolves).toEqual(['r.io/shop/web:1']);
+    expect(pullEnds).toHaveLength(1);
+    // Asked as the pull started (simulated time stands still until the clock is run), and the
+    // answer stood for the pulled image: no second HEAD after it.
+    expect(w.resolvedAt).toEqual([startedAt]);
+    expect(pullEnds[0]).toBeGreaterThanOrEqual(startedAt + 5_000);
+    expect(pick(reports, 'r.io/shop/web:1')).toMatchObject({
+      state: 'Present',
+      reason: 'Verified',
+      registryDigest: digest(1),
+    });
   });
 
   it('does not pull what the runtime already holds, and needs one list call to know it', async () => {

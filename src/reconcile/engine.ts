@@ -618,6 +618,13 @@ export class Engine {
     entry.memory = afterPullStarted(entry.memory);
     this.record(entry, { state: 'Pulling', reason: 'Pulling', action: { kind: 'none' } });
     const started = clock.now();
+    // A tag is checked against the registry while the runtime pulls it, not after: the HEAD
+    // then costs nothing on the pull's path, and it asks the registry at the moment the
+    // runtime's own resolution of the tag does. verify() records its own outcome and never
+    // throws, so a failed pull need not wait for it.
+    const { desired } = entry;
+    const verifying =
+      desired.verify === 'Registry' && !desired.byDigest ? this.verify(entry, signal) : undefined;
     try {
       const image = await this.pullWithCredentials(entry, signal);
       const seconds = (clock.now() - started) / 1000;
@@ -634,8 +641,11 @@ export class Engine {
         `${entry.wasPresent === true ? 'pulled back' : 'pulled'} ${ref} in ${seconds.toFixed(1)}s (${image.size} bytes)`,
       );
       this.sampleImageFs();
-      // The pulled image carries the digest the tag resolves to now; check it against a fresh HEAD.
-      entry.verifyRequested = true;
+      if (verifying !== undefined) {
+        // The check made during the pull stands for the image it brought.
+        await verifying;
+        entry.verifyRequested = false;
+      }
     } catch (error) {
       if (isRefusal(error)) this.deps.credentials.refused?.(entry.desired);
       const info = errorInfo(error);
