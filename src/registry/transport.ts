@@ -6,7 +6,7 @@
 
 import { createHash } from 'node:crypto';
 import { getCACertificates } from 'node:tls';
-import { Agent, type Dispatcher, ProxyAgent, request } from 'undici';
+import type { Dispatcher } from 'undici';
 import { type Clock, systemClock } from '../clock.ts';
 import { type ErrorCode, PrepullError } from '../errors.ts';
 import { type ProxyConfig, proxyFor, redactProxy } from './proxy.ts';
@@ -33,6 +33,18 @@ export const DEFAULT_RETRY_POLICY: RetryPolicy = {
   maxDelayMs: 8_000,
   budgetMs: 30_000,
 };
+
+type Undici = typeof import('./http.ts');
+let undici: Promise<Undici> | undefined;
+
+/**
+ * undici loads with the first request, not with the module: a `sync --once` loads it while the
+ * runtime pulls (the registry check runs alongside the pull), not before the pull can start.
+ */
+function loadUndici(): Promise<Undici> {
+  undici ??= import('./http.ts');
+  return undici;
+}
 
 export const DEFAULT_TIMEOUT_MS = 30_000;
 export const DEFAULT_CONCURRENCY_PER_REGISTRY = 16;
@@ -178,11 +190,12 @@ export class Transport {
   }
 
   async #dispatch(req: TransportRequest, attempt: number): Promise<TransportResponse> {
-    const res = await request(req.url, {
+    const http = await loadUndici();
+    const res = await http.request(req.url, {
       method: req.method,
       headers: { 'user-agent': this.#userAgent, ...req.headers },
       ...(req.body === undefined ? {} : { body: req.body }),
-      dispatcher: this.#dispatcher(req.url, req.ca),
+      dispatcher: this.#dispatcher(http, req.url, req.ca),
       // undici closes the connection after every HEAD, in case a broken server sends a body;
       // registries answer HEADs properly, and a new TLS handshake per digest check would cost
       // more than the check itself.
@@ -246,7 +259,7 @@ export class Transport {
   }
 
   // One dispatcher per (proxy, CA bundle); each keeps a keep-alive pool per origin.
-  #dispatcher(url: URL, ca: string | undefined): Dispatcher {
+  #dispatcher(http: Undici, url: URL, ca: string | undefined): Dispatcher {
     const proxy = proxyFor(url, this.#proxy);
     const caKey = ca === undefined ? '' : createHash('sha256').update(ca).digest('hex');
     const key = `${proxy ?? ''}\u0000${caKey}`;
@@ -258,8 +271,8 @@ export class Transport {
       const pool = { connections: this.#limit, keepAliveTimeout: KEEP_ALIVE_MS };
       dispatcher =
         proxy === undefined
-          ? new Agent({ ...pool, connect })
-          : new ProxyAgent({
+          ? new http.Agent({ ...pool, connect })
+          : new http.ProxyAgent({
               ...pool,
               uri: proxy,
               requestTls: connect,
