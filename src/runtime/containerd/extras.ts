@@ -62,14 +62,19 @@ export class ContainerdExtras implements CriExtras {
   }
 
   async setPinned(names: readonly string[], pinned: boolean): Promise<void> {
-    for (const name of names) {
-      try {
-        await this.native.setLabel(name, PINNED_LABEL, pinned ? PINNED_VALUE : undefined);
-      } catch (error) {
-        // CRI lists names it may not hold a record for (a digest reference of an image pulled
-        // by tag is recorded, an ID may not be on older versions): skip those.
-        if (!(error instanceof PrepullError && error.code === 'ERR_IMAGE_NOT_FOUND')) throw error;
-      }
+    // All records at once: each update is a metadata transaction that containerd commits to
+    // disk on its own, and one after another they kept a pull's caller waiting for each.
+    const results = await Promise.allSettled(
+      names.map((name) =>
+        this.native.setLabel(name, PINNED_LABEL, pinned ? PINNED_VALUE : undefined),
+      ),
+    );
+    for (const result of results) {
+      if (result.status === 'fulfilled') continue;
+      const error: unknown = result.reason;
+      // CRI lists names it may not hold a record for (a digest reference of an image pulled
+      // by tag is recorded, an ID may not be on older versions): skip those.
+      if (!(error instanceof PrepullError && error.code === 'ERR_IMAGE_NOT_FOUND')) throw error;
     }
   }
 
