@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import { getCACertificates } from 'node:tls';
 import type { Dispatcher } from 'undici';
+import type * as HttpParts from './http.ts';
 import { type Clock, systemClock } from '../clock.ts';
 import { type ErrorCode, PrepullError } from '../errors.ts';
 import { type ProxyConfig, proxyFor, redactProxy } from './proxy.ts';
@@ -34,7 +35,7 @@ export const DEFAULT_RETRY_POLICY: RetryPolicy = {
   budgetMs: 30_000,
 };
 
-type Undici = typeof import('./http.ts');
+type Undici = typeof HttpParts;
 let undici: Promise<Undici> | undefined;
 
 /**
