@@ -9,6 +9,7 @@ import { request } from 'node:http';
 import type { Clock } from '../clock.ts';
 import { PrepullError } from '../errors.ts';
 import { isErrorLike, messageOf } from './error-text.ts';
+import type { GrpcConnection } from './cri/grpc.ts';
 import type { ImageRuntime } from './types.ts';
 
 /** ground-truth.md: containerd, CRI-O, cri-dockerd, k3s/RKE2's containerd, Docker Engine. */
@@ -53,6 +54,19 @@ export interface DetectedRuntime {
 
 export const DEFAULT_PROBE_TIMEOUT_MS = 3000;
 
+/**
+ * The gRPC connection a successful CRI probe opened, kept for the adapter built from its result
+ * rather than closed and opened again: the adapter's first calls then go out on a connection
+ * that is already up. Keyed by the probe's result; whatever is not taken is closed.
+ */
+const probeConnections = new WeakMap<ProbeResult, GrpcConnection>();
+
+function takeConnection(found: ProbeResult): GrpcConnection | undefined {
+  const connection = probeConnections.get(found);
+  probeConnections.delete(found);
+  return connection;
+}
+
 export async function detectRuntime(options: DetectOptions = {}): Promise<DetectedRuntime> {
   const sockets =
     options.endpoint === undefined
@@ -71,7 +85,13 @@ export async function detectRuntime(options: DetectOptions = {}): Promise<Detect
       skipped.push({ endpoint, reason: messageOf(error) });
       continue;
     }
-    const runtime = await create(socket, found);
+    let runtime: ImageRuntime;
+    try {
+      runtime = await create(socket, found);
+    } finally {
+      // A factory of its own (tests) leaves the probe's connection: close it.
+      takeConnection(found)?.close();
+    }
     return { runtime, endpoint, found, description: describe(endpoint, found, runtime), skipped };
   }
   const list = skipped.map((s) => `${s.endpoint}: ${s.reason}`).join('; ');
@@ -143,16 +163,24 @@ async function probeDocker(socket: string, timeoutMs: number): Promise<ProbeResu
 }
 
 async function probeCri(socket: string, timeoutMs: number): Promise<ProbeResult> {
-  const { CriRuntime } = await import('./cri/runtime.ts');
-  const cri = new CriRuntime({ endpoint: socket });
+  const [{ CriRuntime }, { GrpcConnection }] = await Promise.all([
+    import('./cri/runtime.ts'),
+    import('./cri/grpc.ts'),
+  ]);
+  const connection = new GrpcConnection(socket);
+  const cri = new CriRuntime({ endpoint: socket, connection });
+  let kept = false;
   try {
     const version = await cri.version(timeoutMs);
-    return {
+    const found: ProbeResult = {
       kind: 'cri',
       runtimeName: version.runtime_name,
       runtimeVersion: version.runtime_version,
       apiVersion: version.runtime_api_version,
     };
+    probeConnections.set(found, connection);
+    kept = true;
+    return found;
   } catch (error) {
     // The gRPC status text alone: the adapter's advice about sockets is noise in a probe list.
     const details = (isErrorLike(error) ? (error.cause as { details?: unknown }) : undefined)
@@ -161,7 +189,7 @@ async function probeCri(socket: string, timeoutMs: number): Promise<ProbeResult>
       cause: error,
     });
   } finally {
-    await cri.close();
+    if (!kept) await cri.close();
   }
 }
 
@@ -175,12 +203,14 @@ async function createAdapter(
     const { DockerRuntime } = await import('./docker/runtime.ts');
     return new DockerRuntime({ endpoint: socket, ...withClock });
   }
+  const connection = takeConnection(found);
+  const reuse = connection === undefined ? {} : { connection };
   if (found.runtimeName === 'containerd') {
     const { containerdRuntime } = await import('./containerd/runtime.ts');
-    return containerdRuntime({ endpoint: socket, ...withClock });
+    return containerdRuntime({ endpoint: socket, ...withClock, ...reuse });
   }
   const { CriRuntime } = await import('./cri/runtime.ts');
-  return new CriRuntime({ endpoint: socket });
+  return new CriRuntime({ endpoint: socket, ...reuse });
 }
 
 function httpGet(

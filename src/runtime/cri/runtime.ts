@@ -113,12 +113,14 @@ export class CriRuntime implements ImageRuntime {
   }
 
   async info(): Promise<RuntimeInfo> {
-    const version = await this.version();
-    const status = await this.call<{ info: Record<string, string> }>(
-      method(criMethods().runtime, 'Status'),
-      { verbose: true },
-      'asking for the status',
-    );
+    const [version, status] = await Promise.all([
+      this.version(),
+      this.call<{ info: Record<string, string> }>(
+        method(criMethods().runtime, 'Status'),
+        { verbose: true },
+        'asking for the status',
+      ),
+    ]);
     const sandboxImage = sandboxImageOf(status.info);
     return {
       name: version.runtime_name,
