@@ -9,6 +9,26 @@ const adapterOnly = (name, where) => ({
   message: `${name} is imported only inside ${where} (docs/adr/0002-layout-and-boundaries.md).`,
 });
 
+// Shipped code encodes protobuf with src/runtime/proto; these parse .proto files for tests and
+// for scripts/proto-descriptors.ts only (docs/adr/0007-proto-codec.md).
+const devOnly = (name) => ({
+  name,
+  message: `${name} is for tests and scripts only: shipped code uses src/runtime/proto (docs/adr/0007-proto-codec.md).`,
+});
+
+const ADAPTER_FOLDERS = [
+  'src/runtime/cri/**',
+  'src/runtime/containerd/**',
+  'src/runtime/docker/**',
+  'src/kube/**',
+];
+const ADAPTER_PACKAGES = [
+  adapterOnly('@grpc/grpc-js', 'src/runtime/cri and src/runtime/containerd'),
+  adapterOnly('dockerode', 'src/runtime/docker'),
+  adapterOnly('@kubernetes/client-node', 'src/kube'),
+];
+const PROTO_PARSERS = ['@grpc/proto-loader', 'protobufjs'];
+
 export default tseslint.config(
   { ignores: ['dist/', 'coverage/', 'node_modules/'] },
   js.configs.recommended,
@@ -33,22 +53,35 @@ export default tseslint.config(
   },
   {
     files: ['src/**/*.ts'],
-    ignores: [
-      'src/runtime/cri/**',
-      'src/runtime/containerd/**',
-      'src/runtime/docker/**',
-      'src/kube/**',
-    ],
+    ignores: [...ADAPTER_FOLDERS, 'src/**/*.test.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { paths: [...ADAPTER_PACKAGES, ...PROTO_PARSERS.map(devOnly)] },
+      ],
+    },
+  },
+  {
+    files: ADAPTER_FOLDERS,
+    ignores: ['src/**/*.test.ts'],
+    rules: { 'no-restricted-imports': ['error', { paths: PROTO_PARSERS.map(devOnly) }] },
+  },
+  {
+    // Tests may compare with the parsers where they test the codec or the gRPC adapters.
+    files: ['src/**/*.test.ts'],
+    ignores: [...ADAPTER_FOLDERS, 'src/runtime/proto/**'],
     rules: {
       'no-restricted-imports': [
         'error',
         {
           paths: [
-            adapterOnly('@grpc/grpc-js', 'src/runtime/cri and src/runtime/containerd'),
-            adapterOnly('@grpc/proto-loader', 'src/runtime/cri and src/runtime/containerd'),
-            adapterOnly('protobufjs', 'src/runtime/cri and src/runtime/containerd'),
-            adapterOnly('dockerode', 'src/runtime/docker'),
-            adapterOnly('@kubernetes/client-node', 'src/kube'),
+            ...ADAPTER_PACKAGES,
+            ...PROTO_PARSERS.map((name) =>
+              adapterOnly(
+                name,
+                'tests of src/runtime/cri, src/runtime/containerd and src/runtime/proto',
+              ),
+            ),
           ],
         },
       ],
