@@ -1,9 +1,11 @@
 // One gRPC connection to a runtime socket, shared by the CRI services and containerd's own
-// services (they listen on the same socket): proto loading, channel options, and unary and
+// services (they listen on the same socket): method definitions, channel options, and unary and
 // server-streaming calls with deadlines, metadata and cancellation.
 
 import * as grpc from '@grpc/grpc-js';
-import protobuf from 'protobufjs';
+import { ProtoCodec } from '../proto/codec.ts';
+import { DESCRIPTORS } from '../proto/descriptors.ts';
+import type { FileDescriptor } from '../proto/schema.ts';
 
 /** kubelet's limit: ListImages on a node with thousands of images exceeds the 4 MiB default. */
 export const MAX_RECEIVE_MESSAGE_BYTES = 16 * 1024 * 1024;
@@ -22,59 +24,58 @@ export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.max_reconnect_backoff_ms': 5000,
 };
 
-/** How a message becomes an object: 64-bit integers and enums as strings, defaults filled in. */
-const CONVERSION: protobuf.IConversionOptions = { longs: String, enums: String, defaults: true };
-
-/** The same, for @grpc/proto-loader (test servers): plus field names exactly as in the .proto. */
-export const LOADER_OPTIONS = { keepCase: true, ...CONVERSION };
+/**
+ * How messages become objects — field names as in the .proto, 64-bit integers and enums as
+ * strings, defaults filled in — as @grpc/proto-loader's options (for test servers). The methods
+ * below convert the same way with src/runtime/proto/codec.ts.
+ */
+export const LOADER_OPTIONS = { keepCase: true, longs: String, enums: String, defaults: true };
 
 export type Method = grpc.MethodDefinition<object, unknown>;
 
-const roots = new Map<string, protobuf.Root>();
+let codec: ProtoCodec | undefined;
 
-/** The proto files parsed once per process, whatever services are then looked up in them. */
-function rootOf(files: readonly string[]): protobuf.Root {
-  const key = files.join('\n');
-  let root = roots.get(key);
-  if (root === undefined) {
-    root = new protobuf.Root().loadSync([...files], { keepCase: true });
-    root.resolveAll();
-    roots.set(key, root);
-  }
-  return root;
-}
-
-function bufferOf(bytes: Uint8Array): Buffer {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+/** The descriptors of the given .proto files (paths in src/ or dist/), by their path under it. */
+function describedFiles(files: readonly string[]): FileDescriptor[] {
+  return files.map((file) => {
+    const found = Object.entries(DESCRIPTORS.files).find(
+      ([known]) => file === known || file.endsWith(`/${known}`),
+    );
+    if (found === undefined) {
+      throw new Error(
+        `${file} is not described in src/runtime/proto/descriptors.ts: run \`node scripts/proto-descriptors.ts\``,
+      );
+    }
+    return found[1];
+  });
 }
 
 /**
  * The methods of `service` ("runtime.v1.ImageService") from the given proto files, as
- * @grpc/proto-loader would define them — the same paths and the same conversions — built with
- * protobufjs directly: proto-loader also encodes a descriptor of every message for reflection,
- * which a client never uses, and that cost 40 ms and 3 MiB at every start.
+ * @grpc/proto-loader would define them — the same paths and the same conversions. The files are
+ * not read: their descriptors were generated from them (scripts/proto-descriptors.ts), and the
+ * codec works from those, since parsing the files and protobufjs's generated code cost ~100 ms
+ * of CPU at every start (docs/adr/0007-proto-codec.md).
  */
 export function loadMethods(files: readonly string[], service: string): Record<string, Method> {
-  const found = rootOf(files).lookup(service);
-  if (!(found instanceof protobuf.Service)) {
+  const found = describedFiles(files).find((file) => file.services[service] !== undefined);
+  const described = found?.services[service];
+  if (described === undefined) {
     throw new Error(`proto files ${files.join(', ')} define no service ${service}`);
   }
+  codec ??= new ProtoCodec(DESCRIPTORS);
   const methods: Record<string, Method> = {};
-  for (const method of found.methodsArray) {
-    const request = method.resolvedRequestType;
-    const response = method.resolvedResponseType;
-    if (request === null || response === null) {
-      throw new Error(`${service}.${method.name}: its message types did not resolve`);
-    }
-    methods[method.name] = {
-      path: `/${service}/${method.name}`,
+  for (const [name, method] of Object.entries(described)) {
+    const request = codec.message(method.requestType);
+    const response = codec.message(method.responseType);
+    methods[name] = {
+      path: `/${service}/${name}`,
       requestStream: method.requestStream === true,
       responseStream: method.responseStream === true,
-      requestSerialize: (value) => bufferOf(request.encode(request.fromObject(value)).finish()),
-      requestDeserialize: (bytes) => request.toObject(request.decode(bytes), CONVERSION),
-      responseSerialize: (value) =>
-        bufferOf(response.encode(response.fromObject(value as object)).finish()),
-      responseDeserialize: (bytes) => response.toObject(response.decode(bytes), CONVERSION),
+      requestSerialize: (value) => request.encode(value),
+      requestDeserialize: (bytes) => request.decode(bytes),
+      responseSerialize: (value) => response.encode(value as object),
+      responseDeserialize: (bytes) => response.decode(bytes),
     };
   }
   return methods;
