@@ -589,22 +589,28 @@ export class ProtoCodec {
     this.descriptors = descriptors;
   }
 
-  /** The codec of one message type, by full name ("runtime.v1.ListImagesResponse"). */
+  /**
+   * The codec of one message type, by full name ("runtime.v1.ListImagesResponse"). Its plan is
+   * made when it is first used: a process plans only the messages it sends and reads.
+   */
   message(type: string): MessageCodec {
     let codec = this.codecs.get(type);
     if (codec === undefined) {
-      const plan = this.planOf(type);
+      if (this.descriptors.messages[type] === undefined) {
+        throw new Error(`the proto descriptors have no message ${type}`);
+      }
+      let plan: MessagePlan | undefined;
       codec = {
         encode: (value) => {
           if (!isObject(value)) throw new TypeError(`${type}: object expected`);
           const w = new Writer();
-          encodeFields(plan, value, w, 0);
+          encodeFields((plan ??= this.planOf(type)), value, w, 0);
           return w.finish();
         },
         decode: (bytes) => {
           const r = new Reader(bytes);
           try {
-            return decodeFields(plan, r, 0);
+            return decodeFields((plan ??= this.planOf(type)), r, 0);
           } catch (error) {
             if (!(error instanceof WireError)) throw error;
             throw new Error(`malformed ${type} message (${r.buf.length} bytes): ${error.message}`);
