@@ -9,6 +9,7 @@
 //   garbage);
 // - 64-bit map keys decode to decimal strings (protobufjs gives its internal 8-char hashes);
 // - a map entry without a message value decodes to that message's defaults (protobufjs throws);
+// - a bool is true if any of its varint's 64 bits is set (protobufjs looks at the low 32);
 // - a string for a 64-bit field must be a decimal integer, and a base64 string for bytes is
 //   decoded as Buffer.from(text, 'base64') does (leniently).
 
