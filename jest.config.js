@@ -21,6 +21,7 @@ export default {
         '<rootDir>/src/**/*.test.ts',
         '<rootDir>/test/kube-api-server/*.test.ts',
         '<rootDir>/test/deploy/*.test.ts',
+        '<rootDir>/bench/*.test.ts',
       ],
     },
     {

@@ -43,6 +43,8 @@ export function collectEnvironment(): Environment {
       runc: versionOf('runc', ['--version']),
       dockerd: versionOf('dockerd', ['--version']),
       'docker-registry': versionOf('docker-registry', ['--version']),
+      // Which code was measured: two runs are comparable as noise only on the same code.
+      'prepull commit': versionOf('git', ['describe', '--always', '--dirty', '--abbrev=12']),
     },
     load: { atStart: loadavg().map(round2) },
   };

@@ -28,6 +28,46 @@ export interface Results {
   budgetSeconds: number;
   environment: Environment;
   benchmarks: Outcome[];
+  /** The full run before this one on the machine, for the run-to-run comparison (issue 8). */
+  previous?: PreviousRun;
+}
+
+export interface FigureSummary {
+  label: string;
+  unit: string;
+  median: number;
+  min: number;
+  max: number;
+  samples: number;
+}
+
+export interface PreviousRun {
+  generatedAt: string;
+  commit?: string;
+  figures: Record<string, FigureSummary>;
+}
+
+const COMMIT = 'prepull commit';
+
+/** What the next run keeps of this one to compare itself with. */
+export function summarizeRun(results: Results): PreviousRun {
+  const figures: Record<string, FigureSummary> = {};
+  for (const f of allFigures(results)) {
+    const { label, unit, median, min, max, samples } = f;
+    figures[f.id] = { label, unit, median, min, max, samples };
+  }
+  const commit = results.environment.components[COMMIT];
+  return { generatedAt: results.generatedAt, ...(commit === undefined ? {} : { commit }), figures };
+}
+
+/**
+ * Whether two runs' figures agree within the noise the doc reports: with a spread on both sides
+ * (more than one sample), their min – max ranges overlap; a single sample has no spread, so it
+ * agrees only by being equal (a count), and is otherwise shown with its change, not judged.
+ */
+export function agreement(a: FigureSummary, b: FigureSummary): 'agree' | 'differ' | 'unjudged' {
+  if (a.samples > 1 && b.samples > 1) return a.min <= b.max && b.min <= a.max ? 'agree' : 'differ';
+  return a.median === b.median ? 'agree' : 'unjudged';
 }
 
 export function withVerdict(figure: Figure): ReportedFigure {
@@ -144,6 +184,63 @@ function matrixTable(results: Results): string[] {
   return lines;
 }
 
+function range(f: FigureSummary): string {
+  return f.samples > 1 ? `${fmt(f.median)} (${fmt(f.min)} – ${fmt(f.max)})` : fmt(f.median);
+}
+
+function change(before: number, after: number): string {
+  if (before === after) return '0 %';
+  if (before === 0) return '—';
+  const pct = ((after - before) / Math.abs(before)) * 100;
+  return `${pct > 0 ? '+' : ''}${pct.toFixed(Math.abs(pct) < 10 ? 1 : 0)} %`;
+}
+
+function runToRunSection(results: Results): string[] {
+  const previous = results.previous;
+  const lines = ['## Run to run', ''];
+  if (previous === undefined) {
+    lines.push('No earlier full run on this machine to compare with.', '');
+    return lines;
+  }
+  const commit = results.environment.components[COMMIT];
+  const sameCode = commit !== undefined && commit === previous.commit && !commit.endsWith('-dirty');
+  const current = new Map(allFigures(results).map((f) => [f.id, f]));
+  const pairs = Object.entries(previous.figures)
+    .filter(([id]) => current.has(id))
+    .map(([id, before]) => ({
+      before,
+      after: current.get(id)!,
+      verdict: agreement(before, current.get(id)!),
+    }));
+  const count = (v: string): number => pairs.filter((p) => p.verdict === v).length;
+  lines.push(
+    `This run against the full run before it on this machine (${previous.generatedAt}, commit ` +
+      `${previous.commit ?? 'unknown'}; this run: ${commit ?? 'unknown'}). ` +
+      (sameCode
+        ? 'The same code ran both times, so every difference is the noise of the machine.'
+        : 'The code changed between the two runs: a difference may be a real change, not noise.'),
+    '',
+    `Of ${pairs.length} figures measured by both runs, ${count('agree')} agree within the noise ` +
+      'this page reports (with several samples on both sides, their min – max ranges overlap; a ' +
+      `single sample agrees by being equal), ${count('differ')} differ, and ${count('unjudged')} ` +
+      'are single samples that changed, with no spread to judge them by (their change is shown). ' +
+      'Listed: every figure held to a goal, and every figure that differs or changed.',
+    '',
+    '| figure | previous run | this run | change | within the noise |',
+    '| --- | --- | --- | --- | --- |',
+  );
+  const shown = pairs.filter((p) => p.verdict !== 'agree' || p.after.goal !== undefined);
+  for (const { before, after, verdict } of shown) {
+    const judged = verdict === 'agree' ? 'yes' : verdict === 'differ' ? '**no**' : 'one sample';
+    lines.push(
+      `| ${cell(after.label)} | ${range(before)} ${before.unit} | ${range(after)} ${after.unit} | ` +
+        `${change(before.median, after.median)} | ${judged} |`,
+    );
+  }
+  lines.push('');
+  return lines;
+}
+
 function areaSection(area: string, outcomes: readonly Outcome[]): string[] {
   const lines = [
     `## ${area}`,
@@ -233,6 +330,7 @@ export function renderDoc(results: Results, chartFile: string): string {
     '',
     ...matrixTable(results),
     '',
+    ...runToRunSection(results),
   ];
   const areas = [...new Set(results.benchmarks.map((o) => o.area))];
   for (const area of areas) {

@@ -12,7 +12,16 @@ import { fileURLToPath } from 'node:url';
 import { type Harness, startHarness } from '../test/harness/index.ts';
 import { collectEnvironment, cpuSnapshot, cpuUse } from './environment.ts';
 import type { BenchContext, Benchmark } from './lib.ts';
-import { type Outcome, type Results, fmt, renderChart, renderDoc, withVerdict } from './report.ts';
+import {
+  type Outcome,
+  type PreviousRun,
+  type Results,
+  fmt,
+  renderChart,
+  renderDoc,
+  summarizeRun,
+  withVerdict,
+} from './report.ts';
 
 /** A full run must finish within this on the benchmark machine (issue 8). */
 const BUDGET_SECONDS = 600;
@@ -43,6 +52,18 @@ if (args.includes('--render')) {
 }
 
 const environment = collectEnvironment();
+
+/** The last full run's figures, read before this run replaces them, to compare with. */
+function previousRun(): PreviousRun | undefined {
+  if (quick || only.length > 0) return undefined;
+  try {
+    const text = readFileSync(new URL('results.json', import.meta.url), 'utf8');
+    return summarizeRun(JSON.parse(text) as Results);
+  } catch {
+    return undefined;
+  }
+}
+const previous = previousRun();
 
 async function runOne(bench: Benchmark): Promise<Outcome> {
   let harness: Harness | undefined;
@@ -137,6 +158,7 @@ const results: Results = {
   budgetSeconds: BUDGET_SECONDS,
   environment,
   benchmarks: outcomes,
+  ...(previous === undefined ? {} : { previous }),
 };
 // Only a full run publishes: a quick or filtered run keeps its figures apart.
 const resultsFile = quick
