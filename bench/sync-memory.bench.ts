@@ -11,7 +11,6 @@ import {
   expectAllPresent,
   pullAll,
   pushSmallImages,
-  rotate,
   rssMiB,
   runSync,
   scrape,
@@ -39,16 +38,17 @@ const benchmark: Benchmark = {
   area: 'Sync',
   method:
     'Loads 500 distinct small images into containerd through CRI, untimed (as for sync-startup), ' +
-    'and pins them with one untimed `sync --once`. Three processes are then measured in turn ' +
-    '(A B C A B C …), each started fresh: `node bin/prepull.js sync` without --once tracking the ' +
+    'and pins them with one untimed `sync --once`. Each round then starts three fresh ' +
+    'processes together and measures each: `node bin/prepull.js sync` without --once tracking the ' +
     '500 images (two PrePulls with the defaults: verify Registry, pin) plus the sandbox image, ' +
     'with `--metrics-address`; the same tracking a single image; and a bare Node process ' +
     "(`node -e 'setInterval(()=>{},1000)'`, the same Node binary) as the baseline. A `sync` " +
     'counts from its first report (every image Present, verified and pinned), after which ' +
     '`/metrics` is scraped once, as Prometheus would; then, for every process, 5 s of quiet for ' +
     'the garbage collector to settle and 5 readings of VmRSS from /proc/<pid>/status 0.5 s ' +
-    'apart, whose median is the sample. The ratio is per round against the bare process of the ' +
-    'same round. `sync` runs as shipped — the bundle in dist/, started by bin/prepull.js with ' +
+    'apart, whose median is the sample. The three share the machine at the same moment, and ' +
+    "with this much free memory a process's RSS does not depend on its neighbours (as in " +
+    'agent-memory). The ratio is per round against the bare process of the same round. `sync` runs as shipped — the bundle in dist/, started by bin/prepull.js with ' +
     'the settings it gives every long-running command: glibc malloc with one arena and blocks ' +
     'of 8 KiB or more mapped on their own (the launcher re-executes itself with ' +
     'MALLOC_ARENA_MAX and MALLOC_MMAP_THRESHOLD_ set), WebAssembly left on V8’s baseline ' +
@@ -102,11 +102,15 @@ const benchmark: Benchmark = {
         await exited;
       }
     };
-    const [manyRss, oneRss, bareRss] = (await rotate(rounds, [
-      viaSync(many, count + 1),
-      viaSync(one, 2),
-      bare,
-    ])) as [number[], number[], number[]];
+    const manyRss: number[] = [];
+    const oneRss: number[] = [];
+    const bareRss: number[] = [];
+    for (let round = 0; round < rounds; round++) {
+      const [m, o, b] = await Promise.all([viaSync(many, count + 1)(), viaSync(one, 2)(), bare()]);
+      manyRss.push(m);
+      oneRss.push(o);
+      bareRss.push(b);
+    }
 
     const quickNote = ctx.quick ? 'quick mode: 50 images, not 500' : undefined;
     const figures: Figure[] = [
