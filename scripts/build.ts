@@ -54,6 +54,18 @@ const moduleUrls: Plugin = {
 const builtinsByRequire: Plugin = {
   name: 'builtins-by-require',
   setup(b) {
+    // node-cron forks a child only for a task given as a file (a background task); prepull
+    // schedules functions, so child_process is loaded when a fork is asked for, not at start.
+    b.onResolve({ filter: /^child_process$/ }, (args) =>
+      args.importer.includes('node_modules/node-cron/')
+        ? { path: 'fork', namespace: 'lazy-fork' }
+        : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: 'lazy-fork' }, () => ({
+      contents:
+        "export function fork(...args) { return require('node:child_process').fork(...args); }",
+      loader: 'js',
+    }));
     const builtins = new Set(builtinModules);
     b.onResolve({ filter: /^[a-z_/0-9:]+$/ }, (args) => {
       const name = args.path.replace(/^node:/, '');
@@ -147,6 +159,20 @@ const slimPackages: Plugin = {
     );
     b.onLoad({ filter: /.*/, namespace: 'no-milo' }, () => ({
       contents: 'module.exports = { H1Parser: undefined, getMiloEnabled: () => false };',
+      loader: 'js',
+    }));
+    // grpc-js loads @grpc/proto-loader (and with it protobufjs) only to serve channelz or ORCA,
+    // a server's admin and load-reporting services; prepull is a client of one runtime socket.
+    // Left in, it is compiled and its code cache read at every start of `sync --once` (ADR
+    // 0007). (dockerode loads them at start for its BuildKit sessions: the Docker adapter keeps
+    // them.)
+    b.onResolve({ filter: /^@grpc\/proto-loader$/ }, (args) =>
+      args.importer.includes('node_modules/@grpc/grpc-js/')
+        ? { path: '@grpc/proto-loader', namespace: 'not-bundled' }
+        : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: 'not-bundled' }, (args) => ({
+      contents: `throw new Error(${JSON.stringify(`${args.path} is not part of prepull's build: ` + "gRPC's channelz and ORCA services are not used")});`,
       loader: 'js',
     }));
     // dockerode's SSH transport (ssh2, and its optional native cpu-features): prepull reaches
