@@ -76,7 +76,7 @@ describe('the run-to-run section', () => {
       ['count', [3]],
       ['new', [1]],
     ]);
-    after.previous = summarizeRun(before);
+    after.previous = { ...summarizeRun(before), sameCode: true };
     const doc = renderDoc(after, 'chart.svg');
     const start = doc.indexOf('## Run to run');
     const section = doc.slice(start, doc.indexOf('\n## ', start + 1));
@@ -90,8 +90,8 @@ describe('the run-to-run section', () => {
     expect(section).not.toContain('figure same');
     expect(section).not.toContain('figure count');
 
-    const changed = run('def-dirty', [['goal', [1], 1.5]]);
-    changed.previous = summarizeRun(before);
+    const changed = run('def', [['goal', [1], 1.5]]);
+    changed.previous = { ...summarizeRun(before), sameCode: false };
     expect(renderDoc(changed, 'chart.svg')).toContain('The code changed between the two runs');
     expect(renderDoc(before, 'chart.svg')).toContain('No earlier full run');
   });

@@ -44,6 +44,11 @@ export interface FigureSummary {
 export interface PreviousRun {
   generatedAt: string;
   commit?: string;
+  /**
+   * Whether the two runs measured the same code: the commits differ at most in the published
+   * results (bench/results.json, docs/performance.*). Decided with git by run.ts.
+   */
+  sameCode?: boolean;
   figures: Record<string, FigureSummary>;
 }
 
@@ -203,7 +208,7 @@ function runToRunSection(results: Results): string[] {
     return lines;
   }
   const commit = results.environment.components[COMMIT];
-  const sameCode = commit !== undefined && commit === previous.commit && !commit.endsWith('-dirty');
+  const sameCode = previous.sameCode === true;
   const current = new Map(allFigures(results).map((f) => [f.id, f]));
   const pairs = Object.entries(previous.figures)
     .filter(([id]) => current.has(id))

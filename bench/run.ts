@@ -6,6 +6,7 @@
 // benchmarks working, not to publish figures. Naming benchmarks runs only those and writes
 // bench/results.partial.json. `--render` measures nothing: it regenerates docs/performance.md
 // and docs/performance.svg from bench/results.json.
+import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -32,7 +33,38 @@ const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const only = args.filter((a) => !a.startsWith('--'));
 
+/** The files a full run rewrites: two commits that differ only in these ran the same code. */
+const PUBLISHED = ['bench/results.json', 'docs/performance.md', 'docs/performance.svg'];
+
+/**
+ * Whether the previous run measured the same code as this one: neither tree was dirty, and the
+ * commits differ at most in the published results. Undefined when git cannot say.
+ */
+function sameCode(results: Results): boolean | undefined {
+  const before = results.previous?.commit;
+  const now = results.environment.components['prepull commit'];
+  if (before === undefined || now === undefined) return undefined;
+  if (before.endsWith('-dirty') || now.endsWith('-dirty')) return false;
+  try {
+    const changed = execFileSync('git', ['diff', '--name-only', before, now], {
+      cwd: fileURLToPath(new URL('..', import.meta.url)),
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    })
+      .split('\n')
+      .filter((file) => file !== '');
+    return changed.every((file) => PUBLISHED.includes(file));
+  } catch {
+    return undefined;
+  }
+}
+
 async function publish(results: Results): Promise<void> {
+  if (results.previous !== undefined) {
+    const same = sameCode(results);
+    if (same === undefined) delete results.previous.sameCode;
+    else results.previous.sameCode = same;
+  }
   writeFileSync(CHART, renderChart(results));
   // Formatted as the rest of docs/ is, so the tables line up in the raw file too.
   const { format } = await import('prettier');
