@@ -6,9 +6,11 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { type Socket, connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RegistryCredential } from '../../registry/credentials.ts';
+import { detectRuntime } from '../detect.ts';
 import { CRI_PROTO, CriRuntime, type CriExtras } from './runtime.ts';
 import { LOADER_OPTIONS } from './grpc.ts';
 
@@ -206,6 +208,39 @@ describe('CriRuntime against an in-process CRI server', () => {
       expect((await runtime.imageStatus('nginx:1.27'))?.pinned).toBe(true);
     } finally {
       await runtime.close();
+    }
+  });
+
+  it('keeps using the connection its detection probe opened', async () => {
+    // A relay in front of the server counts the connections made to the runtime's socket.
+    const relay = join(dir, 'relay.sock');
+    const sockets = new Set<Socket>();
+    let connections = 0;
+    const proxy = createServer((client) => {
+      connections++;
+      const upstream = connect(socket);
+      sockets.add(client).add(upstream);
+      client.pipe(upstream).pipe(client);
+      const close = (): void => {
+        client.destroy();
+        upstream.destroy();
+      };
+      client.on('error', close).on('close', close);
+      upstream.on('error', close).on('close', close);
+    });
+    await new Promise<void>((resolve) => proxy.listen(relay, resolve));
+    const detected = await detectRuntime({ endpoint: `unix://${relay}` });
+    try {
+      expect(detected.found.kind).toBe('cri');
+      await detected.runtime.info();
+      await detected.runtime.listImages();
+      // One for the Docker probe (GET /_ping, refused by the gRPC server), one for CRI: the
+      // adapter's calls go out on the probe's connection rather than a new one.
+      expect(connections).toBe(2);
+    } finally {
+      await detected.runtime.close();
+      for (const open of sockets) open.destroy();
+      await new Promise((resolve) => proxy.close(resolve));
     }
   });
 
