@@ -11,8 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runAgent } from '../src/cli/agent.ts';
-import type { DetectedRuntime } from '../src/runtime/detect.ts';
-import { FakeRuntime, type FakeRuntimeOptions } from '../src/runtime/fake.ts';
+import { FakeRuntime, type FakeRuntimeOptions, detectedFake } from '../src/runtime/fake.ts';
 import type { PullOptions, RuntimeImage } from '../src/runtime/types.ts';
 import { KubeApiServer } from '../test/kube-api-server/index.ts';
 import type { JsonObject } from '../test/kube-api-server/json.ts';
@@ -192,17 +191,6 @@ export class ApiServerProcess {
 
 // ---- agents in this process -------------------------------------------------------------------
 
-export function fakeDetect(runtime: FakeRuntime): () => Promise<DetectedRuntime> {
-  return () =>
-    Promise.resolve({
-      runtime,
-      endpoint: 'unix:///fake/runtime.sock',
-      found: { kind: 'cri', runtimeName: 'fake', runtimeVersion: '0.0.0', apiVersion: 'v1' },
-      description: 'fake runtime',
-      skipped: [],
-    });
-}
-
 /** One `prepull agent` run in this process through runAgent, on an injected runtime. */
 export class InProcessAgent {
   readonly node: string;
@@ -235,7 +223,7 @@ export class InProcessAgent {
       },
       this.#signals,
       // Hundreds of agents share this process: no process-wide collections from each of them.
-      { detect: fakeDetect(runtime), env: {}, releaseMemory: false },
+      { detect: detectedFake(runtime), env: {}, releaseMemory: false },
     );
     // A failure surfaces at stop(); it must not be an unhandled rejection meanwhile.
     this.exit.catch(() => undefined);

@@ -9,8 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { KubeApiServer } from '../../test/kube-api-server/index.ts';
 import type { NodeImageCache } from '../api/nodeimagecache.ts';
 import type { JsonObject } from '../../test/kube-api-server/json.ts';
-import type { DetectedRuntime } from '../runtime/detect.ts';
-import { FakeRuntime } from '../runtime/fake.ts';
+import { FakeRuntime, detectedFake } from '../runtime/fake.ts';
 import { runAgent } from './agent.ts';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
@@ -23,17 +22,6 @@ const DIGEST = (n: number): string => `sha256:${String(n).padStart(64, '0')}`;
 
 let server: KubeApiServer;
 let kubeconfig: string;
-
-function fakeDetect(runtime: FakeRuntime): () => Promise<DetectedRuntime> {
-  return () =>
-    Promise.resolve({
-      runtime,
-      endpoint: 'unix:///fake/runtime.sock',
-      found: { kind: 'cri', runtimeName: 'fake', runtimeVersion: '0.0.0', apiVersion: 'v1' },
-      description: 'fake runtime',
-      skipped: [],
-    });
-}
 
 function node(name: string, labels: Record<string, string>): JsonObject {
   return { apiVersion: 'v1', kind: 'Node', metadata: { name, labels } };
@@ -95,7 +83,7 @@ function startAgent(nodeName: string, runtime = new FakeRuntime()): Running {
     ],
     { out: (t) => logs.push(t), err: (t) => logs.push(t) },
     signals,
-    { detect: fakeDetect(runtime), env: {}, watchBackoff: { initialMs: 100, maxMs: 1000 } },
+    { detect: detectedFake(runtime), env: {}, watchBackoff: { initialMs: 100, maxMs: 1000 } },
   );
   const running = { runtime, signals, exit, logs };
   agents.push(running);

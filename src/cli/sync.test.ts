@@ -4,8 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PrepullError } from '../errors.ts';
-import type { DetectedRuntime } from '../runtime/detect.ts';
-import { FakeRuntime } from '../runtime/fake.ts';
+import { FakeRuntime, detectedFake } from '../runtime/fake.ts';
 import type { SyncResult } from './output.ts';
 import { runSync } from './sync.ts';
 
@@ -58,14 +57,7 @@ async function interruptedDuringStart(once: boolean): Promise<{ code: number; ou
       }),
     );
     const runtime = new SlowSubscribingRuntime();
-    const detect = (): Promise<DetectedRuntime> =>
-      Promise.resolve({
-        runtime,
-        endpoint: 'unix:///fake/runtime.sock',
-        found: { kind: 'cri', runtimeName: 'fake', runtimeVersion: '0.0.0', apiVersion: 'v1' },
-        description: 'fake',
-        skipped: [],
-      });
+    const detect = detectedFake(runtime);
     const signals = new EventEmitter();
     let out = '';
     const io = { out: (t: string) => (out += t), err: () => undefined };

@@ -10,6 +10,7 @@
 import { systemClock, type Clock } from '../clock.ts';
 import { PrepullError } from '../errors.ts';
 import type { RegistryCredential } from '../registry/credentials.ts';
+import type { DetectedRuntime } from './detect.ts';
 import {
   allNames,
   imageHasName,
@@ -29,6 +30,24 @@ import type {
 } from './types.ts';
 
 /** An image a fake registry serves. */
+/** Where the fake says it listens (RuntimeInfo.endpoint, and what detection reports). */
+const FAKE_ENDPOINT = 'unix:///fake/runtime.sock';
+
+/**
+ * What runtime detection would report had it found `runtime` (a FakeRuntime or a test's
+ * variant of one): the `detect` dependency of `runSync` and `runAgent` in tests and benchmarks.
+ */
+export function detectedFake(runtime: ImageRuntime): () => Promise<DetectedRuntime> {
+  return () =>
+    Promise.resolve({
+      runtime,
+      endpoint: FAKE_ENDPOINT,
+      found: { kind: 'cri', runtimeName: 'fake', runtimeVersion: '0.0.0', apiVersion: 'v1' },
+      description: 'fake runtime',
+      skipped: [],
+    });
+}
+
 export interface FakeRemoteImage {
   /** The digest its tag resolves to: the manifest's, or the index's for a multi-arch image. */
   readonly digest: string;
@@ -203,7 +222,7 @@ export class FakeRuntime implements ImageRuntime {
       version: '0.0.0',
       apiVersion: 'v1',
       protocol: 'cri' as const,
-      endpoint: 'unix:///fake/runtime.sock',
+      endpoint: FAKE_ENDPOINT,
       ...this.infoOverride,
     }));
   }
