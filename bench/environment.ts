@@ -31,6 +31,9 @@ function versionOf(command: string, args: readonly string[]): string {
 
 const round2 = (n: number): number => Math.round(n * 100) / 100;
 
+/** The component row naming the commit a run measured (`git describe --dirty`). */
+export const COMMIT_COMPONENT = 'prepull commit';
+
 export function collectEnvironment(): Environment {
   const list = cpus();
   return {
@@ -44,7 +47,7 @@ export function collectEnvironment(): Environment {
       dockerd: versionOf('dockerd', ['--version']),
       'docker-registry': versionOf('docker-registry', ['--version']),
       // Which code was measured: two runs are comparable as noise only on the same code.
-      'prepull commit': versionOf('git', ['describe', '--always', '--dirty', '--abbrev=12']),
+      [COMMIT_COMPONENT]: versionOf('git', ['describe', '--always', '--dirty', '--abbrev=12']),
     },
     load: { atStart: loadavg().map(round2) },
   };

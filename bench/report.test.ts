@@ -1,7 +1,7 @@
 // The run-to-run comparison of the performance report (issue 8): when two runs agree within the
 // noise the page reports, and what the section lists.
 import { describe, expect, it } from '@jest/globals';
-import type { Environment } from './environment.ts';
+import { COMMIT_COMPONENT, type Environment } from './environment.ts';
 import { type Results, agreement, renderDoc, summarizeRun } from './report.ts';
 
 const environment = (commit: string): Environment => ({
@@ -9,7 +9,7 @@ const environment = (commit: string): Environment => ({
   memoryGiB: 24,
   kernel: 'k',
   node: 'v24',
-  components: { 'prepull commit': commit },
+  components: { [COMMIT_COMPONENT]: commit },
   load: { atStart: [0, 0, 0] },
 });
 

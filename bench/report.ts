@@ -1,6 +1,6 @@
 // Turns bench/results.json into docs/performance.md and the chart docs/performance.svg. Pure
 // functions of the results: `node bench/run.ts --render` re-renders both without measuring.
-import { type CpuUse, type Environment, environmentRows } from './environment.ts';
+import { COMMIT_COMPONENT, type CpuUse, type Environment, environmentRows } from './environment.ts';
 import { type Figure, meets } from './lib.ts';
 
 export interface ReportedFigure extends Figure {
@@ -32,14 +32,8 @@ export interface Results {
   previous?: PreviousRun;
 }
 
-export interface FigureSummary {
-  label: string;
-  unit: string;
-  median: number;
-  min: number;
-  max: number;
-  samples: number;
-}
+/** What a run keeps of a figure to compare the next run with. */
+export type FigureSummary = Pick<Figure, 'label' | 'unit' | 'median' | 'min' | 'max' | 'samples'>;
 
 export interface PreviousRun {
   generatedAt: string;
@@ -52,8 +46,6 @@ export interface PreviousRun {
   figures: Record<string, FigureSummary>;
 }
 
-const COMMIT = 'prepull commit';
-
 /** What the next run keeps of this one to compare itself with. */
 export function summarizeRun(results: Results): PreviousRun {
   const figures: Record<string, FigureSummary> = {};
@@ -61,7 +53,7 @@ export function summarizeRun(results: Results): PreviousRun {
     const { label, unit, median, min, max, samples } = f;
     figures[f.id] = { label, unit, median, min, max, samples };
   }
-  const commit = results.environment.components[COMMIT];
+  const commit = results.environment.components[COMMIT_COMPONENT];
   return { generatedAt: results.generatedAt, ...(commit === undefined ? {} : { commit }), figures };
 }
 
@@ -207,7 +199,7 @@ function runToRunSection(results: Results): string[] {
     lines.push('No earlier full run on this machine to compare with.', '');
     return lines;
   }
-  const commit = results.environment.components[COMMIT];
+  const commit = results.environment.components[COMMIT_COMPONENT];
   const sameCode = previous.sameCode === true;
   const current = new Map(allFigures(results).map((f) => [f.id, f]));
   const pairs = Object.entries(previous.figures)

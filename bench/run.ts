@@ -9,9 +9,10 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
+import { relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Harness, startHarness } from '../test/harness/index.ts';
-import { collectEnvironment, cpuSnapshot, cpuUse } from './environment.ts';
+import { COMMIT_COMPONENT, collectEnvironment, cpuSnapshot, cpuUse } from './environment.ts';
 import type { BenchContext, Benchmark } from './lib.ts';
 import {
   type Outcome,
@@ -26,6 +27,7 @@ import {
 
 /** A full run must finish within this on the benchmark machine (issue 8). */
 const BUDGET_SECONDS = 600;
+const RESULTS = new URL('results.json', import.meta.url);
 const DOC = new URL('../docs/performance.md', import.meta.url);
 const CHART = new URL('../docs/performance.svg', import.meta.url);
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -34,7 +36,8 @@ const quick = args.includes('--quick');
 const only = args.filter((a) => !a.startsWith('--'));
 
 /** The files a full run rewrites: two commits that differ only in these ran the same code. */
-const PUBLISHED = ['bench/results.json', 'docs/performance.md', 'docs/performance.svg'];
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const PUBLISHED = [RESULTS, DOC, CHART].map((file) => relative(ROOT, fileURLToPath(file)));
 
 /**
  * Whether the previous run measured the same code as this one: neither tree was dirty, and the
@@ -42,12 +45,12 @@ const PUBLISHED = ['bench/results.json', 'docs/performance.md', 'docs/performanc
  */
 function sameCode(results: Results): boolean | undefined {
   const before = results.previous?.commit;
-  const now = results.environment.components['prepull commit'];
+  const now = results.environment.components[COMMIT_COMPONENT];
   if (before === undefined || now === undefined) return undefined;
   if (before.endsWith('-dirty') || now.endsWith('-dirty')) return false;
   try {
     const changed = execFileSync('git', ['diff', '--name-only', before, now], {
-      cwd: fileURLToPath(new URL('..', import.meta.url)),
+      cwd: ROOT,
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'ignore'],
     })
@@ -89,7 +92,7 @@ const environment = collectEnvironment();
 function previousRun(): PreviousRun | undefined {
   if (quick || only.length > 0) return undefined;
   try {
-    const text = readFileSync(new URL('results.json', import.meta.url), 'utf8');
+    const text = readFileSync(RESULTS, 'utf8');
     return summarizeRun(JSON.parse(text) as Results);
   } catch {
     return undefined;
