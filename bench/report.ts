@@ -30,41 +30,240 @@ export interface Results {
   benchmarks: Outcome[];
   /** The full run before this one on the machine, for the run-to-run comparison (issue 8). */
   previous?: PreviousRun;
+  /**
+   * The run-to-run noise of the machine, measured from bench/history.json by run.ts
+   * (compareWithHistory), so that `--render` needs this file only.
+   */
+  noise?: RunNoise;
 }
 
 /** What a run keeps of a figure to compare the next run with. */
 export type FigureSummary = Pick<Figure, 'label' | 'unit' | 'median' | 'min' | 'max' | 'samples'>;
+
+/** A figure as bench/history.json keeps it: its summary and the benchmark that measured it. */
+export type HistoryFigure = FigureSummary & { benchmark: string };
+
+/** One full run as bench/history.json keeps it; the file holds the last HISTORY_LENGTH. */
+export interface HistoryRun {
+  generatedAt: string;
+  /** The commit measured (`git describe --dirty`), as the machine table shows it. */
+  commit?: string;
+  figures: Record<string, HistoryFigure>;
+}
+
+/** How many full runs bench/history.json keeps, oldest first. */
+export const HISTORY_LENGTH = 12;
 
 export interface PreviousRun {
   generatedAt: string;
   commit?: string;
   /**
    * Whether the two runs measured the same code: the commits differ at most in the published
-   * results (bench/results.json, docs/performance.*). Decided with git by run.ts.
+   * results (bench/results.json, bench/history.json, docs/performance.*). Decided with git by
+   * run.ts.
    */
   sameCode?: boolean;
   figures: Record<string, FigureSummary>;
 }
 
-/** What the next run keeps of this one to compare itself with. */
-export function summarizeRun(results: Results): PreviousRun {
-  const figures: Record<string, FigureSummary> = {};
-  for (const f of allFigures(results)) {
-    const { label, unit, median, min, max, samples } = f;
-    figures[f.id] = { label, unit, median, min, max, samples };
+/** What the next run (and bench/history.json) keeps of this one to compare itself with. */
+export function summarizeRun(results: Results): HistoryRun {
+  const figures: Record<string, HistoryFigure> = {};
+  for (const outcome of results.benchmarks) {
+    for (const f of outcome.figures) {
+      const { label, unit, median, min, max, samples } = f;
+      figures[f.id] = { benchmark: outcome.name, label, unit, median, min, max, samples };
+    }
   }
   const commit = results.environment.components[COMMIT_COMPONENT];
   return { generatedAt: results.generatedAt, ...(commit === undefined ? {} : { commit }), figures };
 }
 
+// ---- run-to-run noise ----------------------------------------------------------------------
+
 /**
- * Whether two runs' figures agree within the noise the doc reports: with a spread on both sides
- * (more than one sample), their min – max ranges overlap; a single sample has no spread, so it
- * agrees only by being equal (a count), and is otherwise shown with its change, not judged.
+ * Whether two commits measured the same code (run.ts asks git: they differ at most in the
+ * published results); undefined when that cannot be decided.
  */
-export function agreement(a: FigureSummary, b: FigureSummary): 'agree' | 'differ' | 'unjudged' {
-  if (a.samples > 1 && b.samples > 1) return a.min <= b.max && b.min <= a.max ? 'agree' : 'differ';
-  return a.median === b.median ? 'agree' : 'unjudged';
+export type SameCode = (
+  before: string | undefined,
+  after: string | undefined,
+) => boolean | undefined;
+
+/** A run named by when it ran and what it measured. */
+export interface RunRef {
+  generatedAt: string;
+  commit?: string;
+}
+
+/** Two consecutive full runs; only a same-code pair measures noise. */
+export interface RunPair {
+  before: RunRef;
+  after: RunRef;
+  /** Absent when git could not say; such a pair is left out too. */
+  sameCode?: boolean;
+}
+
+/** The run-to-run noise of one benchmark's figures of one unit. */
+export interface PoolNoise {
+  benchmark: string;
+  unit: string;
+  /** The largest |after − before| ÷ |before| of a median over the pairs: 0.2 is ±20 %. */
+  noise: number;
+  /** How many same-code pairs measured a figure of the pool. */
+  pairs: number;
+}
+
+export interface NoiseTable {
+  /** Every consecutive pair of runs looked at, oldest first, same code or not. */
+  pairs: RunPair[];
+  /** By benchmark, then unit. No pool when no same-code pair measured it. */
+  pools: PoolNoise[];
+}
+
+export interface RunNoise {
+  /** From the pairs before this run, without this run's own: what this run is judged by. */
+  judged: NoiseTable;
+  /** With this run's pair too, over the history the next run will see: what it is judged by. */
+  next: NoiseTable;
+}
+
+/** |after − before| ÷ |before|; 0 when equal, Infinity when only `before` is 0. */
+export function relativeChange(before: number, after: number): number {
+  if (before === after) return 0;
+  return Math.abs(after - before) / Math.abs(before);
+}
+
+function ref(run: HistoryRun): RunRef {
+  return run.commit === undefined
+    ? { generatedAt: run.generatedAt }
+    : { generatedAt: run.generatedAt, commit: run.commit };
+}
+
+/** Adds one same-code pair's changes of median to the pools, keyed by benchmark × unit. */
+function pool(pools: Map<string, PoolNoise>, before: HistoryRun, after: HistoryRun): void {
+  const counted = new Set<string>();
+  for (const [id, a] of Object.entries(after.figures)) {
+    const b = before.figures[id];
+    if (b?.benchmark !== a.benchmark || b.unit !== a.unit) continue;
+    // A change from 0 has no relative size; it cannot set a relative noise.
+    const change = relativeChange(b.median, a.median);
+    if (!Number.isFinite(change)) continue;
+    const key = JSON.stringify([a.benchmark, a.unit]);
+    const entry = pools.get(key) ?? { benchmark: a.benchmark, unit: a.unit, noise: 0, pairs: 0 };
+    entry.noise = Math.max(entry.noise, change);
+    if (!counted.has(key)) entry.pairs += 1;
+    counted.add(key);
+    pools.set(key, entry);
+  }
+}
+
+/**
+ * The noise of the machine from consecutive runs (oldest first): for each benchmark × unit, the
+ * largest relative change of a median over every pair of consecutive runs that measured the
+ * same code. Pairs whose code changed (or that git cannot judge) are listed but measure nothing.
+ */
+export function measureNoise(runs: readonly HistoryRun[], sameCode: SameCode): NoiseTable {
+  const pairs: RunPair[] = [];
+  const pools = new Map<string, PoolNoise>();
+  for (let i = 1; i < runs.length; i++) {
+    const before = runs[i - 1]!;
+    const after = runs[i]!;
+    const same = sameCode(before.commit, after.commit);
+    pairs.push({
+      before: ref(before),
+      after: ref(after),
+      ...(same === undefined ? {} : { sameCode: same }),
+    });
+    if (same === true) pool(pools, before, after);
+  }
+  const byCodePoint = (x: string, y: string): number => (x < y ? -1 : x > y ? 1 : 0);
+  const sorted = [...pools.values()].sort(
+    (x, y) => byCodePoint(x.benchmark, y.benchmark) || byCodePoint(x.unit, y.unit),
+  );
+  return { pairs, pools: sorted };
+}
+
+/** A figure's run-to-run noise from the table; undefined when it is not measured yet. */
+export function noiseOf(
+  table: NoiseTable | undefined,
+  benchmark: string,
+  unit: string,
+): number | undefined {
+  return table?.pools.find((p) => p.benchmark === benchmark && p.unit === unit)?.noise;
+}
+
+/**
+ * This run against the history of full runs (bench/history.json, oldest first): the full run
+ * before it, and the noise measured from the runs before it — never from the pair being judged,
+ * so the noise is a prediction — and the noise the next run will be judged by. The run may be in
+ * the history already (a re-render): only the runs before it count.
+ */
+export function compareWithHistory(
+  history: readonly HistoryRun[],
+  run: HistoryRun,
+  sameCode: SameCode,
+): { previous?: PreviousRun; noise: RunNoise } {
+  const at = history.findIndex((r) => r.generatedAt === run.generatedAt);
+  const end = at < 0 ? history.length : at;
+  const earlier = history.slice(Math.max(0, end - HISTORY_LENGTH), end);
+  const noise = {
+    judged: measureNoise(earlier, sameCode),
+    next: measureNoise([...earlier, run].slice(-HISTORY_LENGTH), sameCode),
+  };
+  const last = earlier[earlier.length - 1];
+  if (last === undefined) return { noise };
+  const same = sameCode(last.commit, run.commit);
+  return { previous: { ...last, ...(same === undefined ? {} : { sameCode: same }) }, noise };
+}
+
+/** bench/history.json with this run appended, keeping the last HISTORY_LENGTH runs. */
+export function appendRun(history: readonly HistoryRun[], run: HistoryRun): HistoryRun[] {
+  return [...history.filter((r) => r.generatedAt !== run.generatedAt), run].slice(-HISTORY_LENGTH);
+}
+
+export type Agreement = 'agree' | 'differ' | 'unjudged';
+
+interface Judgement {
+  verdict: Agreement;
+  /** Why, as the run-to-run table says it. */
+  reason:
+    | 'ranges overlap'
+    | 'equal'
+    | 'within the noise'
+    | 'outside the noise'
+    | 'ranges apart'
+    | 'no noise measured';
+}
+
+function judge(a: FigureSummary, b: FigureSummary, noise: number | undefined): Judgement {
+  const spreads = a.samples > 1 && b.samples > 1;
+  if (spreads && a.min <= b.max && b.min <= a.max)
+    return { verdict: 'agree', reason: 'ranges overlap' };
+  if (a.median === b.median) return { verdict: 'agree', reason: 'equal' };
+  if (noise !== undefined) {
+    return relativeChange(a.median, b.median) <= noise
+      ? { verdict: 'agree', reason: 'within the noise' }
+      : { verdict: 'differ', reason: 'outside the noise' };
+  }
+  return spreads
+    ? { verdict: 'differ', reason: 'ranges apart' }
+    : { verdict: 'unjudged', reason: 'no noise measured' };
+}
+
+/**
+ * Whether a figure of two runs (`a` before `b`) agrees within the noise the doc reports: their
+ * min – max ranges overlap (several samples on both sides), or their medians are equal, or the
+ * median moved by no more than `noise`, the figure's run-to-run noise measured from earlier
+ * runs (a fraction: 0.2 is ±20 %). Otherwise they differ; with no noise measured yet, a single
+ * sample that changed is not judged (several samples whose ranges are apart differ).
+ */
+export function agreement(
+  a: FigureSummary,
+  b: FigureSummary,
+  noise: number | undefined,
+): Agreement {
+  return judge(a, b, noise).verdict;
 }
 
 export function withVerdict(figure: Figure): ReportedFigure {
@@ -192,6 +391,124 @@ function change(before: number, after: number): string {
   return `${pct > 0 ? '+' : ''}${pct.toFixed(Math.abs(pct) < 10 ? 1 : 0)} %`;
 }
 
+/** A noise as the doc shows it: ±20 %, ±3.5 %, ±0.1 %, ±0 %. */
+export function plusMinus(noise: number): string {
+  const pct = noise * 100;
+  const text =
+    pct === 0 ? '0' : pct >= 10 ? pct.toFixed(0) : pct >= 1 ? pct.toFixed(1) : pct.toPrecision(1);
+  return `±${text} %`;
+}
+
+function runName(run: RunRef): string {
+  return `${run.generatedAt} (commit ${run.commit ?? 'unknown'})`;
+}
+
+/** The pairs a noise table looked at, one list item each, and what became of them. */
+function pairItems(table: NoiseTable): string[] {
+  if (table.pairs.length === 0)
+    return ['- none: bench/history.json holds fewer than two full runs before this one'];
+  return table.pairs.map(
+    (p) =>
+      `- ${runName(p.before)} → ${runName(p.after)}: ` +
+      (p.sameCode === true
+        ? 'the same code, measures the noise'
+        : p.sameCode === false
+          ? 'the code changed, left out'
+          : 'git cannot compare the commits, left out'),
+  );
+}
+
+const REASONS: Record<Judgement['reason'], string> = {
+  'ranges overlap': 'yes (ranges overlap)',
+  equal: 'yes (equal)',
+  'within the noise': 'yes (change within the noise)',
+  'outside the noise': '**no** (change beyond the noise)',
+  'ranges apart': '**no** (ranges apart; no noise measured yet)',
+  'no noise measured': 'not judged (one sample; no noise measured yet)',
+};
+
+interface Compared {
+  before: FigureSummary;
+  after: ReportedFigure;
+  noise: number | undefined;
+  judgement: Judgement;
+}
+
+function compare(results: Results, previous: PreviousRun): Compared[] {
+  const judged = results.noise?.judged;
+  return results.benchmarks.flatMap((o) =>
+    o.figures.flatMap((after) => {
+      const before = previous.figures[after.id];
+      if (before === undefined) return [];
+      const noise = noiseOf(judged, o.name, after.unit);
+      return [{ before, after, noise, judgement: judge(before, after, noise) }];
+    }),
+  );
+}
+
+function noiseMethod(noise: RunNoise | undefined): string[] {
+  if (noise === undefined)
+    return [
+      'No run-to-run noise is measured for this run: its results carry no history of full runs ' +
+        '(bench/history.json), so only overlapping ranges and equal values agree.',
+      '',
+    ];
+  const used = noise.judged.pairs.filter((p) => p.sameCode === true).length;
+  return [
+    `**How the noise is measured.** Every full run adds its figures to bench/history.json (the last ` +
+      `${HISTORY_LENGTH} full runs on this machine). Two consecutive runs measured the same code when ` +
+      'git shows that their commits differ only in the published results (bench/results.json, ' +
+      'bench/history.json, docs/performance.md and .svg); only such pairs measure the noise of the ' +
+      'machine. A figure’s run-to-run noise is the largest relative change of a median, ' +
+      '|after − before| ÷ |before|, over every same-code pair, taken over all the figures of its ' +
+      'benchmark in its unit: a benchmark’s figures of one unit share their source of noise, and ' +
+      'one pair per figure predicts it badly. This run is judged by the pairs before it, never by ' +
+      `its own pair, so the noise is a prediction. Of the pairs before this run, ${used} measured ` +
+      'the same code:',
+    '',
+    ...pairItems(noise.judged),
+    '',
+    'A figure agrees when its min – max ranges in the two runs overlap (several samples on both ' +
+      'sides), when its medians are equal, or when its median moved by no more than its noise from ' +
+      'the earlier runs; otherwise it differs. With no noise measured yet, a single sample that ' +
+      'changed is not judged. The noise is the largest change seen so far: while the history holds ' +
+      'few pairs it is a rough estimate, and a later run may well move further.',
+    '',
+  ];
+}
+
+function noiseTableSection(noise: RunNoise): string[] {
+  const lines = ['### Run-to-run noise on this machine', ''];
+  const pairs = noise.next.pairs.filter((p) => p.sameCode === true).length;
+  if (noise.next.pools.length === 0) {
+    lines.push(
+      'Not measured yet: no two consecutive full runs in bench/history.json measured the same code.',
+      '',
+    );
+    return lines;
+  }
+  const own = noise.next.pairs[noise.next.pairs.length - 1];
+  lines.push(
+    `From the ${pairs} same-code pair${pairs === 1 ? '' : 's'} of consecutive full runs in ` +
+      'bench/history.json up to and including this run' +
+      (own?.sameCode === true ? ' (this run against the one before it is one of them)' : '') +
+      ': the noise the next run will be judged by. The last column is the noise this run was ' +
+      'judged by, from the pairs before it.',
+    '',
+    '| benchmark | unit | run-to-run noise | pairs measured | judged this run by |',
+    '| --- | --- | --- | --- | --- |',
+  );
+  for (const p of noise.next.pools) {
+    const before = noiseOf(noise.judged, p.benchmark, p.unit);
+    lines.push(
+      `| ${p.benchmark} | ${p.unit} | ${plusMinus(p.noise)} | ${p.pairs} | ` +
+        `${before === undefined ? 'not measured yet' : plusMinus(before)} |`,
+    );
+  }
+  lines.push('');
+  return lines;
+}
+
 function runToRunSection(results: Results): string[] {
   const previous = results.previous;
   const lines = ['## Run to run', ''];
@@ -200,45 +517,68 @@ function runToRunSection(results: Results): string[] {
     return lines;
   }
   const commit = results.environment.components[COMMIT_COMPONENT];
-  const sameCode = previous.sameCode === true;
-  const current = new Map(allFigures(results).map((f) => [f.id, f]));
-  const pairs = Object.entries(previous.figures)
-    .filter(([id]) => current.has(id))
-    .map(([id, before]) => ({
-      before,
-      after: current.get(id)!,
-      verdict: agreement(before, current.get(id)!),
-    }));
-  const count = (v: string): number => pairs.filter((p) => p.verdict === v).length;
+  const compared = compare(results, previous);
+  const count = (reason: Judgement['reason']): number =>
+    compared.filter((c) => c.judgement.reason === reason).length;
+  const verdicts = (verdict: Agreement): number =>
+    compared.filter((c) => c.judgement.verdict === verdict).length;
   lines.push(
     `This run against the full run before it on this machine (${previous.generatedAt}, commit ` +
       `${previous.commit ?? 'unknown'}; this run: ${commit ?? 'unknown'}). ` +
-      (sameCode
+      (previous.sameCode === true
         ? 'The same code ran both times, so every difference is the noise of the machine.'
         : 'The code changed between the two runs: a difference may be a real change, not noise.'),
     '',
-    `Of ${pairs.length} figures measured by both runs, ${count('agree')} agree within the noise ` +
-      'this page reports (with several samples on both sides, their min – max ranges overlap; a ' +
-      `single sample agrees by being equal), ${count('differ')} differ, and ${count('unjudged')} ` +
-      'are single samples that changed, with no spread to judge them by (their change is shown). ' +
-      'Listed: every figure held to a goal, and every figure that differs or changed.',
+    ...noiseMethod(results.noise),
+    `Of ${compared.length} figures measured by both runs, ${verdicts('agree')} agree ` +
+      `(${count('ranges overlap')} by overlapping ranges, ${count('equal')} by being equal, ` +
+      `${count('within the noise')} by a change within the noise of earlier runs), ` +
+      `${verdicts('differ')} differ, and ${verdicts('unjudged')} are single samples that changed ` +
+      'with no noise measured yet to judge them by. Listed: every figure held to a goal, and every ' +
+      'other figure whose median changed and whose ranges do not overlap, within the noise or not.',
     '',
-    '| figure | previous run | this run | change | within the noise |',
-    '| --- | --- | --- | --- | --- |',
+    '| figure | previous run | this run | change | noise (earlier runs) | within the noise |',
+    '| --- | --- | --- | --- | --- | --- |',
   );
-  const shown = pairs.filter((p) => p.verdict !== 'agree' || p.after.goal !== undefined);
-  for (const { before, after, verdict } of shown) {
-    const judged = verdict === 'agree' ? 'yes' : verdict === 'differ' ? '**no**' : 'one sample';
+  const shown = compared.filter(
+    (c) =>
+      c.after.goal !== undefined ||
+      (c.judgement.reason !== 'ranges overlap' && c.judgement.reason !== 'equal'),
+  );
+  for (const { before, after, noise, judgement } of shown) {
     lines.push(
       `| ${cell(after.label)} | ${range(before)} ${before.unit} | ${range(after)} ${after.unit} | ` +
-        `${change(before.median, after.median)} | ${judged} |`,
+        `${change(before.median, after.median)} | ` +
+        `${noise === undefined ? 'not measured yet' : plusMinus(noise)} | ${REASONS[judgement.reason]} |`,
     );
   }
   lines.push('');
+  if (results.noise !== undefined) lines.push(...noiseTableSection(results.noise));
   return lines;
 }
 
-function areaSection(area: string, outcomes: readonly Outcome[]): string[] {
+/** A benchmark's run-to-run noise per unit, for its paragraph in the area section. */
+function noiseLine(outcome: Outcome, table: NoiseTable | undefined): string[] {
+  if (table === undefined || outcome.figures.length === 0) return [];
+  const units = [...new Set(outcome.figures.map((f) => f.unit))];
+  const parts = units.map((unit) => {
+    const p = table.pools.find((x) => x.benchmark === outcome.name && x.unit === unit);
+    return p === undefined
+      ? `${unit}: not measured yet`
+      : `${unit}: ${plusMinus(p.noise)} (${p.pairs} pair${p.pairs === 1 ? '' : 's'})`;
+  });
+  return [
+    `Run-to-run noise of ${outcome.name} on this machine ([how it is measured](#run-to-run)): ` +
+      `${parts.join('; ')}.`,
+    '',
+  ];
+}
+
+function areaSection(
+  area: string,
+  outcomes: readonly Outcome[],
+  noise: NoiseTable | undefined,
+): string[] {
   const lines = [
     `## ${area}`,
     '',
@@ -260,6 +600,7 @@ function areaSection(area: string, outcomes: readonly Outcome[]): string[] {
   lines.push('');
   for (const outcome of outcomes) {
     lines.push(`**${outcome.name}** (${outcome.seconds.toFixed(0)} s). ${outcome.method}`, '');
+    lines.push(...noiseLine(outcome, noise));
     const notes = outcome.figures.filter((x) => x.note !== undefined);
     for (const f of notes) lines.push(`- ${f.label}: ${f.note}`);
     if (notes.length > 0) lines.push('');
@@ -275,26 +616,29 @@ export function renderDoc(results: Results, chartFile: string): string {
   const lines = [
     '# Performance',
     '',
-    '<!-- Generated by `npm run bench` (bench/run.ts, bench/report.ts) from bench/results.json; edit the benchmarks, not this file. -->',
+    '<!-- Generated by `npm run bench` (bench/run.ts, bench/report.ts) from bench/results.json and bench/history.json; edit the benchmarks, not this file. -->',
     '',
     'Every figure comes from one `npm run bench` on the machine below. Where a baseline exists the',
     'figure is a ratio against it, measured in the same run: the runs of prepull and of the',
     'baseline are interleaved round by round, and the ratio is taken per round, so slow drift of the',
     'machine cancels out; median, min and max over the rounds are shown, and every sample is in',
     '`bench/results.json`. A figure that misses its goal is shown as **MISSED**, not hidden. This',
-    'is a shared 2-vCPU virtual machine: single pulls swing by ±15–30 % from run to run, more while',
-    'other work runs (the run table shows how busy the machine was), so read the min – max spread',
-    'next to each median, and the noise floors where a benchmark measures one (the same arm against',
-    'itself).',
+    'is a shared 2-vCPU virtual machine: its figures move from run to run by as much as the table',
+    '[Run-to-run noise on this machine](#run-to-run-noise-on-this-machine) shows — measured per',
+    'benchmark and unit from consecutive full runs of the same code — and more while other work runs',
+    '(the run table shows how busy the machine was). So read the min – max spread next to each',
+    'median, that run-to-run noise, and the noise floors where a benchmark measures one (the same',
+    'arm against itself).',
     '',
     `Generated ${results.generatedAt}: ${goals - missed} of ${goals} goals met, ${missed} missed.`,
     '',
     'To reproduce: `npm run build && npm run bench`, as root (the harness starts containerd,',
-    `Docker Engine and registries), in at most ${results.budgetSeconds / 60} minutes: it writes bench/results.json, this`,
-    'page and its chart. `npm run bench <name>` runs some benchmarks only',
-    '(bench/results.partial.json); `npm run bench -- --quick` runs a short version, which CI runs',
-    'to keep the benchmarks working (bench/results.quick.json); `npm run bench -- --render`',
-    'rewrites this page and the chart from bench/results.json without measuring.',
+    `Docker Engine and registries), in at most ${results.budgetSeconds / 60} minutes: it writes bench/results.json, adds`,
+    'the run to bench/history.json, and writes this page and its chart. `npm run bench <name>` runs',
+    'some benchmarks only (bench/results.partial.json); `npm run bench -- --quick` runs a short',
+    'version, which CI runs to keep the benchmarks working (bench/results.quick.json); neither is',
+    'added to the history. `npm run bench -- --render` rewrites this page and the chart from',
+    'bench/results.json without measuring (refreshing its comparison from bench/history.json).',
     '',
     ...(results.quick
       ? ['**Quick run** (`--quick`): smaller inputs and fewer rounds; not figures to publish.', '']
@@ -335,6 +679,7 @@ export function renderDoc(results: Results, chartFile: string): string {
       ...areaSection(
         area,
         results.benchmarks.filter((o) => o.area === area),
+        results.noise?.next,
       ),
     );
   }

@@ -4,8 +4,11 @@
 // throws fails the run; a figure that misses its goal does not (it is shown as a miss). --quick
 // writes bench/results.quick.json and leaves the doc alone: it exists so CI keeps the
 // benchmarks working, not to publish figures. Naming benchmarks runs only those and writes
-// bench/results.partial.json. `--render` measures nothing: it regenerates docs/performance.md
-// and docs/performance.svg from bench/results.json.
+// bench/results.partial.json. A full run (neither) is compared with the full run before it and
+// judged by the run-to-run noise measured from bench/history.json, the last full runs on this
+// machine, to which it is then added. `--render` measures nothing: it regenerates
+// docs/performance.md and docs/performance.svg from bench/results.json, first refreshing that
+// file's comparison (`previous`, `noise`) from bench/history.json when there is one.
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -15,9 +18,11 @@ import { type Harness, startHarness } from '../test/harness/index.ts';
 import { COMMIT_COMPONENT, collectEnvironment, cpuSnapshot, cpuUse } from './environment.ts';
 import type { BenchContext, Benchmark } from './lib.ts';
 import {
+  type HistoryRun,
   type Outcome,
-  type PreviousRun,
   type Results,
+  appendRun,
+  compareWithHistory,
   fmt,
   renderChart,
   renderDoc,
@@ -28,6 +33,7 @@ import {
 /** A full run must finish within this on the benchmark machine (issue 8). */
 const BUDGET_SECONDS = 600;
 const RESULTS = new URL('results.json', import.meta.url);
+const HISTORY = new URL('history.json', import.meta.url);
 const DOC = new URL('../docs/performance.md', import.meta.url);
 const CHART = new URL('../docs/performance.svg', import.meta.url);
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -37,15 +43,13 @@ const only = args.filter((a) => !a.startsWith('--'));
 
 /** The files a full run rewrites: two commits that differ only in these ran the same code. */
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const PUBLISHED = [RESULTS, DOC, CHART].map((file) => relative(ROOT, fileURLToPath(file)));
+const PUBLISHED = [RESULTS, HISTORY, DOC, CHART].map((file) => relative(ROOT, fileURLToPath(file)));
 
 /**
- * Whether the previous run measured the same code as this one: neither tree was dirty, and the
- * commits differ at most in the published results. Undefined when git cannot say.
+ * Whether two runs measured the same code: neither tree was dirty, and the commits differ at
+ * most in the published results. Undefined when git cannot say.
  */
-function sameCode(results: Results): boolean | undefined {
-  const before = results.previous?.commit;
-  const now = results.environment.components[COMMIT_COMPONENT];
+function sameCode(before: string | undefined, now: string | undefined): boolean | undefined {
   if (before === undefined || now === undefined) return undefined;
   if (before.endsWith('-dirty') || now.endsWith('-dirty')) return false;
   try {
@@ -62,12 +66,38 @@ function sameCode(results: Results): boolean | undefined {
   }
 }
 
-async function publish(results: Results): Promise<void> {
-  if (results.previous !== undefined) {
-    const same = sameCode(results);
+/** bench/history.json, oldest first; empty when there is none yet. */
+function readHistory(): HistoryRun[] {
+  let text: string;
+  try {
+    text = readFileSync(HISTORY, 'utf8');
+  } catch {
+    return [];
+  }
+  return JSON.parse(text) as HistoryRun[];
+}
+
+/**
+ * Sets `previous` (the full run before this one) and `noise` (measured from the runs before it,
+ * and with it for the next run) from the history. Without a history, a `previous` the results
+ * already carry is kept, and git decides again whether it ran the same code.
+ */
+function compareRun(results: Results, history: readonly HistoryRun[]): void {
+  const commit = results.environment.components[COMMIT_COMPONENT];
+  if (history.length === 0) {
+    if (results.previous === undefined) return;
+    const same = sameCode(results.previous.commit, commit);
     if (same === undefined) delete results.previous.sameCode;
     else results.previous.sameCode = same;
+    return;
   }
+  const { previous, noise } = compareWithHistory(history, summarizeRun(results), sameCode);
+  if (previous === undefined) delete results.previous;
+  else results.previous = previous;
+  results.noise = noise;
+}
+
+async function publish(results: Results): Promise<void> {
   writeFileSync(CHART, renderChart(results));
   // Formatted as the rest of docs/ is, so the tables line up in the raw file too.
   const { format } = await import('prettier');
@@ -75,10 +105,16 @@ async function publish(results: Results): Promise<void> {
   writeFileSync(DOC, await format(markdown, { parser: 'markdown', printWidth: 100 }));
 }
 
+const json = (value: unknown): string => `${JSON.stringify(value, null, 2)}\n`;
+
 if (args.includes('--render')) {
   // `--render [results.partial.json]`: another results file may be previewed the same way.
   const file = only[0] ?? 'results.json';
-  const results = JSON.parse(readFileSync(new URL(file, import.meta.url), 'utf8')) as Results;
+  const url = new URL(file, import.meta.url);
+  const text = readFileSync(url, 'utf8');
+  const results = JSON.parse(text) as Results;
+  if (!results.quick) compareRun(results, readHistory());
+  if (json(results) !== text) writeFileSync(url, json(results));
   await publish(results);
   process.stdout.write(
     `bench: docs/performance.md and docs/performance.svg rendered from ${file}\n`,
@@ -88,17 +124,22 @@ if (args.includes('--render')) {
 
 const environment = collectEnvironment();
 
-/** The last full run's figures, read before this run replaces them, to compare with. */
-function previousRun(): PreviousRun | undefined {
-  if (quick || only.length > 0) return undefined;
+/**
+ * The full runs this one is compared with, read before it replaces bench/results.json. Before
+ * there was a bench/history.json, the last full run was only in results.json: it starts one.
+ */
+function startingHistory(): HistoryRun[] {
+  if (quick || only.length > 0) return [];
+  const history = readHistory();
+  if (history.length > 0) return history;
   try {
-    const text = readFileSync(RESULTS, 'utf8');
-    return summarizeRun(JSON.parse(text) as Results);
+    const last = JSON.parse(readFileSync(RESULTS, 'utf8')) as Results;
+    return last.quick ? [] : [summarizeRun(last)];
   } catch {
-    return undefined;
+    return [];
   }
 }
-const previous = previousRun();
+const history = startingHistory();
 
 async function runOne(bench: Benchmark): Promise<Outcome> {
   let harness: Harness | undefined;
@@ -193,16 +234,18 @@ const results: Results = {
   budgetSeconds: BUDGET_SECONDS,
   environment,
   benchmarks: outcomes,
-  ...(previous === undefined ? {} : { previous }),
 };
+const full = !quick && only.length === 0;
+if (full) compareRun(results, history);
 // Only a full run publishes: a quick or filtered run keeps its figures apart.
 const resultsFile = quick
   ? 'results.quick.json'
   : only.length > 0
     ? 'results.partial.json'
     : 'results.json';
-writeFileSync(new URL(resultsFile, import.meta.url), `${JSON.stringify(results, null, 2)}\n`);
-if (!quick && only.length === 0) {
+writeFileSync(new URL(resultsFile, import.meta.url), json(results));
+if (full) {
+  writeFileSync(HISTORY, json(appendRun(history, summarizeRun(results))));
   await publish(results);
 } else {
   // Rendered but not written: CI's quick run keeps the report code working too.
@@ -218,10 +261,10 @@ for (const o of outcomes) {
 }
 process.stdout.write(
   `bench: ${outcomes.length - failed.length} ran, ${failed.length} failed, ${results.totalSeconds.toFixed(0)} s` +
-    (quick || only.length > 0 ? '' : ` of ${BUDGET_SECONDS} s allowed`) +
+    (full ? ` of ${BUDGET_SECONDS} s allowed` : '') +
     `; results in bench/${resultsFile}\n`,
 );
-if (!quick && only.length === 0 && results.totalSeconds > BUDGET_SECONDS) {
+if (full && results.totalSeconds > BUDGET_SECONDS) {
   process.stdout.write(`bench: the full run took longer than the ${BUDGET_SECONDS} s it may\n`);
 }
 process.exit(failed.length === 0 ? 0 : 1);
