@@ -9,15 +9,18 @@ import {
   type Benchmark,
   CriCleaner,
   type Figure,
-  alternate,
   blobsOf,
   layeredImage,
   summarize,
+  timed,
 } from './lib.ts';
 import {
+  buildCriPull,
   cliBuild,
   expectAllPresent,
   logLines,
+  rotate,
+  runNode,
   runSync,
   syncArgs,
   writePrePulls,
@@ -35,8 +38,11 @@ const benchmark: Benchmark = {
     'loopback. A PrePull names the image with the defaults (IfNotPresent, verify Registry, pin). ' +
     'Each round times `node bin/prepull.js sync --once --output json` as a subprocess, from spawn ' +
     'to exit, and a raw CRI PullImage of the same image by the harness kubelet-like client (its ' +
-    'gRPC connection already open, as kubelet’s is), alternated (A B A B …); the figure is the ' +
-    'per-round ratio. The sync time is everything a user pays: Node start-up and module loading ' +
+    'gRPC connection already open, as kubelet’s is), and a third arm, the floor of any Node.js ' +
+    'command: `bench/cri-pull.ts`, bundled as `npm run build` bundles the CLI, with Node’s ' +
+    'compile cache on, which starts Node, loads gRPC, connects and sends one PullImage, nothing ' +
+    'else. The three run in turn (A B C A B C …); each figure ' +
+    'is the per-round ratio. The sync time is everything a user pays: Node start-up and module loading ' +
     '(included on purpose — every `sync` and every agent start pays it), runtime detection, ' +
     'one list, the deletion-event subscription, the pull, a registry HEAD to verify the tag, ' +
     'pinning, the report and shutdown. The runtime’s sandbox image, which `sync` also requires, ' +
@@ -44,15 +50,15 @@ const benchmark: Benchmark = {
     'one image (sync still verifies the sandbox image with one HEAD each run). Before every run ' +
     "the image is removed and the benchmark waits until containerd's content store holds none " +
     'of its blobs and its snapshots are gone, then flushes dirty pages (`sync`). One untimed ' +
-    'warm-up of each side first (for `sync`, it also leaves the bundle in Node’s compile cache ' +
-    'in the temp directory, as any earlier run on the machine would). Also shown: the pull time prepull itself reports (PullImage ' +
+    'warm-up of each arm first (for the two commands, it also leaves their code in Node’s ' +
+    'compile cache in the temp directory, as any earlier run on the machine would). Also shown: the pull time prepull itself reports (PullImage ' +
     'plus its status read-back) against the same raw pull; the fixed cost around the pull (sync ' +
     'wall time minus that), and the part of it before the runtime first answers (spawn to the ' +
     "engine's `runtime` log line: Node start-up, module loading, runtime detection); and the CPU " +
     'time of the sync process (user + system, from the benchmark process’s reaped-children ' +
-    'totals). 5 rounds; --quick: six 5 MiB fillers (~31 MB), 2 rounds.',
+    'totals). 4 rounds; --quick: six 5 MiB fillers (~31 MB), 2 rounds.',
   async run(ctx) {
-    const rounds = ctx.quick ? 2 : 5;
+    const rounds = ctx.quick ? 2 : 4;
     const layerBytes = (ctx.quick ? 5 : 50) * MiB;
     ctx.recordEnvironment('prepull CLI', cliBuild());
     const harness = await ctx.harness({ registries: ['plain'], docker: false });
@@ -105,14 +111,26 @@ const benchmark: Benchmark = {
         const id = await cri.pullImage(ref, undefined, PULL_TIMEOUT_MS);
         if (id !== image.configDigest) throw new Error(`raw CRI pulled ${id}`);
       };
+      const floorCli = await buildCriPull(join(info.workDir, 'cri-pull'));
+      const floor = async (): Promise<void> => {
+        const run = await runNode([floorCli, `unix://${socket}`, ref], PULL_TIMEOUT_MS);
+        if (run.code !== 0 || run.stdout.trim() !== image.configDigest)
+          throw new Error(`bench/cri-pull.ts exited ${run.code}: ${run.stdout}${run.stderr}`);
+      };
 
-      // Warm-up: the registry, the page cache of the CLI's modules, the sandbox image's pin.
-      await removeAndCollect();
-      await viaSync();
-      await removeAndCollect();
-      await raw();
+      // Warm-up: the registry, the page cache of the CLIs' modules and Node's compile cache of
+      // them, the sandbox image's pin.
+      for (const arm of [viaSync, raw, floor]) {
+        await removeAndCollect();
+        await arm();
+      }
       for (const list of [reportedPullMs, toRuntimeMs, syncCpu]) list.length = 0;
-      const samples = await alternate(rounds, viaSync, raw, removeAndCollect);
+      const [syncMs, rawMs, floorMs] = (await rotate(
+        rounds,
+        [viaSync, raw, floor].map((arm) => () => timed(arm)),
+        removeAndCollect,
+      )) as [number[], number[], number[]];
+      const samples = { a: syncMs, b: rawMs, ratios: syncMs.map((ms, i) => ms / rawMs[i]!) };
       await removeAndCollect();
 
       const seconds = (values: number[]): ReturnType<typeof summarize> =>
@@ -142,6 +160,27 @@ const benchmark: Benchmark = {
           label: `raw CRI PullImage of ${size}`,
           unit: 's',
           ...seconds(samples.b),
+        },
+        {
+          id: 'sync.pull.floorRatio',
+          label: 'the least a Node.js command pays: bench/cri-pull.ts ÷ raw CRI PullImage',
+          unit: '×',
+          ...summarize(floorMs.map((ms, i) => ms / rawMs[i]!)),
+          baseline,
+          note: 'start Node, load gRPC (bundled, compile cache on), connect, one PullImage, exit',
+        },
+        {
+          id: 'sync.pull.vsFloor',
+          label: '`sync --once` ÷ bench/cri-pull.ts (prepull’s own work over the Node floor)',
+          unit: '×',
+          ...summarize(syncMs.map((ms, i) => ms / floorMs[i]!)),
+          baseline: 'bench/cri-pull.ts, spawn to exit, same round',
+        },
+        {
+          id: 'sync.pull.floorSeconds',
+          label: `bench/cri-pull.ts of ${size}, spawn to exit`,
+          unit: 's',
+          ...seconds(floorMs),
         },
         {
           id: 'sync.pull.reportedRatio',

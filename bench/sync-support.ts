@@ -45,11 +45,62 @@ export interface Exited {
 
 /** One `prepull sync …` to completion (with --once), timed from spawn to exit. */
 export function runSync(args: readonly string[], timeoutMs = 600_000): Promise<Exited> {
+  return runNode([PREPULL_BIN, 'sync', ...args], timeoutMs, 'prepull sync');
+}
+
+/**
+ * bench/cri-pull.ts bundled into `dir` the way `npm run build` bundles the CLI (esbuild, ES
+ * modules, gRPC in a chunk loaded after the compile cache is on, gRPC's proto-loader left out as
+ * scripts/build.ts leaves it out): the least a Node.js command pays to pull through CRI.
+ * Returns the entry file.
+ */
+export async function buildCriPull(dir: string): Promise<string> {
+  const { build } = await import('esbuild');
+  await build({
+    entryPoints: [join(ROOT, 'bench/cri-pull.ts')],
+    outdir: dir,
+    outExtension: { '.js': '.mjs' },
+    bundle: true,
+    splitting: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node22',
+    banner: {
+      js: "import { createRequire as __benchCreateRequire } from 'node:module';\nconst require = __benchCreateRequire(import.meta.url);",
+    },
+    minifyWhitespace: true,
+    minifySyntax: true,
+    logLevel: 'warning',
+    plugins: [
+      {
+        name: 'no-proto-loader',
+        setup(b) {
+          b.onResolve({ filter: /^@grpc\/proto-loader$/ }, () => ({
+            path: 'proto-loader',
+            namespace: 'not-bundled',
+          }));
+          b.onLoad({ filter: /.*/, namespace: 'not-bundled' }, () => ({
+            contents: "throw new Error('@grpc/proto-loader is not bundled');",
+            loader: 'js',
+          }));
+        },
+      },
+    ],
+  });
+  return join(dir, 'cri-pull.mjs');
+}
+
+/** Runs `node ARGS…` (this process's Node), timed from spawn to exit, its output collected. */
+export function runNode(
+  args: readonly string[],
+  timeoutMs = 600_000,
+  what = `node ${args[0] ?? ''}`,
+): Promise<Exited> {
   return new Promise((resolve, reject) => {
     const spawnedAt = Date.now();
     const cpuBefore = childrenCpuSeconds();
     const started = performance.now();
-    const child = spawn(process.execPath, [PREPULL_BIN, 'sync', ...args], {
+    const child = spawn(process.execPath, args, {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -58,7 +109,7 @@ export function runSync(args: readonly string[], timeoutMs = 600_000): Promise<E
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`prepull sync ran longer than ${timeoutMs} ms:\n${tail(stderr)}`));
+      reject(new Error(`${what} ran longer than ${timeoutMs} ms:\n${tail(stderr)}`));
     }, timeoutMs);
     child.on('error', (error) => {
       clearTimeout(timer);
