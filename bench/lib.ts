@@ -34,6 +34,12 @@ export interface Figure {
   note?: string;
   /** A short label for the chart (docs/performance.svg); `label` is used when absent. */
   chart?: string;
+  /**
+   * The pool the figure's run-to-run noise is measured in, with its benchmark (bench/report.ts):
+   * its unit unless it is named, for a figure whose noise has another source than the
+   * benchmark's other figures of that unit.
+   */
+  noiseGroup?: string;
   /** The samples behind median/min/max, in the figure's unit (results.json only). */
   values?: number[];
 }

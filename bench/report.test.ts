@@ -25,13 +25,17 @@ const environment = (commit: string): Environment => ({
   load: { atStart: [0, 0, 0] },
 });
 
-/** A figure: id, samples, and optionally a goal, a unit (default 'x') and a benchmark ('b'). */
+/**
+ * A figure: id, samples, and optionally a goal, a unit (default 'x'), a benchmark ('b') and a
+ * noise group.
+ */
 type Spec = [
   id: string,
   values: number[],
   goal?: number | undefined,
   unit?: string,
   benchmark?: string,
+  noiseGroup?: string,
 ];
 
 function run(commit: string, figures: Spec[], generatedAt = `run at ${commit}`): Results {
@@ -49,7 +53,7 @@ function run(commit: string, figures: Spec[], generatedAt = `run at ${commit}`):
       seconds: 1,
       figures: figures
         .filter(([, , , , b]) => (b ?? 'b') === name)
-        .map(([id, values, goal, unit]) => {
+        .map(([id, values, goal, unit, , noiseGroup]) => {
           const sorted = [...values].sort((x, y) => x - y);
           return {
             id,
@@ -63,6 +67,7 @@ function run(commit: string, figures: Spec[], generatedAt = `run at ${commit}`):
             ...(goal === undefined
               ? {}
               : { goal: { op: '<=' as const, value: goal, source: 't' } }),
+            ...(noiseGroup === undefined ? {} : { noiseGroup }),
           };
         }),
     })),
@@ -132,6 +137,20 @@ describe('the run-to-run noise', () => {
     expect(noiseOf(table, 'pull', '×')).toBeCloseTo(0.05);
     expect(noiseOf(table, 'other', 's')).toBe(0);
     expect(noiseOf(table, 'other', '×')).toBeUndefined();
+  });
+
+  it('pools a figure with a noise group apart from the other figures of its unit', () => {
+    const before = entry('same-1', 't1', [
+      ['delivery', [30], undefined, 'ms', 'api'],
+      ['queued', [100], undefined, 'ms', 'api', 'ms, queued'],
+    ]);
+    const after = entry('same-2', 't2', [
+      ['delivery', [33], undefined, 'ms', 'api'], // +10 %
+      ['queued', [600], undefined, 'ms', 'api', 'ms, queued'], // +500 %: its own pool only
+    ]);
+    const table = measureNoise([before, after], sameCode);
+    expect(noiseOf(table, 'api', 'ms')).toBeCloseTo(0.1);
+    expect(noiseOf(table, 'api', 'ms, queued')).toBeCloseTo(5);
   });
 
   it('takes the largest change over every same-code pair and counts the pairs', () => {

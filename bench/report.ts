@@ -38,7 +38,15 @@ export interface Results {
 }
 
 /** What a run keeps of a figure to compare the next run with. */
-export type FigureSummary = Pick<Figure, 'label' | 'unit' | 'median' | 'min' | 'max' | 'samples'>;
+export type FigureSummary = Pick<
+  Figure,
+  'label' | 'unit' | 'median' | 'min' | 'max' | 'samples' | 'noiseGroup'
+>;
+
+/** The pool a figure's noise is measured in, with its benchmark: its noise group, or its unit. */
+export function noisePool(f: Pick<Figure, 'unit' | 'noiseGroup'>): string {
+  return f.noiseGroup ?? f.unit;
+}
 
 /** A figure as bench/history.json keeps it: its summary and the benchmark that measured it. */
 export type HistoryFigure = FigureSummary & { benchmark: string };
@@ -71,8 +79,17 @@ export function summarizeRun(results: Results): HistoryRun {
   const figures: Record<string, HistoryFigure> = {};
   for (const outcome of results.benchmarks) {
     for (const f of outcome.figures) {
-      const { label, unit, median, min, max, samples } = f;
-      figures[f.id] = { benchmark: outcome.name, label, unit, median, min, max, samples };
+      const { label, unit, median, min, max, samples, noiseGroup } = f;
+      figures[f.id] = {
+        benchmark: outcome.name,
+        label,
+        unit,
+        median,
+        min,
+        max,
+        samples,
+        ...(noiseGroup === undefined ? {} : { noiseGroup }),
+      };
     }
   }
   const commit = results.environment.components[COMMIT_COMPONENT];
@@ -107,6 +124,7 @@ export interface RunPair {
 /** The run-to-run noise of one benchmark's figures of one unit. */
 export interface PoolNoise {
   benchmark: string;
+  /** The pool within the benchmark: a unit, or a figure's noise group (`noisePool`). */
   unit: string;
   /** The largest |after − before| ÷ |before| of a median over the pairs: 0.2 is ±20 %. */
   noise: number;
@@ -149,8 +167,9 @@ function pool(pools: Map<string, PoolNoise>, before: HistoryRun, after: HistoryR
     // A change from 0 has no relative size; it cannot set a relative noise.
     const change = relativeChange(b.median, a.median);
     if (!Number.isFinite(change)) continue;
-    const key = JSON.stringify([a.benchmark, a.unit]);
-    const entry = pools.get(key) ?? { benchmark: a.benchmark, unit: a.unit, noise: 0, pairs: 0 };
+    const unit = noisePool(a);
+    const key = JSON.stringify([a.benchmark, unit]);
+    const entry = pools.get(key) ?? { benchmark: a.benchmark, unit, noise: 0, pairs: 0 };
     entry.noise = Math.max(entry.noise, change);
     if (!counted.has(key)) entry.pairs += 1;
     counted.add(key);
@@ -440,7 +459,7 @@ function compare(results: Results, previous: PreviousRun): Compared[] {
     o.figures.flatMap((after) => {
       const before = previous.figures[after.id];
       if (before === undefined) return [];
-      const noise = noiseOf(judged, o.name, after.unit);
+      const noise = noiseOf(judged, o.name, noisePool(after));
       return [{ before, after, noise, judgement: judge(before, after, noise) }];
     }),
   );
@@ -495,7 +514,7 @@ function noiseTableSection(noise: RunNoise): string[] {
       ': the noise the next run will be judged by. The last column is the noise this run was ' +
       'judged by, from the pairs before it.',
     '',
-    '| benchmark | unit | run-to-run noise | pairs measured | judged this run by |',
+    '| benchmark | unit (or noise group) | run-to-run noise | pairs measured | judged this run by |',
     '| --- | --- | --- | --- | --- |',
   );
   for (const p of noise.next.pools) {
@@ -560,7 +579,7 @@ function runToRunSection(results: Results): string[] {
 /** A benchmark's run-to-run noise per unit, for its paragraph in the area section. */
 function noiseLine(outcome: Outcome, table: NoiseTable | undefined): string[] {
   if (table === undefined || outcome.figures.length === 0) return [];
-  const units = [...new Set(outcome.figures.map((f) => f.unit))];
+  const units = [...new Set(outcome.figures.map(noisePool))];
   const parts = units.map((unit) => {
     const p = table.pools.find((x) => x.benchmark === outcome.name && x.unit === unit);
     return p === undefined
