@@ -49,7 +49,7 @@ function sizes(quick: boolean): Size[] {
   }
   return [
     { key: '1mb', label: '1 MB', layerBytes: 160 * 1024, rounds: 3, cri: true },
-    { key: '100mb', label: '100 MB', layerBytes: 16 * MiB, rounds: 4, cri: true },
+    { key: '100mb', label: '100 MB', layerBytes: 16 * MiB, rounds: 3, cri: true },
     { key: '300mb', label: '300 MB', layerBytes: 50 * MiB, rounds: 3, cri: false },
   ];
 }

@@ -101,9 +101,9 @@ const benchmark: Benchmark = {
     'decompression, unpacking) and disk, and containerd already fetches up to 3 layers of one ' +
     'image at once (CRI `max_concurrent_downloads`, default 3), so one image at a time is not ' +
     'serial inside containerd; the machine’s CPU count caps what more concurrency can gain. ' +
-    'One untimed warm-up run first. 4 rounds; --quick: every layer a tenth of the size, 1 round.',
+    'One untimed warm-up run first. 3 rounds; --quick: every layer a tenth of the size, 1 round.',
   async run(ctx) {
-    const rounds = ctx.quick ? 1 : 4;
+    const rounds = ctx.quick ? 1 : 3;
     const scale = ctx.quick ? 0.1 : 1;
     ctx.recordEnvironment('prepull CLI', cliBuild());
     const harness = await ctx.harness({ registries: ['plain'], docker: false });
