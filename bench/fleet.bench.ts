@@ -188,11 +188,11 @@ const benchmark: Benchmark = {
     'watches for 2.5 s; conflicts are 409 answers; status writes per node are counted from the ' +
     'stored NodeImageCaches and timed by the lastUpdateTime each agent sets when it writes. The ' +
     'server, the 500 agents and the registry stand-in share this machine’s 2 CPUs, so the ' +
-    'times include waiting for a CPU. 3 rounds; median, min and max over the rounds. --quick: ' +
+    'times include waiting for a CPU. 2 rounds; median, min and max over the rounds. --quick: ' +
     '1 round, pulls at a sixth of the real-world times.',
   async run(ctx) {
     const nodeCount = ctx.quick ? 30 : 500;
-    const rounds = ctx.quick ? 1 : 3;
+    const rounds = ctx.quick ? 1 : 2;
     const { server, kubeconfig, adminKubeconfig } = await startApiServer();
     const registry = await CountingRegistry.start();
     const nodes = Array.from({ length: nodeCount }, (_, i) => `sim-${String(i).padStart(3, '0')}`);

@@ -61,10 +61,10 @@ const benchmark: Benchmark = {
     'call, timed on its gRPC connection. Before every pull the image is removed and the ' +
     "benchmark waits until containerd's content store holds none of its blobs and its " +
     'snapshots are gone, then flushes dirty pages (`sync`) so writeback from one pull does not ' +
-    'land in the next. One untimed warm-up pull by each client first. 5 rounds (20 pulls); ' +
+    'land in the next. One untimed warm-up pull by each client first. 4 rounds (16 pulls); ' +
     '--quick: six 2 MiB fillers (~13 MB), 1 round.',
   async run(ctx) {
-    const rounds = ctx.quick ? 1 : 5;
+    const rounds = ctx.quick ? 1 : 4;
     const layerBytes = (ctx.quick ? 2 : 50) * MiB;
     const harness = await ctx.harness({ registries: ['plain'], docker: false });
     const info = harness.info;
