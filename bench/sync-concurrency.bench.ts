@@ -215,7 +215,7 @@ const benchmark: Benchmark = {
           unit: '×',
           ...summarize(ratio(rawTwo, rawOne)),
           baseline: 'the same PullImage calls one at a time, same round',
-          note: "the runtime's own gain on this machine: what concurrency 2 can reach at best",
+          note: "the runtime's own gain on this machine, with no prepull in the way",
         },
         ...[rawOne, rawTwo].map((values, i) => ({
           id: `sync.concurrency.raw.c${i + 1}.seconds`,
