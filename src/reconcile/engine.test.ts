@@ -438,4 +438,24 @@ describe('Engine', () => {
     await w.engine.stop();
     expect(w.runtime.snapshot()).toEqual([]);
   });
+
+  it('ends a deletion watch that only becomes live after stop (a signal during start-up)', async () => {
+    const w = new World();
+    let live!: () => void;
+    const subscribing = new Promise<void>((resolve) => (live = resolve));
+    let ended = 0;
+    w.runtime.watchDeletions = async () => {
+      await subscribing;
+      return () => {
+        ended++;
+      };
+    };
+    const starting = w.engine.start();
+    for (let i = 0; i < 20; i++) await Promise.resolve(); // start() now waits for the watch
+    await w.engine.stop();
+    live();
+    await starting;
+    // Left running, the subscription's stream would keep `sync --once` from exiting.
+    expect(ended).toBe(1);
+  });
 });

@@ -169,6 +169,8 @@ export class Engine {
   private readonly pullSlots: (() => void)[] = [];
   private readonly listeners = new Set<(reports: ImageReport[]) => void>();
   private readonly stops: (() => void)[] = [];
+  /** Set by stop(): a watch that only becomes live afterwards is ended at once. */
+  private stopRequested = false;
   private prePulls: readonly PrePull[] = [];
   private sandboxImage: string | undefined;
   private activePulls = 0;
@@ -233,7 +235,9 @@ export class Engine {
           this.onDeletion(event);
         }),
       );
-      this.stops.push(stop);
+      // Stopped while the subscription was being set up (a signal during start-up): end it now.
+      if (this.stopRequested) stop();
+      else this.stops.push(stop);
     } else {
       this.scheduleResync();
     }
@@ -297,6 +301,7 @@ export class Engine {
 
   /** Stops watching and scheduling; aborts pulls in flight. */
   async stop(): Promise<void> {
+    this.stopRequested = true;
     for (const stop of this.stops.splice(0)) stop();
     await this.queue.shutDown();
     for (const release of this.pullSlots.splice(0)) release();
@@ -373,6 +378,7 @@ export class Engine {
   }
 
   private scheduleResync(): void {
+    if (this.stopRequested) return;
     const abort = new AbortController();
     this.stops.push(() => {
       abort.abort();

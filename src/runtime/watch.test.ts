@@ -4,7 +4,12 @@
 import { describe, expect, it } from '@jest/globals';
 import { ManualClock } from '../clock.ts';
 import type { DeletionEvent } from './types.ts';
-import { watchWithReconnect, type OpenStream, type StreamHandlers } from './watch.ts';
+import {
+  DeletionWatches,
+  watchWithReconnect,
+  type OpenStream,
+  type StreamHandlers,
+} from './watch.ts';
 
 function scriptedOpen(outcomes: ('ok' | 'fail')[]): {
   open: OpenStream;
@@ -84,5 +89,32 @@ describe('watchWithReconnect', () => {
     stop();
     await clock.advance(10_000);
     expect(script.opened).toBe(1);
+  });
+});
+
+describe('DeletionWatches', () => {
+  it('closes a subscription that becomes live after stopAll, and opens none after it', async () => {
+    const watches = new DeletionWatches({ clock: new ManualClock() });
+    let live!: () => void;
+    const subscribing = new Promise<void>((resolve) => (live = resolve));
+    let opened = 0;
+    let closed = 0;
+    const open: OpenStream = async () => {
+      opened++;
+      await subscribing;
+      return {
+        close: () => {
+          closed++;
+        },
+      };
+    };
+    const pending = watches.subscribe(open, () => undefined);
+    watches.stopAll(); // the adapter closes while the subscription is being confirmed
+    live();
+    await pending;
+    expect([opened, closed]).toEqual([1, 1]);
+
+    await watches.subscribe(open, () => undefined);
+    expect(opened).toBe(1);
   });
 });

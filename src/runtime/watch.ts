@@ -103,16 +103,28 @@ function describe(error: unknown): string {
 export class DeletionWatches {
   private readonly open = new Set<() => void>();
   private readonly options: ReconnectOptions;
+  private stopped = false;
 
   constructor(options: ReconnectOptions) {
     this.options = options;
   }
 
+  /**
+   * Subscribes; resolves once the subscription is live. After `stopAll` nothing is opened, and a
+   * subscription still being set up when `stopAll` ran is closed as soon as it is live: left
+   * open, its stream would keep the process running after the adapter was closed.
+   */
   async subscribe(
     openStream: OpenStream,
     onEvent: (event: DeletionEvent) => void,
   ): Promise<() => void> {
+    const nothing = (): void => undefined;
+    if (this.stopped) return nothing;
     const stop = await watchWithReconnect(openStream, onEvent, this.options);
+    if (this.isStopped()) {
+      stop();
+      return nothing;
+    }
     const unsubscribe = (): void => {
       this.open.delete(unsubscribe);
       stop();
@@ -122,6 +134,12 @@ export class DeletionWatches {
   }
 
   stopAll(): void {
+    this.stopped = true;
     for (const unsubscribe of [...this.open]) unsubscribe();
+  }
+
+  /** A method, not the property, so the check after an await is not narrowed away. */
+  private isStopped(): boolean {
+    return this.stopped;
   }
 }
