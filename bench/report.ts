@@ -203,13 +203,22 @@ export function measureNoise(runs: readonly HistoryRun[], sameCode: SameCode): N
   return { pairs, pools: sorted };
 }
 
+/** A benchmark's pool (a unit or a noise group) in the table; undefined when not measured yet. */
+function poolOf(
+  table: NoiseTable | undefined,
+  benchmark: string,
+  unit: string,
+): PoolNoise | undefined {
+  return table?.pools.find((p) => p.benchmark === benchmark && p.unit === unit);
+}
+
 /** A figure's run-to-run noise from the table; undefined when it is not measured yet. */
 export function noiseOf(
   table: NoiseTable | undefined,
   benchmark: string,
   unit: string,
 ): number | undefined {
-  return table?.pools.find((p) => p.benchmark === benchmark && p.unit === unit)?.noise;
+  return poolOf(table, benchmark, unit)?.noise;
 }
 
 /**
@@ -480,8 +489,9 @@ function noiseMethod(noise: RunNoise | undefined): string[] {
       'bench/history.json, docs/performance.md and .svg); only such pairs measure the noise of the ' +
       'machine. A figure’s run-to-run noise is the largest relative change of a median, ' +
       '|after − before| ÷ |before|, over every same-code pair, taken over all the figures of its ' +
-      'benchmark in its unit: a benchmark’s figures of one unit share their source of noise, and ' +
-      'one pair per figure predicts it badly. This run is judged by the pairs before it, never by ' +
+      'benchmark in its unit (or in the noise group a figure names, when its noise has a source ' +
+      'the others do not share): a benchmark’s figures of one unit share their source of noise, ' +
+      'and one pair per figure predicts it badly. This run is judged by the pairs before it, never by ' +
       `its own pair, so the noise is a prediction. Of the pairs before this run, ${used} measured ` +
       'the same code:',
     '',
@@ -581,7 +591,7 @@ function noiseLine(outcome: Outcome, table: NoiseTable | undefined): string[] {
   if (table === undefined || outcome.figures.length === 0) return [];
   const units = [...new Set(outcome.figures.map(noisePool))];
   const parts = units.map((unit) => {
-    const p = table.pools.find((x) => x.benchmark === outcome.name && x.unit === unit);
+    const p = poolOf(table, outcome.name, unit);
     return p === undefined
       ? `${unit}: not measured yet`
       : `${unit}: ${plusMinus(p.noise)} (${p.pairs} pair${p.pairs === 1 ? '' : 's'})`;
@@ -644,7 +654,7 @@ export function renderDoc(results: Results, chartFile: string): string {
     '`bench/results.json`. A figure that misses its goal is shown as **MISSED**, not hidden. This',
     'is a shared 2-vCPU virtual machine: its figures move from run to run by as much as the table',
     '[Run-to-run noise on this machine](#run-to-run-noise-on-this-machine) shows — measured per',
-    'benchmark and unit from consecutive full runs of the same code — and more while other work runs',
+    'benchmark and unit (or noise group) from consecutive full runs of the same code — and more while other work runs',
     '(the run table shows how busy the machine was). So read the min – max spread next to each',
     'median, that run-to-run noise, and the noise floors where a benchmark measures one (the same',
     'arm against itself).',

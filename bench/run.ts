@@ -40,10 +40,15 @@ const here = fileURLToPath(new URL('.', import.meta.url));
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const only = args.filter((a) => !a.startsWith('--'));
+/** A full run: every benchmark, full size; only it is compared, added to the history, published. */
+const full = !quick && only.length === 0;
 
 /** The files a full run rewrites: two commits that differ only in these ran the same code. */
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const PUBLISHED = [RESULTS, HISTORY, DOC, CHART].map((file) => relative(ROOT, fileURLToPath(file)));
+
+/** What git said of each pair of commits asked about in this run. */
+const sameCodeAnswers = new Map<string, boolean | undefined>();
 
 /**
  * Whether two runs measured the same code: neither tree was dirty, and the commits differ at
@@ -52,6 +57,13 @@ const PUBLISHED = [RESULTS, HISTORY, DOC, CHART].map((file) => relative(ROOT, fi
 function sameCode(before: string | undefined, now: string | undefined): boolean | undefined {
   if (before === undefined || now === undefined) return undefined;
   if (before.endsWith('-dirty') || now.endsWith('-dirty')) return false;
+  // The noise of earlier runs and of the next run look at the same pairs: ask git once each.
+  const key = `${before} ${now}`;
+  if (!sameCodeAnswers.has(key)) sameCodeAnswers.set(key, gitSameCode(before, now));
+  return sameCodeAnswers.get(key);
+}
+
+function gitSameCode(before: string, now: string): boolean | undefined {
   try {
     const changed = execFileSync('git', ['diff', '--name-only', before, now], {
       cwd: ROOT,
@@ -129,7 +141,7 @@ const environment = collectEnvironment();
  * there was a bench/history.json, the last full run was only in results.json: it starts one.
  */
 function startingHistory(): HistoryRun[] {
-  if (quick || only.length > 0) return [];
+  if (!full) return [];
   const history = readHistory();
   if (history.length > 0) return history;
   try {
@@ -235,7 +247,6 @@ const results: Results = {
   environment,
   benchmarks: outcomes,
 };
-const full = !quick && only.length === 0;
 if (full) compareRun(results, history);
 // Only a full run publishes: a quick or filtered run keeps its figures apart.
 const resultsFile = quick
