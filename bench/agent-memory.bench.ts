@@ -8,7 +8,7 @@ import { type Benchmark, type Figure, summarize } from './lib.ts';
 import {
   PREPULL_BIN,
   cliBuild,
-  cpuSeconds,
+  cpuSecondsPrecise,
   pullAll,
   pushSmallImages,
   rssMiB,
@@ -39,7 +39,7 @@ interface Quiet {
 
 /** Quiet for `settleMs`, then the median of a few VmRSS readings and the CPU used meanwhile. */
 async function measureQuiet(pid: number, settleMs: number): Promise<Quiet> {
-  const cpu0 = cpuSeconds(pid);
+  const cpu0 = cpuSecondsPrecise(pid);
   const t0 = performance.now();
   await sleep(settleMs);
   const readings: number[] = [];
@@ -50,7 +50,7 @@ async function measureQuiet(pid: number, settleMs: number): Promise<Quiet> {
   const seconds = (performance.now() - t0) / 1000;
   return {
     rssMiB: summarize(readings).median,
-    millicores: ((cpuSeconds(pid) - cpu0) / seconds) * 1000,
+    millicores: ((cpuSecondsPrecise(pid) - cpu0) / seconds) * 1000,
   };
 }
 
@@ -128,8 +128,8 @@ const benchmark: Benchmark = {
     'NodeImageCache shows every image Present and the agents have made no API request but ' +
     'watches for 2 s (each round starts with the NodeImageCaches deleted, so a status left by ' +
     'the last round cannot count); `/metrics` is then scraped once, as Prometheus would. After 4 s of quiet, ' +
-    '5 readings of VmRSS 0.5 s apart give the sample (their median); CPU is user + system from ' +
-    '/proc/<pid>/stat over those 6 s. Ratios are per round. No flags change V8’s heap limits. 2 ' +
+    '5 readings of VmRSS 0.5 s apart give the sample (their median); CPU is the time its threads ' +
+    'ran over those 6 s, from /proc/<pid>/task/*/schedstat (nanoseconds). Ratios are per round. No flags change V8’s heap limits. 2 ' +
     'rounds; --quick: 0, 20 and 50 images, no warm-up, 2 s of quiet, 1 round.',
   async run(ctx) {
     const total = ctx.quick ? 50 : 500;
@@ -322,9 +322,9 @@ const benchmark: Benchmark = {
         note:
           `bare Node process: ${summarize(cpu(base)).median.toFixed(1)} millicores; ${some} ` +
           `images: ${summarize(cpu(hundred)).median.toFixed(1)}; none: ` +
-          `${summarize(cpu(zero)).median.toFixed(1)}. /proc counts CPU in 10 ms ticks: over the ` +
-          `${(settleMs + (READINGS - 1) * READING_INTERVAL_MS) / 1000} s window one tick is ` +
-          `${(10_000 / (settleMs + (READINGS - 1) * READING_INTERVAL_MS)).toFixed(1)} millicores`,
+          `${summarize(cpu(zero)).median.toFixed(1)}; each over a ` +
+          `${(settleMs + (READINGS - 1) * READING_INTERVAL_MS) / 1000} s window, counted to the ` +
+          "nanosecond from the threads' /proc schedstat (not in 10 ms ticks)",
       },
       {
         id: 'agent.startup.all.seconds',

@@ -60,7 +60,7 @@ export interface HistoryRun {
 }
 
 /** How many full runs bench/history.json keeps, oldest first. */
-export const HISTORY_LENGTH = 12;
+export const HISTORY_LENGTH = 24;
 
 export interface PreviousRun {
   generatedAt: string;
@@ -121,15 +121,48 @@ export interface RunPair {
   sameCode?: boolean;
 }
 
-/** The run-to-run noise of one benchmark's figures of one unit. */
+/**
+ * The confidence the run-to-run noise is stated with (ADR 0010): a figure's median, measured
+ * again on the same code, stays within its noise with this probability — where the pool's changes
+ * follow the model `noiseBound` assumes. Over ~110 figures, about one pair of runs in nine should
+ * show one figure beyond its noise.
+ */
+export const NOISE_CONFIDENCE = 0.999;
+
+/**
+ * The run-to-run noise of one benchmark's figures of one unit (or noise group). Changes are
+ * |ln(after ÷ before)| of a median: ln 1.2 ≈ 0.18 is "within a factor of 1.2 either way".
+ */
 export interface PoolNoise {
   benchmark: string;
   /** The pool within the benchmark: a unit, or a figure's noise group (`noisePool`). */
   unit: string;
-  /** The largest |after − before| ÷ |before| of a median over the pairs: 0.2 is ±20 %. */
+  /**
+   * The bound a same-code change stays within with probability NOISE_CONFIDENCE
+   * (`noiseBound`); 0 when every change seen was 0 (then only equal medians agree).
+   */
   noise: number;
+  /** The largest change seen. */
+  largest: number;
+  /** The sum of the changes that were not 0: the model's statistic. */
+  sum: number;
+  /** How many changes that were not 0 the pool holds (its figures over its pairs). */
+  changes: number;
   /** How many same-code pairs measured a figure of the pool. */
   pairs: number;
+}
+
+/**
+ * How well the model predicted the history itself: each same-code pair's changes judged by the
+ * bound from the other same-code pairs (leave one pair out).
+ */
+export interface NoiseCheck {
+  /** Changes that were not 0, in a pool the other pairs measured. */
+  judged: number;
+  /** Of those, how many went beyond the bound of the other pairs. */
+  outside: number;
+  /** How many the model expects beyond: judged × (1 − NOISE_CONFIDENCE). */
+  expected: number;
 }
 
 export interface NoiseTable {
@@ -137,6 +170,8 @@ export interface NoiseTable {
   pairs: RunPair[];
   /** By benchmark, then unit. No pool when no same-code pair measured it. */
   pools: PoolNoise[];
+  /** Absent with fewer than two same-code pairs. */
+  check?: NoiseCheck;
 }
 
 export interface RunNoise {
@@ -146,10 +181,29 @@ export interface RunNoise {
   next: NoiseTable;
 }
 
-/** |after − before| ÷ |before|; 0 when equal, Infinity when only `before` is 0. */
-export function relativeChange(before: number, after: number): number {
+/**
+ * How far a median moved, |ln(after ÷ before)|: 0 when equal, the same for a doubling and a
+ * halving. Undefined when one of them is 0 or their signs differ: no relative size.
+ */
+export function logChange(before: number, after: number): number | undefined {
   if (before === after) return 0;
-  return Math.abs(after - before) / Math.abs(before);
+  if (before === 0 || after === 0 || Math.sign(before) !== Math.sign(after)) return undefined;
+  return Math.abs(Math.log(after / before));
+}
+
+/**
+ * The bound a new change stays within with probability `confidence`, from `changes` earlier
+ * changes (none of them 0) that sum to `sum`: sum × ((1 − confidence)^(−1/changes) − 1).
+ *
+ * The model (ADR 0010): a pool's changes are exponential with one unknown scale (the log-ratio of
+ * two runs is Laplace). Then a new change X and the sum S of `changes` earlier ones give
+ * P(X > k·S) = (1 + k)^(−changes) whatever the scale, so the bound holds with exactly
+ * `confidence` — wide when few changes are known, near ln(1 ÷ (1 − confidence)) times their mean
+ * when many are. 0 when nothing but 0 was seen.
+ */
+export function noiseBound(sum: number, changes: number, confidence = NOISE_CONFIDENCE): number {
+  if (changes === 0 || sum === 0) return 0;
+  return sum * ((1 - confidence) ** (-1 / changes) - 1);
 }
 
 function ref(run: HistoryRun): RunRef {
@@ -158,33 +212,86 @@ function ref(run: HistoryRun): RunRef {
     : { generatedAt: run.generatedAt, commit: run.commit };
 }
 
-/** Adds one same-code pair's changes of median to the pools, keyed by benchmark × unit. */
-function pool(pools: Map<string, PoolNoise>, before: HistoryRun, after: HistoryRun): void {
-  const counted = new Set<string>();
+/** One figure's change of median between the two runs of a same-code pair. */
+interface PairChange {
+  /** JSON of [benchmark, pool]. */
+  key: string;
+  benchmark: string;
+  unit: string;
+  change: number;
+}
+
+/** A same-code pair's changes of median; a change from or to 0 has no relative size and is left out. */
+function changesOf(before: HistoryRun, after: HistoryRun): PairChange[] {
+  const out: PairChange[] = [];
   for (const [id, a] of Object.entries(after.figures)) {
     const b = before.figures[id];
     if (b?.benchmark !== a.benchmark || b.unit !== a.unit) continue;
-    // A change from 0 has no relative size; it cannot set a relative noise.
-    const change = relativeChange(b.median, a.median);
-    if (!Number.isFinite(change)) continue;
+    const change = logChange(b.median, a.median);
+    if (change === undefined) continue;
     const unit = noisePool(a);
-    const key = JSON.stringify([a.benchmark, unit]);
-    const entry = pools.get(key) ?? { benchmark: a.benchmark, unit, noise: 0, pairs: 0 };
-    entry.noise = Math.max(entry.noise, change);
-    if (!counted.has(key)) entry.pairs += 1;
-    counted.add(key);
-    pools.set(key, entry);
+    out.push({ key: JSON.stringify([a.benchmark, unit]), benchmark: a.benchmark, unit, change });
   }
+  return out;
+}
+
+/** The pools of some same-code pairs' changes, keyed by benchmark × pool, with their bounds. */
+function poolChanges(pairs: readonly PairChange[][]): Map<string, PoolNoise> {
+  const pools = new Map<string, PoolNoise>();
+  for (const changes of pairs) {
+    const counted = new Set<string>();
+    for (const { key, benchmark, unit, change } of changes) {
+      const entry = pools.get(key) ?? {
+        benchmark,
+        unit,
+        noise: 0,
+        largest: 0,
+        sum: 0,
+        changes: 0,
+        pairs: 0,
+      };
+      // A change of exactly 0 is a figure that repeats (a count): it says nothing of how far
+      // the pool's other figures move, so it does not narrow their bound.
+      if (change > 0) {
+        entry.sum += change;
+        entry.changes += 1;
+        entry.largest = Math.max(entry.largest, change);
+      }
+      if (!counted.has(key)) entry.pairs += 1;
+      counted.add(key);
+      pools.set(key, entry);
+    }
+  }
+  for (const entry of pools.values()) entry.noise = noiseBound(entry.sum, entry.changes);
+  return pools;
+}
+
+/** Each same-code pair judged by the pools of the others: how often the bound failed. */
+function checkModel(pairs: readonly PairChange[][]): NoiseCheck | undefined {
+  if (pairs.length < 2) return undefined;
+  let judged = 0;
+  let outside = 0;
+  pairs.forEach((own, i) => {
+    const others = poolChanges(pairs.filter((_, j) => j !== i));
+    for (const { key, change } of own) {
+      const other = others.get(key);
+      if (change === 0 || other === undefined) continue;
+      judged += 1;
+      if (change > other.noise) outside += 1;
+    }
+  });
+  return { judged, outside, expected: judged * (1 - NOISE_CONFIDENCE) };
 }
 
 /**
- * The noise of the machine from consecutive runs (oldest first): for each benchmark × unit, the
- * largest relative change of a median over every pair of consecutive runs that measured the
- * same code. Pairs whose code changed (or that git cannot judge) are listed but measure nothing.
+ * The noise of the machine from consecutive runs (oldest first): for each benchmark × unit (or
+ * noise group), the bound at NOISE_CONFIDENCE on a change of median (`noiseBound`), from the
+ * changes of every pair of consecutive runs that measured the same code. Pairs whose code changed
+ * (or that git cannot judge) are listed but measure nothing.
  */
 export function measureNoise(runs: readonly HistoryRun[], sameCode: SameCode): NoiseTable {
   const pairs: RunPair[] = [];
-  const pools = new Map<string, PoolNoise>();
+  const measured: PairChange[][] = [];
   for (let i = 1; i < runs.length; i++) {
     const before = runs[i - 1]!;
     const after = runs[i]!;
@@ -194,13 +301,14 @@ export function measureNoise(runs: readonly HistoryRun[], sameCode: SameCode): N
       after: ref(after),
       ...(same === undefined ? {} : { sameCode: same }),
     });
-    if (same === true) pool(pools, before, after);
+    if (same === true) measured.push(changesOf(before, after));
   }
   const byCodePoint = (x: string, y: string): number => (x < y ? -1 : x > y ? 1 : 0);
-  const sorted = [...pools.values()].sort(
+  const sorted = [...poolChanges(measured).values()].sort(
     (x, y) => byCodePoint(x.benchmark, y.benchmark) || byCodePoint(x.unit, y.unit),
   );
-  return { pairs, pools: sorted };
+  const check = checkModel(measured);
+  return { pairs, pools: sorted, ...(check === undefined ? {} : { check }) };
 }
 
 /** A benchmark's pool (a unit or a noise group) in the table; undefined when not measured yet. */
@@ -270,7 +378,8 @@ function judge(a: FigureSummary, b: FigureSummary, noise: number | undefined): J
     return { verdict: 'agree', reason: 'ranges overlap' };
   if (a.median === b.median) return { verdict: 'agree', reason: 'equal' };
   if (noise !== undefined) {
-    return relativeChange(a.median, b.median) <= noise
+    const moved = logChange(a.median, b.median);
+    return moved !== undefined && moved <= noise
       ? { verdict: 'agree', reason: 'within the noise' }
       : { verdict: 'differ', reason: 'outside the noise' };
   }
@@ -283,8 +392,9 @@ function judge(a: FigureSummary, b: FigureSummary, noise: number | undefined): J
  * Whether a figure of two runs (`a` before `b`) agrees within the noise the doc reports: their
  * min – max ranges overlap (several samples on both sides), or their medians are equal, or the
  * median moved by no more than `noise`, the figure's run-to-run noise measured from earlier
- * runs (a fraction: 0.2 is ±20 %). Otherwise they differ; with no noise measured yet, a single
- * sample that changed is not judged (several samples whose ranges are apart differ).
+ * runs (on |ln(b ÷ a)|: ln 1.2 is a factor of 1.2 either way). Otherwise they differ; with no
+ * noise measured yet, a single sample that changed is not judged (several samples whose ranges
+ * are apart differ).
  */
 export function agreement(
   a: FigureSummary,
@@ -419,12 +529,23 @@ function change(before: number, after: number): string {
   return `${pct > 0 ? '+' : ''}${pct.toFixed(Math.abs(pct) < 10 ? 1 : 0)} %`;
 }
 
-/** A noise as the doc shows it: ±20 %, ±3.5 %, ±0.1 %, ±0 %. */
+/** NOISE_CONFIDENCE as the doc says it: 99.9. */
+const CONFIDENCE = (NOISE_CONFIDENCE * 100).toPrecision(3);
+
+function percent(fraction: number): string {
+  const pct = fraction * 100;
+  return pct >= 10 ? pct.toFixed(0) : pct >= 1 ? pct.toFixed(1) : pct.toPrecision(1);
+}
+
+/**
+ * A noise (a bound on |ln(after ÷ before)|) as the doc shows it: how far up and down a median may
+ * move, "+22 % / −18 %", or beyond a factor of 2, "×/÷ 3.5"; "0 %" when only equal agrees.
+ */
 export function plusMinus(noise: number): string {
-  const pct = noise * 100;
-  const text =
-    pct === 0 ? '0' : pct >= 10 ? pct.toFixed(0) : pct >= 1 ? pct.toFixed(1) : pct.toPrecision(1);
-  return `±${text} %`;
+  if (noise === 0) return '0 %';
+  const factor = Math.exp(noise);
+  if (factor >= 2) return `×/÷ ${factor >= 1e4 ? factor.toExponential(0) : fmt(factor)}`;
+  return `+${percent(factor - 1)} % / −${percent(1 - 1 / factor)} %`;
 }
 
 function runName(run: RunRef): string {
@@ -487,21 +608,38 @@ function noiseMethod(noise: RunNoise | undefined): string[] {
       `${HISTORY_LENGTH} full runs on this machine). Two consecutive runs measured the same code when ` +
       'git shows that their commits differ only in the published results (bench/results.json, ' +
       'bench/history.json, docs/performance.md and .svg); only such pairs measure the noise of the ' +
-      'machine. A figure’s run-to-run noise is the largest relative change of a median, ' +
-      '|after − before| ÷ |before|, over every same-code pair, taken over all the figures of its ' +
-      'benchmark in its unit (or in the noise group a figure names, when its noise has a source ' +
-      'the others do not share): a benchmark’s figures of one unit share their source of noise, ' +
-      'and one pair per figure predicts it badly. This run is judged by the pairs before it, never by ' +
-      `its own pair, so the noise is a prediction. Of the pairs before this run, ${used} measured ` +
-      'the same code:',
+      'machine. A change of a median is |ln(after ÷ before)|, so that doubling and halving count ' +
+      'alike; a figure’s changes are pooled with those of every figure of its benchmark in its ' +
+      'unit (or in the noise group a figure names, when its noise has a source the others do not ' +
+      'share), because one pair per figure predicts badly. A figure’s run-to-run noise is the ' +
+      `bound its next change stays within with ${CONFIDENCE} % confidence: with ` +
+      'the pool’s m changes (0s left out: they are counts that repeat) summing to S, ' +
+      `S × (${(1 - NOISE_CONFIDENCE).toPrecision(1)}^(−1/m) − 1), which holds exactly if the changes are ` +
+      'exponential with an unknown scale (ADR 0010) — wide while m is small, about ' +
+      `${fmt(Math.log(1 / (1 - NOISE_CONFIDENCE)))} times their mean when m is large. This run ` +
+      'is judged by the pairs before it, never by its own pair, so the noise is a prediction. Of ' +
+      `the pairs before this run, ${used} measured the same code:`,
     '',
     ...pairItems(noise.judged),
     '',
     'A figure agrees when its min – max ranges in the two runs overlap (several samples on both ' +
       'sides), when its medians are equal, or when its median moved by no more than its noise from ' +
       'the earlier runs; otherwise it differs. With no noise measured yet, a single sample that ' +
-      'changed is not judged. The noise is the largest change seen so far: while the history holds ' +
-      'few pairs it is a rough estimate, and a later run may well move further.',
+      'changed is not judged.',
+    '',
+    ...checkText(noise.judged.check),
+  ];
+}
+
+/** What the leave-one-pair-out check of the model found, as a paragraph. */
+function checkText(check: NoiseCheck | undefined): string[] {
+  if (check === undefined) return [];
+  return [
+    '**How well the model fits this machine.** Each same-code pair in the history, judged by the ' +
+      `noise of the other pairs: of ${check.judged} changes that were not 0, ${check.outside} ` +
+      `went beyond their noise, where ${String(Number(check.expected.toPrecision(2)))} would be ` +
+      `expected at ${CONFIDENCE} % confidence. More than expected means the ` +
+      "machine's swings have a heavier tail than the model, and the noise is too narrow.",
     '',
   ];
 }
@@ -521,20 +659,22 @@ function noiseTableSection(noise: RunNoise): string[] {
     `From the ${pairs} same-code pair${pairs === 1 ? '' : 's'} of consecutive full runs in ` +
       'bench/history.json up to and including this run' +
       (own?.sameCode === true ? ' (this run against the one before it is one of them)' : '') +
-      ': the noise the next run will be judged by. The last column is the noise this run was ' +
+      `: the noise the next run will be judged by, at ${CONFIDENCE} % ` +
+      'confidence, next to the largest change seen. The last column is the noise this run was ' +
       'judged by, from the pairs before it.',
     '',
-    '| benchmark | unit (or noise group) | run-to-run noise | pairs measured | judged this run by |',
-    '| --- | --- | --- | --- | --- |',
+    '| benchmark | unit (or noise group) | run-to-run noise | largest change seen | changes (pairs) | judged this run by |',
+    '| --- | --- | --- | --- | --- | --- |',
   );
   for (const p of noise.next.pools) {
     const before = noiseOf(noise.judged, p.benchmark, p.unit);
     lines.push(
-      `| ${p.benchmark} | ${p.unit} | ${plusMinus(p.noise)} | ${p.pairs} | ` +
+      `| ${p.benchmark} | ${p.unit} | ${plusMinus(p.noise)} | ${plusMinus(p.largest)} | ` +
+        `${p.changes} (${p.pairs}) | ` +
         `${before === undefined ? 'not measured yet' : plusMinus(before)} |`,
     );
   }
-  lines.push('');
+  lines.push('', ...checkText(noise.next.check));
   return lines;
 }
 
@@ -594,7 +734,8 @@ function noiseLine(outcome: Outcome, table: NoiseTable | undefined): string[] {
     const p = poolOf(table, outcome.name, unit);
     return p === undefined
       ? `${unit}: not measured yet`
-      : `${unit}: ${plusMinus(p.noise)} (${p.pairs} pair${p.pairs === 1 ? '' : 's'})`;
+      : `${unit}: ${plusMinus(p.noise)} (${p.changes} change${p.changes === 1 ? '' : 's'}, ` +
+          `${p.pairs} pair${p.pairs === 1 ? '' : 's'})`;
   });
   return [
     `Run-to-run noise of ${outcome.name} on this machine ([how it is measured](#run-to-run)): ` +

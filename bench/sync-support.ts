@@ -2,7 +2,7 @@
 // PrePull files, loads many small images into containerd cheaply, scrapes /metrics, reads RSS,
 // and waits until a removed image has really left containerd's content store.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { KubeletCri } from '../test/harness/cri.ts';
@@ -403,6 +403,24 @@ export function cpuSeconds(pid: number): number {
   // Fields after the command (which may hold spaces) start at the state, field 3.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+}
+
+/**
+ * CPU seconds a process's live threads have run, to the nanosecond: the first field of
+ * /proc/<pid>/task/<tid>/schedstat, summed. /proc/<pid>/stat counts in ticks (10 ms), too coarse
+ * for a mostly idle process over a few seconds; a thread that exits in between takes its time
+ * with it, so this is for steady states, not for work that starts and ends threads.
+ */
+export function cpuSecondsPrecise(pid: number): number {
+  let ns = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      // The thread exited between the listing and the read: its time is gone with it.
+    }
+  }
+  return ns / 1e9;
 }
 
 /** CPU seconds of this process's children that have exited and been reaped (cutime + cstime). */
