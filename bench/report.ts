@@ -627,15 +627,18 @@ function noiseMethod(noise: RunNoise | undefined): string[] {
       'the earlier runs; otherwise it differs. With no noise measured yet, a single sample that ' +
       'changed is not judged.',
     '',
-    ...checkText(noise.judged.check),
+    ...checkText(noise.judged.check, 'before this run'),
   ];
 }
 
-/** What the leave-one-pair-out check of the model found, as a paragraph. */
-function checkText(check: NoiseCheck | undefined): string[] {
+/**
+ * What the leave-one-pair-out check of the model found, as a paragraph; `which` names the pairs
+ * (those before this run, or those with it).
+ */
+function checkText(check: NoiseCheck | undefined, which: string): string[] {
   if (check === undefined) return [];
   return [
-    '**How well the model fits this machine.** Each same-code pair in the history, judged by the ' +
+    `**How well the model fits this machine.** Each same-code pair ${which}, judged by the ` +
       `noise of the other pairs: of ${check.judged} changes that were not 0, ${check.outside} ` +
       `went beyond their noise, where ${String(Number(check.expected.toPrecision(2)))} would be ` +
       `expected at ${CONFIDENCE} % confidence. More than expected means the ` +
@@ -674,7 +677,7 @@ function noiseTableSection(noise: RunNoise): string[] {
         `${before === undefined ? 'not measured yet' : plusMinus(before)} |`,
     );
   }
-  lines.push('', ...checkText(noise.next.check));
+  lines.push('', ...checkText(noise.next.check, 'up to and including this run'));
   return lines;
 }
 
