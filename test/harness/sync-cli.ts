@@ -83,10 +83,12 @@ export class SyncProcess {
   private waiters: LogWaiter[] = [];
   private partial = '';
 
-  constructor(args: readonly string[]) {
+  /** `env` adds to (or overrides) this process's environment for the child. */
+  constructor(args: readonly string[], env: Readonly<Record<string, string>> = {}) {
     this.child = spawn(process.execPath, [PREPULL_BIN, 'sync', ...args], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
     });
     this.child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
       this.stdout += chunk;
@@ -217,8 +219,12 @@ export class SyncProcess {
 }
 
 /** Runs `prepull sync …` to its exit (for `--once`). */
-export function runSync(args: readonly string[], timeoutMs = 60_000): Promise<SyncExit> {
-  return new SyncProcess(args).exited(timeoutMs);
+export function runSync(
+  args: readonly string[],
+  timeoutMs = 60_000,
+  env: Readonly<Record<string, string>> = {},
+): Promise<SyncExit> {
+  return new SyncProcess(args, env).exited(timeoutMs);
 }
 
 /** Log lines that say `image` entered `state`. */

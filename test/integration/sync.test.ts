@@ -335,17 +335,12 @@ describeIntegration('prepull sync (real CLI, real runtimes)', () => {
         /\s+Failed\s+.*PullFailed: .*\(ERR_REGISTRY_UNAUTHORIZED\)$/,
       );
 
-      const allowed = await runSync([
-        '-f',
-        file,
-        '--once',
-        '-o',
-        'json',
-        '--docker-config',
-        config,
-        ...verbose,
-        ...flags(),
-      ]);
+      // DEBUG=* too: docker-modem would dump X-Registry-Auth under its `modem` namespace.
+      const allowed = await runSync(
+        ['-f', file, '--once', '-o', 'json', '--docker-config', config, ...verbose, ...flags()],
+        60_000,
+        { DEBUG: '*' },
+      );
       expect(allowed.code).toBe(0);
       const report = imageOf(parseResult(allowed.stdout), ref);
       expect([report.state, report.reason, report.digest]).toEqual([
@@ -363,6 +358,7 @@ describeIntegration('prepull sync (real CLI, real runtimes)', () => {
       for (const output of [refused.stdout, refused.stderr, allowed.stdout, allowed.stderr]) {
         expect(output).not.toContain(BASIC_AUTH.password);
         expect(output).not.toContain(basicAuth);
+        expect(output).not.toContain('X-Registry-Auth');
       }
     });
 

@@ -21,6 +21,7 @@ import type {
 import { DeletionWatches, type OpenedStream, type StreamHandlers } from '../watch.ts';
 import { dockerFailure, type Interruption } from './errors.ts';
 import { DockerPullTally, JsonLines, streamError, type PullMessage } from './progress.ts';
+import { silenceModemDebug } from './quiet-modem.ts';
 
 export interface DockerRuntimeOptions {
   /** "unix:///var/run/docker.sock" or the bare path. */
@@ -122,6 +123,8 @@ export class DockerRuntime implements ImageRuntime {
         abortSignal: stop.signal,
       };
       const auth = authConfig(options.credentials);
+      // The credentials travel in a header that docker-modem's debug log would print.
+      if (auth !== undefined) silenceModemDebug();
       const stream =
         auth === undefined
           ? await this.docker.createImage(request)
