@@ -5,9 +5,9 @@
 import createDebug from 'debug';
 
 /**
- * Turns the `modem` namespace off, leaving every other namespace DEBUG enabled as it was. Called
- * before each pull, so a namespace enabled after start-up cannot bring the dump back. Returns
- * whether it had to (the namespace was on).
+ * Turns the `modem` namespace off, leaving every other namespace DEBUG enabled as it was. The
+ * Docker runtime calls it before each pull that carries credentials, so a namespace enabled
+ * after start-up cannot bring the dump back. Returns whether it had to (the namespace was on).
  */
 export function silenceModemDebug(): boolean {
   if (!createDebug.enabled('modem')) return false;
