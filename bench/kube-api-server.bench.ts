@@ -160,6 +160,13 @@ function call(
   });
 }
 
+/**
+ * The noise group of the write-to-watch latencies. Open-loop writes at ~0.9 of the server's one
+ * core: they include the queue of writes waiting for the server, which is a matter of chance from
+ * run to run, unlike the delivery latency; their run-to-run noise is measured apart.
+ */
+const QUEUED = 'ms, with the queue of writes';
+
 /** CPU seconds (user + system) of a process, from /proc/PID/stat (clock ticks of 1/100 s). */
 function cpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -476,20 +483,14 @@ const benchmark: Benchmark = {
           label: 'write-to-watch latency p50 (write sent → event at a watcher)',
           unit: 'ms',
           ...one(percentile(fromSent, samples, 0.5)),
-          // Open-loop writes at ~0.9 of the server's one core: this includes the queue of writes
-          // waiting for the server, which is a matter of chance from run to run, unlike the
-          // delivery latency; its run-to-run noise is measured apart.
-          noiseGroup: 'ms, with the queue of writes',
+          noiseGroup: QUEUED,
         },
         {
           id: 'kubeApiServer.sentLatencyP99',
           label: 'write-to-watch latency p99 (write sent → event at a watcher)',
           unit: 'ms',
           ...one(percentile(fromSent, samples, 0.99)),
-          // Open-loop writes at ~0.9 of the server's one core: this includes the queue of writes
-          // waiting for the server, which is a matter of chance from run to run, unlike the
-          // delivery latency; its run-to-run noise is measured apart.
-          noiseGroup: 'ms, with the queue of writes',
+          noiseGroup: QUEUED,
         },
         {
           id: 'kubeApiServer.serverCpu',

@@ -9,6 +9,7 @@ import type { KubeletCri } from '../test/harness/cri.ts';
 import { type BuiltImage, buildImage, fileLayer } from '../test/harness/images.ts';
 import { type HarnessInfo, type RegistryEndpoint, registryClient } from '../test/harness/index.ts';
 import { assertBuildFresh } from '../test/harness/sync-cli.ts';
+import { grpcWithoutProtoLoader } from '../scripts/no-proto-loader.ts';
 import { pool } from './lib.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -50,8 +51,8 @@ export function runSync(args: readonly string[], timeoutMs = 600_000): Promise<E
 
 /**
  * bench/cri-pull.ts bundled into `dir` the way `npm run build` bundles the CLI (esbuild, ES
- * modules, gRPC in a chunk loaded after the compile cache is on, gRPC's proto-loader left out as
- * scripts/build.ts leaves it out): the least a Node.js command pays to pull through CRI.
+ * modules, gRPC in a chunk loaded after the compile cache is on, gRPC's proto-loader left out by
+ * the plugin scripts/build.ts uses): the least a Node.js command pays to pull through CRI.
  * Returns the entry file.
  */
 export async function buildCriPull(dir: string): Promise<string> {
@@ -71,21 +72,7 @@ export async function buildCriPull(dir: string): Promise<string> {
     minifyWhitespace: true,
     minifySyntax: true,
     logLevel: 'warning',
-    plugins: [
-      {
-        name: 'no-proto-loader',
-        setup(b) {
-          b.onResolve({ filter: /^@grpc\/proto-loader$/ }, () => ({
-            path: 'proto-loader',
-            namespace: 'not-bundled',
-          }));
-          b.onLoad({ filter: /.*/, namespace: 'not-bundled' }, () => ({
-            contents: "throw new Error('@grpc/proto-loader is not bundled');",
-            loader: 'js',
-          }));
-        },
-      },
-    ],
+    plugins: [grpcWithoutProtoLoader],
   });
   return join(dir, 'cri-pull.mjs');
 }

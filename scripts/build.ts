@@ -9,6 +9,7 @@ import { builtinModules } from 'node:module';
 import { cpSync, existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { grpcWithoutProtoLoader } from './no-proto-loader.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SRC = join(ROOT, 'src');
@@ -161,20 +162,6 @@ const slimPackages: Plugin = {
       contents: 'module.exports = { H1Parser: undefined, getMiloEnabled: () => false };',
       loader: 'js',
     }));
-    // grpc-js loads @grpc/proto-loader (and with it protobufjs) only to serve channelz or ORCA,
-    // a server's admin and load-reporting services; prepull is a client of one runtime socket.
-    // Left in, it is compiled and its code cache read at every start of `sync --once` (ADR
-    // 0007). (dockerode loads them at start for its BuildKit sessions: the Docker adapter keeps
-    // them.)
-    b.onResolve({ filter: /^@grpc\/proto-loader$/ }, (args) =>
-      args.importer.includes('node_modules/@grpc/grpc-js/')
-        ? { path: '@grpc/proto-loader', namespace: 'not-bundled' }
-        : undefined,
-    );
-    b.onLoad({ filter: /.*/, namespace: 'not-bundled' }, (args) => ({
-      contents: `throw new Error(${JSON.stringify(`${args.path} is not part of prepull's build: ` + "gRPC's channelz and ORCA services are not used")});`,
-      loader: 'js',
-    }));
     // dockerode's SSH transport (ssh2, and its optional native cpu-features): prepull reaches
     // Docker Engine through its unix socket only.
     b.onResolve({ filter: /^ssh2$/ }, () => ({ path: 'ssh2', namespace: 'unsupported' }));
@@ -272,7 +259,7 @@ const result = await build({
   legalComments: 'none',
   metafile: true,
   logLevel: 'warning',
-  plugins: [moduleUrls, builtinsByRequire, slimPackages],
+  plugins: [moduleUrls, builtinsByRequire, slimPackages, grpcWithoutProtoLoader],
 });
 checkImportMeta(result.metafile);
 copyAssets();
