@@ -12,7 +12,16 @@ import {
   fillerLayer,
 } from '../test/harness/images.ts';
 import { pushImage } from '../test/harness/index.ts';
-import { type Benchmark, CriCleaner, type Figure, blobsOf, pool, summarize, timed } from './lib.ts';
+import {
+  type Benchmark,
+  CriCleaner,
+  type Figure,
+  blobsOf,
+  pool,
+  ratios,
+  summarize,
+  timed,
+} from './lib.ts';
 import {
   cliBuild,
   cpuSeconds,
@@ -182,7 +191,6 @@ const benchmark: Benchmark = {
         number[],
         number[],
       ];
-      const ratio = (a: number[], b: number[]): number[] => a.map((x, i) => x / b[i]!);
       const seconds = (values: number[]): ReturnType<typeof summarize> =>
         summarize(values.map((ms) => ms / 1000));
       const baseline = '`--pull-concurrency 1` in the same round';
@@ -192,7 +200,7 @@ const benchmark: Benchmark = {
           id: 'sync.concurrency.2vs1',
           label: `\`sync --once\`, ${what}: concurrency 2 ÷ concurrency 1`,
           unit: '×',
-          ...summarize(ratio(two, one)),
+          ...summarize(ratios(two, one)),
           baseline,
           goal: { op: '<=', value: 0.75, source: 'issue 6' },
         },
@@ -200,7 +208,7 @@ const benchmark: Benchmark = {
           id: 'sync.concurrency.4vs1',
           label: `\`sync --once\`, ${what}: concurrency 4 ÷ concurrency 1`,
           unit: '×',
-          ...summarize(ratio(four, one)),
+          ...summarize(ratios(four, one)),
           baseline,
         },
         ...LEVELS.map((level, i) => ({
@@ -213,7 +221,7 @@ const benchmark: Benchmark = {
           id: 'sync.concurrency.raw.2vs1',
           label: 'raw CRI PullImage of the 7 images, 2 at a time ÷ 1 at a time (no prepull)',
           unit: '×',
-          ...summarize(ratio(rawTwo, rawOne)),
+          ...summarize(ratios(rawTwo, rawOne)),
           baseline: 'the same PullImage calls one at a time, same round',
           note: "the runtime's own gain on this machine, with no prepull in the way",
         },
@@ -227,7 +235,7 @@ const benchmark: Benchmark = {
           id: 'sync.concurrency.pullPhase.2vs1',
           label: 'pull phase only: concurrency 2 ÷ concurrency 1',
           unit: '×',
-          ...summarize(ratio(phases[1]!, phases[0]!)),
+          ...summarize(ratios(phases[1]!, phases[0]!)),
           baseline,
           note: 'first Pulling log line to the end of the last pull, from the sync log',
         },
@@ -235,7 +243,7 @@ const benchmark: Benchmark = {
           id: 'sync.concurrency.pullPhase.4vs1',
           label: 'pull phase only: concurrency 4 ÷ concurrency 1',
           unit: '×',
-          ...summarize(ratio(phases[2]!, phases[0]!)),
+          ...summarize(ratios(phases[2]!, phases[0]!)),
           baseline,
         },
         ...LEVELS.map((level, i) => ({

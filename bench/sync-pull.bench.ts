@@ -11,6 +11,7 @@ import {
   type Figure,
   blobsOf,
   layeredImage,
+  ratios,
   summarize,
   timed,
 } from './lib.ts';
@@ -130,7 +131,6 @@ const benchmark: Benchmark = {
         [viaSync, raw, floor].map((arm) => () => timed(arm)),
         removeAndCollect,
       )) as [number[], number[], number[]];
-      const samples = { a: syncMs, b: rawMs, ratios: syncMs.map((ms, i) => ms / rawMs[i]!) };
       await removeAndCollect();
 
       const seconds = (values: number[]): ReturnType<typeof summarize> =>
@@ -142,7 +142,7 @@ const benchmark: Benchmark = {
           id: 'sync.pull.ratio',
           label: `\`sync --once\` ÷ raw CRI PullImage, ${size}, 7 layers`,
           unit: '×',
-          ...summarize(samples.ratios),
+          ...summarize(ratios(syncMs, rawMs)),
           baseline,
           goal: { op: '<=', value: 1.05, source: 'issue 6' },
           note:
@@ -153,19 +153,19 @@ const benchmark: Benchmark = {
           id: 'sync.pull.seconds',
           label: `\`sync --once\` of ${size}, spawn to exit`,
           unit: 's',
-          ...seconds(samples.a),
+          ...seconds(syncMs),
         },
         {
           id: 'sync.pull.raw.seconds',
           label: `raw CRI PullImage of ${size}`,
           unit: 's',
-          ...seconds(samples.b),
+          ...seconds(rawMs),
         },
         {
           id: 'sync.pull.floorRatio',
           label: 'the least a Node.js command pays: bench/cri-pull.ts ÷ raw CRI PullImage',
           unit: '×',
-          ...summarize(floorMs.map((ms, i) => ms / rawMs[i]!)),
+          ...summarize(ratios(floorMs, rawMs)),
           baseline,
           note: 'start Node, load gRPC (bundled, compile cache on), connect, one PullImage, exit',
         },
@@ -173,7 +173,7 @@ const benchmark: Benchmark = {
           id: 'sync.pull.vsFloor',
           label: '`sync --once` ÷ bench/cri-pull.ts (prepull’s own work over the Node floor)',
           unit: '×',
-          ...summarize(syncMs.map((ms, i) => ms / floorMs[i]!)),
+          ...summarize(ratios(syncMs, floorMs)),
           baseline: 'bench/cri-pull.ts, spawn to exit, same round',
         },
         {
@@ -186,7 +186,7 @@ const benchmark: Benchmark = {
           id: 'sync.pull.reportedRatio',
           label: 'pull time sync reports ÷ raw CRI PullImage',
           unit: '×',
-          ...summarize(reportedPullMs.map((ms, i) => ms / samples.b[i]!)),
+          ...summarize(ratios(reportedPullMs, rawMs)),
           baseline,
           note: "the engine's own pull duration (PullImage and its status read-back)",
         },
@@ -194,7 +194,7 @@ const benchmark: Benchmark = {
           id: 'sync.pull.fixedSeconds',
           label: '`sync --once` time around the pull (wall time − reported pull time)',
           unit: 's',
-          ...seconds(samples.a.map((ms, i) => ms - reportedPullMs[i]!)),
+          ...seconds(syncMs.map((ms, i) => ms - reportedPullMs[i]!)),
         },
         {
           id: 'sync.pull.toRuntimeSeconds',
