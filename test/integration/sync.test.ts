@@ -223,9 +223,16 @@ describeIntegration('prepull sync (real CLI, real runtimes)', () => {
         await probe.remove(ref);
         const removedAt = Date.now();
         expect(await probe.status(ref)).toBeUndefined();
-        const back = await pollUntil(`${ref} back on ${kind}`, 5000, () => probe.status(ref));
+        // "Back" means back with its digest. containerd 1.6's CRI pull records the tag before
+        // the repo digest (image_pull.go: imageID, repoTag, repoDigest, one store update each),
+        // so a status read in between sees the tag with no repoDigests yet.
+        const byDigest = `${plain.host}/${name}@${image.digest}`;
+        const back = await pollUntil(`${ref} back on ${kind} with its digest`, 5000, async () => {
+          const status = await probe.status(ref);
+          return status?.repoDigests.includes(byDigest) === true ? status : undefined;
+        });
         const backAfterMs = Date.now() - removedAt;
-        expect(back.repoDigests).toContain(`${plain.host}/${name}@${image.digest}`);
+        expect(back.repoDigests).toContain(byDigest);
         expect(backAfterMs).toBeLessThan(5000);
         if (kind === 'containerd') {
           // Pinned again: the removal took the pin label with the image.
