@@ -169,8 +169,15 @@ export class FakeRuntime implements ImageRuntime {
     this.failures.clear();
   }
 
-  /** Puts an image on the node directly, as if pulled earlier (or loaded by someone else). */
+  /**
+   * Puts an image on the node directly, as if pulled earlier or loaded by someone else (`docker
+   * load`, `ctr import`): its tags move to it from whatever image held them.
+   */
   seed(image: Omit<RuntimeImage, 'pinned'> & { pinned?: boolean }): void {
+    for (const other of this.images.values()) {
+      if (other.id !== image.id)
+        other.repoTags = other.repoTags.filter((t) => !image.repoTags.includes(t));
+    }
     this.images.set(image.id, {
       id: image.id,
       repoTags: [...image.repoTags],
@@ -178,6 +185,22 @@ export class FakeRuntime implements ImageRuntime {
       size: image.size,
       pinned: image.pinned ?? false,
     });
+  }
+
+  /**
+   * Another client (kubelet, an operator's `crictl pull`) pulls `ref` at once, unseen by `calls`:
+   * a tag moves to what the registry serves for it now.
+   */
+  pullBehindBack(ref: string): void {
+    const { ref: parsed, name } = pullTarget(ref);
+    const key =
+      parsed.digest === undefined
+        ? `${parsed.repository}:${parsed.tag ?? 'latest'}`
+        : `${parsed.repository}@${parsed.digest}`;
+    const remote = this.registries.get(parsed.registry)?.manifests.get(key);
+    if (remote === undefined) throw new Error(`the fake registry serves no ${name}`);
+    const tag = parsed.digest === undefined ? name : undefined;
+    this.land(parsed.name, parsed.digest ?? remote.digest, tag, remote);
   }
 
   /** Another client (kubelet's GC, an operator's `crictl rmi`) removes the image `ref` names. */

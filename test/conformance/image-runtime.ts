@@ -237,6 +237,24 @@ export function describeImageRuntimeConformance(name: string, setup: Conformance
       expect(localDigests(image, published.digestRef)).toEqual([built.digest]);
     });
 
+    it('moves a tag on a later pull: status names the new image, the old keeps its digest', async () => {
+      // What another client's pull of a moved tag leaves (kubelet with pullPolicy Always, an
+      // operator's crictl pull): the engine's re-check reads the node again and must see this.
+      const repository = unique('moved');
+      const first = smallImage(`${repository} first`);
+      const second = smallImage(`${repository} second`);
+      const before = await t.publish(repository, 'v1', first);
+      const old = await t.runtime.pull(before.ref, { timeoutMs: PULL_TIMEOUT_MS });
+      const after = await t.publish(repository, 'v1', second);
+      await t.runtime.pull(after.ref, { timeoutMs: PULL_TIMEOUT_MS });
+      const now = await t.runtime.imageStatus(after.ref);
+      expect(now?.id).toBe(second.configDigest);
+      expect(localDigests(now!, after.ref)).toEqual([second.digest]);
+      const kept = await t.runtime.imageStatus(before.digestRef);
+      expect(kept?.id).toBe(old.id);
+      expect(kept?.repoTags).not.toContain(before.ref);
+    });
+
     it('pulls a multi-arch index: the amd64 image lands under the index digest', async () => {
       const repository = unique('multi-arch');
       const amd64 = buildImage({ layers: [fileLayer({ '/marker': `${repository} amd64` })] });
