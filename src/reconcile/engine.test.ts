@@ -206,6 +206,52 @@ describe('Engine', () => {
     expect(w.calls('imageStatus')).toEqual(['r.io/shop/web:1']); // after pinning, to see the pin
   });
 
+  it('does not pull what the runtime already holds when a PrePull arrives after start', async () => {
+    const w = new World();
+    w.publish('r.io/shop/web:1', 1);
+    w.runtime.seed({
+      id: digest(1001),
+      repoTags: ['r.io/shop/web:1'],
+      repoDigests: [`r.io/shop/web@${digest(1)}`],
+      size: 5,
+    });
+    w.runtime.setRegistryReachable('r.io', false); // an air-gapped node: the image came on a disk
+    await w.engine.start();
+    await w.settle();
+    w.engine.setPrePulls([
+      prePull('shop', { images: [{ image: 'r.io/shop/web:1' }], verify: 'None' }),
+    ]);
+    const reports = await w.settle();
+    expect(pick(reports, 'r.io/shop/web:1')).toMatchObject({ state: 'Present', reason: 'Present' });
+    expect(w.calls('pull')).toEqual([]);
+  });
+
+  it('looks at the node before a retry: an image loaded while the registry is down ends the retries', async () => {
+    const w = new World();
+    w.publish('r.io/shop/web:1', 1);
+    w.runtime.setRegistryReachable('r.io', false);
+    w.engine.setPrePulls([
+      prePull('shop', { images: [{ image: 'r.io/shop/web:1' }], verify: 'None', backoffLimit: 6 }),
+    ]);
+    await w.engine.start();
+    // Two attempts (at 0 and after ~2 s of backoff), then ~4 s to the third.
+    for (let i = 0; i < 30; i++) {
+      await w.clock.advance(100);
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(pick(w.engine.reports(), 'r.io/shop/web:1')).toMatchObject({
+      state: 'Missing',
+      reason: 'BackOff',
+    });
+    const attempts = w.calls('pull').length;
+    expect(attempts).toBe(2);
+    // An operator loads it from a disk (ctr import): no pull can succeed, none is needed.
+    w.runtime.seed({ id: digest(1001), repoTags: ['r.io/shop/web:1'], repoDigests: [], size: 5 });
+    const reports = await w.settle();
+    expect(pick(reports, 'r.io/shop/web:1')).toMatchObject({ state: 'Present', reason: 'Present' });
+    expect(w.calls('pull')).toHaveLength(attempts);
+  });
+
   it('fails a bad reference and a missing image each with its own reason; the others still arrive', async () => {
     const w = new World();
     w.publish('r.io/shop/web:1', 1);
@@ -289,6 +335,79 @@ describe('Engine', () => {
       if (state === 'Stale') expect(pick(reports, 'r.io/shop/web:1')?.digest).toBe(digest(1));
       else expect(pick(reports, 'r.io/shop/web:1')?.digest).toBe(digest(7));
     }
+  });
+
+  it('judges a scheduled check by what the node holds now: a tag another client re-pulled is Verified, not Stale', async () => {
+    const w = new World();
+    w.publish('r.io/shop/web:1', 1);
+    w.engine.setPrePulls([
+      prePull('shop', { images: [{ image: 'r.io/shop/web:1' }], schedule: '*/5 * * * *' }),
+    ]);
+    await w.engine.start();
+    await w.settle();
+    // The tag moves in the registry, and kubelet (a Pod with pullPolicy Always) pulls it.
+    w.publish('r.io/shop/web:1', 7);
+    w.runtime.pullBehindBack('r.io/shop/web:1');
+    await w.clock.advance(300_000);
+    w.tick('*/5 * * * *');
+    const reports = await w.settle();
+    expect(pick(reports, 'r.io/shop/web:1')).toMatchObject({
+      state: 'Present',
+      reason: 'Verified',
+      digest: digest(7),
+      registryDigest: digest(7),
+      imageId: digest(1007),
+      pinned: true, // the new image is pinned in its turn
+    });
+    expect(w.calls('pull')).toHaveLength(1);
+  });
+
+  it('finds an image replaced under its tag at the next check, and says when it records no digest', async () => {
+    const w = new World();
+    w.publish('r.io/shop/web:1', 1);
+    w.engine.setPrePulls([
+      prePull('shop', { images: [{ image: 'r.io/shop/web:1' }], schedule: '*/5 * * * *' }),
+    ]);
+    await w.engine.start();
+    let reports = await w.settle();
+    expect(pick(reports, 'r.io/shop/web:1')).toMatchObject({ reason: 'Verified' });
+    // An operator loads another build from an archive under the same tag (docker load): it
+    // records no registry digest. The registry has not moved.
+    w.runtime.seed({ id: digest(2001), repoTags: ['r.io/shop/web:1'], repoDigests: [], size: 5 });
+    await w.clock.advance(300_000);
+    w.tick('*/5 * * * *');
+    reports = await w.settle();
+    const report = pick(reports, 'r.io/shop/web:1');
+    expect(report).toMatchObject({ state: 'Stale', reason: 'DigestDrift', imageId: digest(2001) });
+    expect(report?.digest).toBeUndefined();
+    expect(report?.message).toBe(
+      `the registry's digest is now ${digest(1)}; the node's image records no digest for this repository (loaded from an archive?), so it cannot be shown to match (pullPolicy IfNotPresent: not re-pulled)`,
+    );
+    expect(w.calls('pull')).toHaveLength(1);
+  });
+
+  it('re-decides when a re-list finds another image under the name, asking the registry afresh', async () => {
+    const w = new World({ events: false });
+    w.publish('r.io/shop/web:1', 1);
+    w.engine.setPrePulls([prePull('shop', { images: [{ image: 'r.io/shop/web:1' }] })]);
+    await w.engine.start();
+    await w.settle();
+    const resolvesBefore = w.resolves.length;
+    w.publish('r.io/shop/web:1', 7);
+    w.runtime.pullBehindBack('r.io/shop/web:1');
+    await w.clock.advance(30_000);
+    await new Promise((r) => setImmediate(r));
+    const reports = await w.settle();
+    expect(pick(reports, 'r.io/shop/web:1')).toMatchObject({
+      state: 'Present',
+      reason: 'Verified',
+      digest: digest(7),
+      registryDigest: digest(7),
+      pinned: true,
+    });
+    // Within the digest TTL, but the image changed: one fresh answer, no pull.
+    expect(w.resolves.length).toBe(resolvesBefore + 1);
+    expect(w.calls('pull')).toHaveLength(1);
   });
 
   it('retries an unreachable registry with backoff, gives up after backoffLimit, recovers on the schedule', async () => {

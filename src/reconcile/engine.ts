@@ -30,6 +30,13 @@ import {
   decide,
 } from './state.ts';
 
+/**
+ * A verdict on an image (Verified, DigestDrift) compares the registry's answer with a runtime
+ * report at most this old; an older one is read again first (one ImageStatus call). The reading
+ * from start-up or from a pull just made stands; a scheduled check hours later reads afresh.
+ */
+export const OBSERVATION_MAX_AGE_MS = 5_000;
+
 /** Tag → digest, as the registry says now (registry client). */
 export interface DigestResolver {
   resolve(
@@ -113,6 +120,8 @@ interface Entry {
   memory: Memory;
   /** What the runtime reported last (undefined: absent). */
   image?: RuntimeImage;
+  /** When the runtime reported `image` (engine clock, ms); undefined: not asked yet. */
+  observedAt?: number;
   decision?: Decision;
   verifyRequested: boolean;
   /** A schedule asked: resolve again even within the digest TTL. */
@@ -147,6 +156,25 @@ export function findImage(images: readonly RuntimeImage[], ref: string): Runtime
     return images.find((i) => i.repoDigests.includes(byDigest));
   }
   return images.find((i) => i.repoTags.includes(ref) || i.id === ref);
+}
+
+/**
+ * The same image as far as a decision goes: both absent, or the same ID, pin and recorded
+ * digests. Anything else (a re-pull that moved the tag, a re-tag, a removed pin) is decided again.
+ */
+export function sameImage(a: RuntimeImage | undefined, b: RuntimeImage | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  if (a.id !== b.id || a.pinned !== b.pinned) return false;
+  const digests = (i: RuntimeImage): string => [...i.repoDigests].sort(compareCodeUnits).join(' ');
+  return digests(a) === digests(b);
+}
+
+/** The digest the node's image records for the entry's repository, if any. */
+function nodeDigest(entry: Entry): string | undefined {
+  const repository = repositoryOf(entry.desired.ref);
+  return entry.image?.repoDigests
+    .find((d) => d.startsWith(`${repository}@`))
+    ?.slice(repository.length + 1);
 }
 
 /** What a report says about the decision: state and reason, and the message and code if any. */
@@ -328,6 +356,7 @@ export class Engine {
   }
 
   private recompute(images?: readonly RuntimeImage[]): void {
+    const now = this.deps.clock.now();
     const desired = desiredImages(this.prePulls, this.options.labels, this.sandboxImage);
     for (const ref of this.entries.keys()) {
       if (desired.has(ref)) continue;
@@ -344,8 +373,9 @@ export class Engine {
           verifyRequested: true,
           forceVerify: false,
         };
-        const image = images ? findImage(images, ref) : undefined;
-        if (image !== undefined) entry.image = image;
+        // With a fresh list (start-up, a re-list) the entry is observed; without one (a PrePull
+        // added later) handle() asks the runtime before it decides anything.
+        if (images !== undefined) this.observe(entry, findImage(images, ref), now);
         this.entries.set(ref, entry);
         this.watchSchedules(entry);
       } else if (JSON.stringify(existing.desired) !== JSON.stringify(want)) {
@@ -354,9 +384,7 @@ export class Engine {
         existing.memory = afterReset(existing.memory);
         existing.verifyRequested = true;
       } else if (images !== undefined) {
-        const image = findImage(images, ref);
-        if (image === undefined) delete existing.image;
-        else existing.image = image;
+        this.observe(existing, findImage(images, ref), now);
       }
       this.queue.add(ref);
     }
@@ -398,14 +426,22 @@ export class Engine {
     this.resyncing = true;
     try {
       const images = await this.call('list', () => this.deps.runtime.listImages());
+      const now = this.deps.clock.now();
       for (const entry of this.entries.values()) {
         if (entry.memory.pulling) continue;
         const image = findImage(images, entry.desired.ref);
-        const changed = (image === undefined) !== (entry.image === undefined);
-        // Record what the runtime said before queueing: the handler starts at once.
-        if (image === undefined) delete entry.image;
-        else entry.image = image;
-        if (changed) this.queue.add(entry.desired.ref);
+        // Gone, back, or another image under the same name (re-pulled, re-tagged or unpinned by
+        // another client): decide again. Record what the runtime said before queueing: the
+        // handler starts at once.
+        const changed = !sameImage(image, entry.image);
+        this.observe(entry, image, now);
+        if (!changed) continue;
+        if (image !== undefined) {
+          // Not the image the last registry answer was compared with: ask the registry afresh.
+          entry.verifyRequested = true;
+          entry.forceVerify = true;
+        }
+        this.queue.add(entry.desired.ref);
       }
     } catch (error) {
       this.deps.log.warn({ err: errorInfo(error) }, 'could not list images');
@@ -437,11 +473,9 @@ export class Engine {
     const ref = entry.desired.ref;
     try {
       const image = await this.call('status', () => this.deps.runtime.imageStatus(ref));
+      this.observe(entry, image);
       if (image === undefined) {
-        delete entry.image;
         this.deps.log.warn({ image: ref }, 'image removed from the node; pulling it back');
-      } else {
-        entry.image = image;
       }
     } catch (error) {
       this.deps.log.warn({ image: ref, err: errorInfo(error) }, 'could not check a removed image');
@@ -454,6 +488,7 @@ export class Engine {
     for (let step = 0; step < 4 && !signal.aborted; step++) {
       const entry = this.entries.get(ref);
       if (entry === undefined) return;
+      if (!(await this.hasReading(entry, signal))) return;
       const now = this.deps.clock.now();
       const decision = decide(
         entry.desired,
@@ -478,12 +513,39 @@ export class Engine {
         this.queue.addAfter(ref, action.until - now);
         return;
       }
-      if (action.kind === 'verify') await this.verify(entry, signal);
-      else if (action.kind === 'pin') await this.pin(entry);
+      if (action.kind === 'verify') {
+        await this.verify(entry, signal);
+        // The registry's answer is compared with what the node holds now, not with a reading
+        // from hours ago: another client may have re-pulled or replaced the image since.
+        await this.reobserve(entry, signal);
+      } else if (action.kind === 'pin') await this.pin(entry);
       else if (this.draining) return;
-      else await this.pull(entry, signal);
+      else await this.pullUnlessThere(entry, signal);
     }
     if (!signal.aborted) this.queue.add(ref);
+  }
+
+  /**
+   * Whether `entry` has a runtime reading to decide on. One never asked about (required after
+   * start-up) is asked about first: an image already on the node (loaded from a disk on an
+   * air-gapped node, pulled by kubelet) must not be pulled again, nor reported Missing. If the
+   * runtime does not answer (logged), the entry is tried again after the re-list interval.
+   */
+  private async hasReading(entry: Entry, signal: AbortSignal): Promise<boolean> {
+    if (entry.observedAt !== undefined) return true;
+    if (await this.reobserve(entry, signal)) return true;
+    if (!signal.aborted) this.queue.addAfter(entry.desired.ref, this.options.resyncIntervalMs);
+    return false;
+  }
+
+  /**
+   * Pulls, unless a fresh look finds the image: a retry comes a while after the last reading,
+   * and the image may have arrived meanwhile (kubelet, an operator, a disk) or changed. Then the
+   * next step decides on what is there.
+   */
+  private async pullUnlessThere(entry: Entry, signal: AbortSignal): Promise<void> {
+    if ((await this.reobserve(entry, signal)) && entry.image !== undefined) return;
+    await this.pull(entry, signal);
   }
 
   private emit(entry: Entry, kind: EngineEvent['kind'], message: string): void {
@@ -495,10 +557,14 @@ export class Engine {
     });
   }
 
-  private digestMatch(entry: Entry): { digestMatches?: boolean } {
+  private digestMatch(entry: Entry): { digestMatches?: boolean; digest?: string } {
     const digest = entry.memory.registryDigest;
     if (entry.image === undefined || digest === undefined) return {};
-    return { digestMatches: this.deps.matchesDigest(entry.image, entry.desired.ref, [digest]) };
+    const held = nodeDigest(entry);
+    return {
+      digestMatches: this.deps.matchesDigest(entry.image, entry.desired.ref, [digest]),
+      ...(held !== undefined ? { digest: held } : {}),
+    };
   }
 
   private record(entry: Entry, decision: Decision): void {
@@ -571,13 +637,42 @@ export class Engine {
     }
   }
 
+  /** Records what the runtime reports for `entry` (undefined: absent) and when. */
+  private observe(
+    entry: Entry,
+    image: RuntimeImage | undefined,
+    now = this.deps.clock.now(),
+  ): void {
+    if (image === undefined) delete entry.image;
+    else entry.image = image;
+    entry.observedAt = now;
+  }
+
+  /**
+   * Asks the runtime about `entry` when it never has, or when its last report is older than
+   * OBSERVATION_MAX_AGE_MS; true when it asked and had an answer. A failure is logged and leaves
+   * the last report standing.
+   */
+  private async reobserve(entry: Entry, signal: AbortSignal): Promise<boolean> {
+    const age =
+      entry.observedAt === undefined ? Infinity : this.deps.clock.now() - entry.observedAt;
+    if (signal.aborted || age <= OBSERVATION_MAX_AGE_MS) return false;
+    const ref = entry.desired.ref;
+    try {
+      this.observe(entry, await this.call('status', () => this.deps.runtime.imageStatus(ref)));
+      return true;
+    } catch (error) {
+      this.deps.log.warn({ image: ref, err: errorInfo(error) }, 'could not read the image status');
+      return false;
+    }
+  }
+
   private async pin(entry: Entry): Promise<void> {
     const ref = entry.desired.ref;
     try {
       await this.call('pin', () => this.deps.runtime.pin(ref));
       const image = await this.call('status', () => this.deps.runtime.imageStatus(ref));
-      if (image === undefined) delete entry.image;
-      else entry.image = image;
+      this.observe(entry, image);
       if (image !== undefined && !image.pinned) {
         throw new Error('the runtime still reports the image unpinned after pinning it');
       }
@@ -637,7 +732,7 @@ export class Engine {
       metrics.pulls.inc({ result: 'success', code: '' });
       metrics.pullDuration.observe({ result: 'success' }, seconds);
       metrics.pulledBytes.inc(image.size);
-      entry.image = image;
+      this.observe(entry, image);
       entry.pullDurationMs = clock.now() - started;
       entry.memory = afterPullSucceeded(entry.memory);
       delete entry.pinError;
@@ -702,10 +797,7 @@ export class Engine {
 
   private report(entry: Entry): ImageReport {
     const { desired, memory, image, decision } = entry;
-    const repository = repositoryOf(desired.ref);
-    const digest = image?.repoDigests
-      .find((d) => d.startsWith(`${repository}@`))
-      ?.slice(repository.length + 1);
+    const digest = nodeDigest(entry);
     return {
       image: desired.ref,
       written: desired.written,

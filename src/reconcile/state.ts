@@ -34,6 +34,8 @@ export interface Observed {
   pinned?: boolean;
   /** Does the local image carry the registry's current digest? Undefined until verified. */
   digestMatches?: boolean;
+  /** The digest the local image records for the image's repository, if it records one. */
+  digest?: string;
 }
 
 /** What the engine remembers about an image between decisions. */
@@ -107,8 +109,13 @@ function absent(wanted: Wanted, memory: Memory, now: number): Decision {
   return { state: 'Missing', reason: 'NotPresent', action: { kind: 'pull' } };
 }
 
-function stale(wanted: Wanted, memory: Memory, now: number): Decision {
-  const message = `the registry's digest is now ${memory.registryDigest ?? 'different'}; the node holds an older image`;
+function stale(wanted: Wanted, observed: Observed, memory: Memory, now: number): Decision {
+  // An image loaded from an archive (docker load, ctr import) records no registry digest.
+  const held =
+    observed.digest !== undefined
+      ? `the node holds ${observed.digest}`
+      : "the node's image records no digest for this repository (loaded from an archive?), so it cannot be shown to match";
+  const message = `the registry's digest is now ${memory.registryDigest ?? 'different'}; ${held}`;
   if (wanted.pullPolicy === 'IfNotPresent') {
     return {
       state: 'Stale',
@@ -143,7 +150,8 @@ function present(wanted: Wanted, observed: Observed, memory: Memory, ctx: Decide
   if (checksRegistry && ctx.verifyDue) {
     return { state: 'Present', reason: 'Verifying', action: { kind: 'verify' } };
   }
-  if (checksRegistry && observed.digestMatches === false) return stale(wanted, memory, ctx.now);
+  if (checksRegistry && observed.digestMatches === false)
+    return stale(wanted, observed, memory, ctx.now);
   if (wanted.pin && ctx.canPin && observed.pinned !== true) {
     return { state: 'Present', reason: 'Pinning', action: { kind: 'pin' } };
   }

@@ -623,6 +623,42 @@ describeIntegration('prepull agent on three nodes (real agents, runtimes and reg
     },
   );
 
+  step(
+    'air gap: a PrePull created now, naming an image one node already holds, finds it there without pulling',
+    async () => {
+      // The registries are stopped (the step before). Node b kept db from the placement step,
+      // untracked since b left the data tier; a and c never had it.
+      const db = images.db!;
+      const logsBefore = nodes.b.agent!.logs.length;
+      server.apply(prePull('data', 'kept', [db.ref]));
+      const entry = (key: NodeKey): CachedImage | undefined =>
+        listed(key).find((i) => i.image === db.ref);
+      try {
+        await eventually('db reported on every node', () =>
+          (['a', 'b', 'c'] as const).every((key) => {
+            const found = entry(key);
+            return key === 'b'
+              ? found?.state === 'Present'
+              : found?.state === 'Missing' && found.code !== undefined;
+          }),
+        );
+      } catch (error) {
+        const seen = (['a', 'b', 'c'] as const).map((key) => entry(key));
+        throw new Error(`${String(error)}; saw ${JSON.stringify(seen)}`);
+      }
+      // b: the runtime's own record, with the digest it was pulled at; no pull was tried.
+      expect(entry('b')).toMatchObject({ state: 'Present', digest: db.digest });
+      const pulled = nodes.b
+        .agent!.logs.slice(logsBefore)
+        .filter((l) => l.image === db.ref && l.state === 'Pulling');
+      expect(pulled).toEqual([]);
+      // a and c: a pull was tried and failed against the stopped registry, reported as such.
+      for (const key of ['a', 'c'] as const) {
+        expect(entry(key)).toMatchObject({ state: 'Missing', reason: 'BackOff' });
+      }
+    },
+  );
+
   it('security: every agent request was allowed by the shipped RBAC, and the canary is nowhere', async () => {
     const scrapes: string[] = [];
     for (const agent of agents()) {
