@@ -10,6 +10,7 @@
 import { systemClock, type Clock } from '../clock.ts';
 import { PrepullError } from '../errors.ts';
 import type { RegistryCredential } from '../registry/credentials.ts';
+import type { ImageReference } from '../registry/reference.ts';
 import type { DetectedRuntime } from './detect.ts';
 import {
   allNames,
@@ -98,6 +99,13 @@ interface Failure {
 }
 
 const UNLIMITED = Number.POSITIVE_INFINITY;
+
+/** Where the fake registry keeps what `ref` names: "repository:tag" or "repository@digest". */
+function manifestKey(ref: ImageReference): string {
+  return ref.digest === undefined
+    ? `${ref.repository}:${ref.tag ?? 'latest'}`
+    : `${ref.repository}@${ref.digest}`;
+}
 
 export class FakeRuntime implements ImageRuntime {
   readonly capabilities: RuntimeCapabilities;
@@ -193,11 +201,7 @@ export class FakeRuntime implements ImageRuntime {
    */
   pullBehindBack(ref: string): void {
     const { ref: parsed, name } = pullTarget(ref);
-    const key =
-      parsed.digest === undefined
-        ? `${parsed.repository}:${parsed.tag ?? 'latest'}`
-        : `${parsed.repository}@${parsed.digest}`;
-    const remote = this.registries.get(parsed.registry)?.manifests.get(key);
+    const remote = this.registries.get(parsed.registry)?.manifests.get(manifestKey(parsed));
     if (remote === undefined) throw new Error(`the fake registry serves no ${name}`);
     const tag = parsed.digest === undefined ? name : undefined;
     this.land(parsed.name, parsed.digest ?? remote.digest, tag, remote);
@@ -281,11 +285,7 @@ export class FakeRuntime implements ImageRuntime {
       );
     }
     checkCredentials(registry, options.credentials, action);
-    const manifestKey =
-      parsed.digest === undefined
-        ? `${parsed.repository}:${parsed.tag ?? 'latest'}`
-        : `${parsed.repository}@${parsed.digest}`;
-    const remote = registry.manifests.get(manifestKey);
+    const remote = registry.manifests.get(manifestKey(parsed));
     if (remote === undefined) {
       throw new PrepullError(
         'ERR_IMAGE_NOT_FOUND',
