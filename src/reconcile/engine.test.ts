@@ -10,7 +10,13 @@ import { imageMatchesDigest } from '../runtime/digest.ts';
 import { FakeRuntime } from '../runtime/fake.ts';
 import { createLogger } from '../telemetry/logger.ts';
 import { Metrics } from '../telemetry/metrics.ts';
-import { type DigestResolver, Engine, type ImageReport, type Scheduler } from './engine.ts';
+import {
+  type DigestResolver,
+  Engine,
+  type ImageReport,
+  type Scheduler,
+  repositoryOf,
+} from './engine.ts';
 
 const digest = (n: number): string => `sha256:${n.toString(16).padStart(64, '0')}`;
 
@@ -93,6 +99,17 @@ class World {
   publish(ref: string, n: number, size = 1_000_000): void {
     this.runtime.publish(ref, { digest: digest(n), id: digest(1000 + n), size });
     this.tags.set(ref, digest(n));
+  }
+
+  /** The node already holds image number `n` under `ref` (a tag), pulled earlier: the runtime
+   *  recorded its registry digest. */
+  holdPulled(ref: string, n: number): void {
+    this.runtime.seed({
+      id: digest(1000 + n),
+      repoTags: [ref],
+      repoDigests: [`${repositoryOf(ref)}@${digest(n)}`],
+      size: 5,
+    });
   }
 
   tick(expression: string): void {
@@ -187,12 +204,7 @@ describe('Engine', () => {
   it('does not pull what the runtime already holds, and needs one list call to know it', async () => {
     const w = new World();
     w.publish('r.io/shop/web:1', 1);
-    w.runtime.seed({
-      id: digest(1001),
-      repoTags: ['r.io/shop/web:1'],
-      repoDigests: [`r.io/shop/web@${digest(1)}`],
-      size: 5,
-    });
+    w.holdPulled('r.io/shop/web:1', 1);
     w.engine.setPrePulls([prePull('shop', { images: [{ image: 'r.io/shop/web:1' }] })]);
     await w.engine.start();
     const reports = await w.settle();
@@ -209,12 +221,7 @@ describe('Engine', () => {
   it('does not pull what the runtime already holds when a PrePull arrives after start', async () => {
     const w = new World();
     w.publish('r.io/shop/web:1', 1);
-    w.runtime.seed({
-      id: digest(1001),
-      repoTags: ['r.io/shop/web:1'],
-      repoDigests: [`r.io/shop/web@${digest(1)}`],
-      size: 5,
-    });
+    w.holdPulled('r.io/shop/web:1', 1);
     w.runtime.setRegistryReachable('r.io', false); // an air-gapped node: the image came on a disk
     await w.engine.start();
     await w.settle();
@@ -442,12 +449,7 @@ describe('Engine', () => {
   it('asks the registry again after a failed check, with backoff, until it answers', async () => {
     const w = new World();
     w.publish('r.io/shop/web:1', 1);
-    w.runtime.seed({
-      id: digest(1001),
-      repoTags: ['r.io/shop/web:1'],
-      repoDigests: [`r.io/shop/web@${digest(1)}`],
-      size: 5,
-    });
+    w.holdPulled('r.io/shop/web:1', 1);
     const saved = new Map(w.tags);
     w.tags.clear(); // the registry does not answer for now
     w.engine.setPrePulls([prePull('shop', { images: [{ image: 'r.io/shop/web:1' }] })]);
