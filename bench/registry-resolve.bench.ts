@@ -6,7 +6,7 @@
 import { type Server, type Socket, connect, createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { RegistryClient } from '../src/registry/client.ts';
-import { RegistryCredential } from '../src/registry/credentials.ts';
+import { RegistryCredential } from '../src/image/credential.ts';
 import { buildImage, fileLayer } from '../test/harness/images.ts';
 import { registryClient, TOKEN_AUTH } from '../test/harness/index.ts';
 import { type Benchmark, type Figure, pool, summarize, timed } from './lib.ts';

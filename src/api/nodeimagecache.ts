@@ -2,17 +2,16 @@
 // it and owned by it): what one node's agent reports about the images that node must hold. The
 // status is built here as a pure function of the engine's reports, so "did the content change"
 // is a comparison of two plain objects.
+import type { ImageReport, ImageState } from '../image/report.ts';
 import type { API_VERSION } from './prepull.ts';
 
 export const NODE_IMAGE_CACHE_KIND = 'NodeImageCache';
 export const NODE_IMAGE_CACHES = 'nodeimagecaches';
 
-export type CachedImageState = 'Present' | 'Pulling' | 'Missing' | 'Stale' | 'Failed';
-
 export interface CachedImage {
   image: string;
   requiredBy: string[];
-  state: CachedImageState;
+  state: ImageState;
   digest?: string;
   registryDigest?: string;
   imageId?: string;
@@ -64,25 +63,8 @@ export interface NodeImageCache {
   status?: NodeImageCacheStatus;
 }
 
-/** The per-image facts a node reports (the engine's ImageReport is these and a little more). */
-export interface ImageFacts {
-  image: string;
-  /** PrePulls (`namespace/name`) that want it. */
-  requiredBy: readonly string[];
-  state: CachedImageState;
-  reason: string;
-  message?: string;
-  /** The error code behind the reason, where an error caused it (docs/errors.md). */
-  code?: string;
-  /** The local image's digest for this repository (repo digest), when present. */
-  digest?: string;
-  registryDigest?: string;
-  imageId?: string;
-  size?: number;
-  pinned?: boolean;
-  lastVerified?: string;
-  attempts: number;
-}
+/** What the status reads of the engine's reports: all but the spelling and the pull time. */
+type ImageFacts = Omit<ImageReport, 'written' | 'pullDurationMs'>;
 
 const MESSAGE_LIMIT = 1024;
 /** The CRD's maxItems for status.images: more would make every status write fail. */
@@ -123,7 +105,7 @@ export function nodeImageCacheStatus(
   imageFilesystem: NonNullable<NodeImageCacheStatus['imageFilesystem']>,
   context: { now: string; previous?: NodeImageCacheStatus | undefined },
 ): NodeImageCacheStatus {
-  const count = (state: CachedImageState): number => images.filter((i) => i.state === state).length;
+  const count = (state: ImageState): number => images.filter((i) => i.state === state).length;
   const summary = {
     required: images.length,
     present: count('Present'),

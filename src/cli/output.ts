@@ -1,6 +1,6 @@
 // The per-image result `prepull sync` prints: a table for people, or one JSON document for
 // scripts (logs go to stderr, so stdout stays parseable).
-import type { ImageReport } from '../reconcile/engine.ts';
+import type { ImageReport } from '../image/report.ts';
 
 export interface SyncResult {
   node: string;

@@ -9,12 +9,12 @@ import { systemClock } from '../clock.ts';
 import { type SyncConfig, SYNC_USAGE, parseSyncArgs } from '../config/sync.ts';
 import { PrepullError } from '../errors.ts';
 import { cronScheduler } from '../reconcile/cron.ts';
-import { type CredentialProvider, Engine, type ImageReport } from '../reconcile/engine.ts';
+import { type CredentialProvider, Engine } from '../reconcile/engine.ts';
+import type { ImageReport } from '../image/report.ts';
 import type { RegistryClient } from '../registry/client.ts';
 import { Keyring, parseDockerConfigFile } from '../registry/credentials.ts';
-import { parseReference } from '../registry/reference.ts';
 import { detectRuntime } from '../runtime/detect.ts';
-import { imageMatchesDigest } from '../runtime/digest.ts';
+import { imageMatchesDigest } from '../image/digest.ts';
 import type { ImageRuntime, RuntimeInfo } from '../runtime/types.ts';
 import { type Logger, createLogger } from '../telemetry/logger.ts';
 import { Metrics } from '../telemetry/metrics.ts';
@@ -44,7 +44,7 @@ function dockerConfigCredentials(path: string | undefined, log: Logger): Credent
           'prepull sync cannot read imagePullSecrets; using --docker-config credentials',
         );
       }
-      return Promise.resolve(keyring.lookup(parseReference(image.ref)));
+      return Promise.resolve(image.reference === undefined ? [] : keyring.lookup(image.reference));
     },
   };
 }

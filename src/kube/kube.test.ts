@@ -1,5 +1,6 @@
 // The agent's Kubernetes writers against the project's API test server: NodeImageCache status
 // coalescing, conflicts and re-creation; Events with series and rate limits.
+import { parseReference } from '../image/reference.ts';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
@@ -208,6 +209,7 @@ describe('PullSecrets', () => {
   const image = {
     ref: 'r.test/team/app:1',
     written: 'r.test/team/app:1',
+    reference: parseReference('r.test/team/app:1'),
     requiredBy: ['ns/pp'],
     secrets: [{ namespace: 'ns', name: 'regcred' }],
     schedules: [],

@@ -12,10 +12,9 @@ import {
   type CredentialSource,
   type ImagePullSecret,
   Keyring,
-  type RegistryCredential,
   parseImagePullSecret,
 } from '../registry/credentials.ts';
-import { parseReference } from '../registry/reference.ts';
+import { type RegistryCredential } from '../image/credential.ts';
 import { type KubeRequester, isKubeApiError } from './client.ts';
 
 interface Cached {
@@ -53,7 +52,7 @@ export class PullSecrets implements CredentialProvider {
     if (image.secrets.length === 0) return [];
     const sources: CredentialSource[] = [];
     for (const ref of image.secrets) sources.push(await this.#source(ref, image));
-    return new Keyring(sources).lookup(parseReference(image.ref));
+    return image.reference === undefined ? [] : new Keyring(sources).lookup(image.reference);
   }
 
   /** The registry refused what the secrets gave: read them again at the next attempt. */

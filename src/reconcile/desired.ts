@@ -5,7 +5,7 @@
 // `docker.io/library/nginx:latest` are the same image.
 import { type PrePull, selectsNode } from '../api/prepull.ts';
 import { isPrepullError } from '../errors.ts';
-import { parseReference } from '../registry/reference.ts';
+import { type ImageReference, parseReference } from '../image/reference.ts';
 import type { Wanted } from './state.ts';
 
 /** Who wants the image: `namespace/name` of a PrePull, or SANDBOX. */
@@ -19,6 +19,8 @@ export interface SecretRef {
 export interface DesiredImage extends Wanted {
   /** The reference as written in the first PrePull that named it. */
   written: string;
+  /** The reference, parsed once here (`ref` is its canonical string); unset when invalid. */
+  reference?: ImageReference;
   /** PrePulls (`namespace/name`) that want it, sorted; SANDBOX for the runtime's pause image. */
   requiredBy: string[];
   /** Pull secrets named by those PrePulls, in order, without repeats. */
@@ -36,10 +38,15 @@ function stricter(into: DesiredImage, prePull: PrePull): void {
   into.backoffLimit = Math.max(into.backoffLimit, spec.backoffLimit);
 }
 
-function keyOf(written: string): { key: string; byDigest: boolean; invalid?: Wanted['invalid'] } {
+function keyOf(written: string): {
+  key: string;
+  byDigest: boolean;
+  reference?: ImageReference;
+  invalid?: Wanted['invalid'];
+} {
   try {
-    const ref = parseReference(written);
-    return { key: ref.canonical, byDigest: ref.digest !== undefined };
+    const reference = parseReference(written);
+    return { key: reference.canonical, byDigest: reference.digest !== undefined, reference };
   } catch (error) {
     if (!isPrepullError(error)) throw error;
     // Keyed by what was written, so the bad reference shows as itself in status.
@@ -62,6 +69,7 @@ function newEntry(
     ref: key,
     written,
     byDigest: parsed.byDigest,
+    ...(parsed.reference ? { reference: parsed.reference } : {}),
     ...(parsed.invalid ? { invalid: parsed.invalid } : {}),
     pullPolicy: spec?.pullPolicy ?? 'IfNotPresent',
     verify: spec?.verify ?? 'Registry',

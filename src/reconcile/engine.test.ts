@@ -5,18 +5,14 @@ import { Writable } from 'node:stream';
 import { type PrePull, validatePrePull } from '../api/prepull.ts';
 import { ManualClock } from '../clock.ts';
 import { PrepullError } from '../errors.ts';
-import { RegistryCredential } from '../registry/credentials.ts';
-import { imageMatchesDigest } from '../runtime/digest.ts';
+import { RegistryCredential } from '../image/credential.ts';
+import { imageMatchesDigest } from '../image/digest.ts';
 import { FakeRuntime } from '../runtime/fake.ts';
 import { createLogger } from '../telemetry/logger.ts';
 import { Metrics } from '../telemetry/metrics.ts';
-import {
-  type DigestResolver,
-  Engine,
-  type ImageReport,
-  type Scheduler,
-  repositoryOf,
-} from './engine.ts';
+import { repositoryOf } from '../image/names.ts';
+import type { ImageReport } from '../image/report.ts';
+import { type DigestResolver, Engine, type Scheduler } from './engine.ts';
 
 const digest = (n: number): string => `sha256:${n.toString(16).padStart(64, '0')}`;
 
@@ -59,7 +55,9 @@ class World {
       capabilities: { pin: options.pin ?? true, deletionEvents: options.events ?? true },
     });
     const resolver: DigestResolver = {
-      resolve: (ref) => {
+      resolve: (value) => {
+        // The engine passes the parsed reference; its string is the canonical spelling.
+        const ref = String(value);
         this.resolves.push(ref);
         this.resolvedAt.push(this.clock.now());
         const found = this.tags.get(ref);

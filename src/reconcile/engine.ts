@@ -4,11 +4,14 @@
 // the state machine in state.ts on a keyed work queue, pulls with bounded concurrency, verifies
 // tags against the registry, pins, and reports state. It never removes an image.
 import { statfs } from 'node:fs/promises';
-import type { ImageFacts } from '../api/nodeimagecache.ts';
 import type { PrePull } from '../api/prepull.ts';
 import type { Clock } from '../clock.ts';
 import { isPrepullError } from '../errors.ts';
-import type { RegistryCredential } from '../registry/credentials.ts';
+import type { RegistryCredential } from '../image/credential.ts';
+import { recordedDigest } from '../image/digest.ts';
+import { findImage } from '../image/names.ts';
+import type { ImageReference } from '../image/reference.ts';
+import type { ErrorInfo, ImageReport } from '../image/report.ts';
 import type { DeletionEvent, ImageRuntime, RuntimeImage } from '../runtime/types.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
@@ -17,8 +20,6 @@ import { type DesiredImage, compareCodeUnits, desiredImages } from './desired.ts
 import { WorkQueue } from './queue.ts';
 import {
   type Decision,
-  type ErrorInfo,
-  type ImageState,
   type Memory,
   NEW_MEMORY,
   afterPullFailed,
@@ -40,7 +41,7 @@ export const OBSERVATION_MAX_AGE_MS = 5_000;
 /** Tag → digest, as the registry says now (registry client). */
 export interface DigestResolver {
   resolve(
-    ref: string,
+    ref: string | ImageReference,
     options: { credentials?: readonly RegistryCredential[]; signal?: AbortSignal },
   ): Promise<{ digest: string }>;
 }
@@ -105,16 +106,6 @@ export interface EngineOptions {
   backoff?: BackoffPolicy;
 }
 
-/** The per-image report: NodeImageCache entries (ImageFacts), `sync` output, Events. */
-export interface ImageReport extends ImageFacts {
-  /** As written in the PrePull that first named it. */
-  written: string;
-  requiredBy: string[];
-  state: ImageState;
-  /** Duration of the last successful pull, ms. */
-  pullDurationMs?: number;
-}
-
 interface Entry {
   desired: DesiredImage;
   memory: Memory;
@@ -140,24 +131,6 @@ function errorInfo(error: unknown): ErrorInfo {
   return { code: 'ERR_RUNTIME_FAILED', message, retryable: true };
 }
 
-/** The repository part of a canonical reference (before any tag or digest). */
-export function repositoryOf(ref: string): string {
-  const at = ref.indexOf('@');
-  const base = at >= 0 ? ref.slice(0, at) : ref;
-  const colon = base.lastIndexOf(':');
-  return colon > base.lastIndexOf('/') ? base.slice(0, colon) : base;
-}
-
-/** The image among `images` that `ref` names: by tag, by digest, or by ID. */
-export function findImage(images: readonly RuntimeImage[], ref: string): RuntimeImage | undefined {
-  const at = ref.indexOf('@');
-  if (at >= 0) {
-    const byDigest = `${repositoryOf(ref)}${ref.slice(at)}`;
-    return images.find((i) => i.repoDigests.includes(byDigest));
-  }
-  return images.find((i) => i.repoTags.includes(ref) || i.id === ref);
-}
-
 /**
  * The same image as far as a decision goes: both absent, or the same ID, pin and recorded
  * digests. Anything else (a re-pull that moved the tag, a re-tag, a removed pin) is decided again.
@@ -167,14 +140,6 @@ export function sameImage(a: RuntimeImage | undefined, b: RuntimeImage | undefin
   if (a.id !== b.id || a.pinned !== b.pinned) return false;
   const digests = (i: RuntimeImage): string => [...i.repoDigests].sort(compareCodeUnits).join(' ');
   return digests(a) === digests(b);
-}
-
-/** The digest the node's image records for the entry's repository, if any. */
-function nodeDigest(entry: Entry): string | undefined {
-  const repository = repositoryOf(entry.desired.ref);
-  return entry.image?.repoDigests
-    .find((d) => d.startsWith(`${repository}@`))
-    ?.slice(repository.length + 1);
 }
 
 /** What a report says about the decision: state and reason, and the message and code if any. */
@@ -560,7 +525,7 @@ export class Engine {
   private digestMatch(entry: Entry): { digestMatches?: boolean; digest?: string } {
     const digest = entry.memory.registryDigest;
     if (entry.image === undefined || digest === undefined) return {};
-    const held = nodeDigest(entry);
+    const held = recordedDigest(entry.image, entry.desired.ref);
     return {
       digestMatches: this.deps.matchesDigest(entry.image, entry.desired.ref, [digest]),
       ...(held !== undefined ? { digest: held } : {}),
@@ -618,10 +583,13 @@ export class Engine {
     if (fresh && !forced) return;
     try {
       const credentials = await this.deps.credentials.forImage(entry.desired);
-      const { digest } = await this.deps.resolver.resolve(entry.desired.ref, {
-        credentials,
-        signal,
-      });
+      const { digest } = await this.deps.resolver.resolve(
+        entry.desired.reference ?? entry.desired.ref,
+        {
+          credentials,
+          signal,
+        },
+      );
       entry.memory = afterVerified(entry.memory, digest, this.deps.clock.now());
     } catch (error) {
       if (isRefusal(error)) this.deps.credentials.refused?.(entry.desired);
@@ -797,7 +765,7 @@ export class Engine {
 
   private report(entry: Entry): ImageReport {
     const { desired, memory, image, decision } = entry;
-    const digest = nodeDigest(entry);
+    const digest = recordedDigest(entry.image, entry.desired.ref);
     return {
       image: desired.ref,
       written: desired.written,

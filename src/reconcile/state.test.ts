@@ -1,8 +1,8 @@
 import { describe, expect, it } from '@jest/globals';
+import type { ErrorInfo } from '../image/report.ts';
 import { PULL_BACKOFF, backoffDelay } from './backoff.ts';
 import {
   type DecideContext,
-  type ErrorInfo,
   type Memory,
   NEW_MEMORY,
   type Observed,

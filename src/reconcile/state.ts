@@ -2,14 +2,7 @@
 // what the engine remembers and the time. No I/O: the engine performs the action it returns and
 // feeds the outcome back through the `after…` functions, so every transition is unit-tested.
 
-/** What a node reports for each required image (NodeImageCache `state`). */
-export type ImageState = 'Present' | 'Pulling' | 'Missing' | 'Stale' | 'Failed';
-
-export interface ErrorInfo {
-  code: string;
-  message: string;
-  retryable: boolean;
-}
+import type { ErrorInfo, ImageState } from '../image/report.ts';
 
 /** One required image, merged over every PrePull that wants it. */
 export interface Wanted {

@@ -12,7 +12,7 @@ import {
   TokenService,
   type TokenRequest,
 } from './auth.ts';
-import { RegistryCredential } from './credentials.ts';
+import { RegistryCredential } from '../image/credential.ts';
 import { Transport } from './transport.ts';
 
 const CANARY = 'canary-Pa55-9f8e7d';

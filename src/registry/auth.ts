@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { type Clock, systemClock } from '../clock.ts';
 import { PrepullError } from '../errors.ts';
 import { describeAnswer, isObject, transientAnswerError } from './answers.ts';
-import type { RegistryCredential } from './credentials.ts';
+import type { RegistryCredential } from '../image/credential.ts';
 import {
   type Transport,
   type TransportRequest,

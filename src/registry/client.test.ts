@@ -11,7 +11,7 @@ import {
   type RecordedRequest,
 } from '../../test/harness/fake-http.ts';
 import { RegistryClient, type RegistryClientOptions } from './client.ts';
-import { RegistryCredential } from './credentials.ts';
+import { RegistryCredential } from '../image/credential.ts';
 import {
   DOCKER_MANIFEST_LIST,
   digestOf,

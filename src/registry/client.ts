@@ -10,7 +10,8 @@ import {
   unexpectedAnswerError,
 } from './answers.ts';
 import { type AuthorizedResponse, RegistryAuth } from './auth.ts';
-import type { CredentialLookup, RegistryCredential } from './credentials.ts';
+import type { CredentialLookup } from './credentials.ts';
+import type { RegistryCredential } from '../image/credential.ts';
 import {
   bareMediaType,
   digestAlgorithm,
@@ -39,7 +40,7 @@ import {
   isValidDigest,
   parseReference,
   referenceForManifest,
-} from './reference.ts';
+} from '../image/reference.ts';
 import {
   headerValue,
   Transport,

@@ -8,7 +8,6 @@ import { isPrepullError } from '../errors.ts';
 import {
   CredentialChain,
   Keyring,
-  RegistryCredential,
   globMatch,
   parseDockerConfigFile,
   parseDockerConfigJson,
@@ -17,8 +16,9 @@ import {
   parseRegistryKey,
   registryKeyMatches,
 } from './credentials.ts';
+import { RegistryCredential } from '../image/credential.ts';
 import type { CredentialSource } from './credentials.ts';
-import { parseReference } from './reference.ts';
+import { parseReference } from '../image/reference.ts';
 
 const b64 = (text: string): string => Buffer.from(text).toString('base64');
 

@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { PrepullError } from '../errors.ts';
 import { isObject } from './answers.ts';
-import { isValidDigest } from './reference.ts';
+import { isValidDigest } from '../image/reference.ts';
 
 export const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
 export const DOCKER_MANIFEST_LIST = 'application/vnd.docker.distribution.manifest.list.v2+json';

@@ -5,7 +5,8 @@ import { afterEach, describe, expect, it } from '@jest/globals';
 import { PrepullError } from '../errors.ts';
 import { closedPort, type FakeHandler, FakeHttpServer } from '../../test/harness/fake-http.ts';
 import { RegistryClient } from './client.ts';
-import { Keyring, parseDockerConfigJson, RegistryCredential } from './credentials.ts';
+import { Keyring, parseDockerConfigJson } from './credentials.ts';
+import { RegistryCredential } from '../image/credential.ts';
 import { digestOf, OCI_MANIFEST } from './manifest.ts';
 import {
   combineFailures,

@@ -4,7 +4,7 @@
 // (CA bundle, or plain HTTP when insecure), and which failures move on to the next endpoint.
 
 import { PrepullError, type ErrorCode } from '../errors.ts';
-import { DOCKER_HUB_REGISTRY, registryApiHost } from './reference.ts';
+import { DOCKER_HUB_REGISTRY, registryApiHost } from '../image/reference.ts';
 
 /** How prepull reaches one registry host (keyed by host[:port] as references write it). */
 export interface RegistryHostConfig {

@@ -4,7 +4,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { ManualClock } from '../clock.ts';
 import { PrepullError } from '../errors.ts';
-import { RegistryCredential } from '../registry/credentials.ts';
+import { RegistryCredential } from '../image/credential.ts';
 import {
   describeImageRuntimeConformance,
   repositoryOf,

@@ -9,8 +9,8 @@
 
 import { systemClock, type Clock } from '../clock.ts';
 import { PrepullError } from '../errors.ts';
-import type { RegistryCredential } from '../registry/credentials.ts';
-import type { ImageReference } from '../registry/reference.ts';
+import type { RegistryCredential } from '../image/credential.ts';
+import type { ImageReference } from '../image/reference.ts';
 import type { DetectedRuntime } from './detect.ts';
 import {
   allNames,
@@ -19,7 +19,7 @@ import {
   pullTarget,
   quoted,
   type ImageTarget,
-} from './names.ts';
+} from '../image/names.ts';
 import type {
   DeletionEvent,
   ImageFsUsage,

@@ -3,7 +3,8 @@
 // implement it; one conformance suite (test/conformance/image-runtime.ts) holds them to the same
 // semantics.
 
-import type { RegistryCredential } from '../registry/credentials.ts';
+import type { RegistryCredential } from '../image/credential.ts';
+import type { ImageNames } from '../image/names.ts';
 
 export interface RuntimeInfo {
   /** How the runtime names itself: "containerd", "cri-o", "docker", … */
@@ -23,14 +24,8 @@ export interface RuntimeInfo {
 }
 
 /** One local image, with names in canonical form ("docker.io/library/nginx:1.27"). */
-export interface RuntimeImage {
-  /** The image ID: the config digest on containerd and Docker. */
-  readonly id: string;
-  /** registry/repository:tag, one per tag. */
-  readonly repoTags: readonly string[];
-  /** registry/repository@digest: the digest each tag resolved to when pulled (an index digest
-   *  for a multi-arch image). */
-  readonly repoDigests: readonly string[];
+export interface RuntimeImage extends ImageNames {
+  // repoDigests: for a multi-arch image, the index digest each tag resolved to.
   /** Bytes, as the runtime counts them. */
   readonly size: number;
   /** Protected from kubelet's image garbage collection. */

@@ -2,9 +2,7 @@
 // one, so tests and several engines in one process stay apart). Names carry the `prepull_`
 // prefix and unit suffixes and pass `promtool check metrics`. docs/metrics.md describes each.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { ImageState } from '../reconcile/state.ts';
-
-export const STATES: readonly ImageState[] = ['Present', 'Pulling', 'Missing', 'Stale', 'Failed'];
+import { IMAGE_STATES, type ImageState } from '../image/report.ts';
 
 /** Pull durations run from seconds to the 30-minute default timeout. */
 const PULL_BUCKETS = [0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1200, 1800];
@@ -119,13 +117,13 @@ export class Metrics {
   /** Replaces the per-state gauges with the states of the current required images. */
   setImageStates(states: ReadonlyMap<string, ImageState>, heldBytes: number): void {
     this.imagesRequired.set(states.size);
-    const counts = new Map<ImageState, number>(STATES.map((s) => [s, 0]));
+    const counts = new Map<ImageState, number>(IMAGE_STATES.map((s) => [s, 0]));
     for (const state of states.values()) counts.set(state, (counts.get(state) ?? 0) + 1);
     for (const [state, count] of counts) this.images.set({ state }, count);
     this.imageState.reset();
     if (states.size <= this.perImageLimit) {
       for (const [image, current] of states) {
-        for (const state of STATES)
+        for (const state of IMAGE_STATES)
           this.imageState.set({ image, state }, state === current ? 1 : 0);
       }
     }

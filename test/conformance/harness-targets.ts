@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
-import { RegistryCredential } from '../../src/registry/credentials.ts';
+import { RegistryCredential } from '../../src/image/credential.ts';
 import { containerdRuntime } from '../../src/runtime/containerd/runtime.ts';
 import { DockerRuntime } from '../../src/runtime/docker/runtime.ts';
 import type { ImageRuntime } from '../../src/runtime/types.ts';

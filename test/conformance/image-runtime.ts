@@ -7,9 +7,9 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { inspect } from 'node:util';
 import { isPrepullError, type ErrorCode } from '../../src/errors.ts';
-import type { RegistryCredential } from '../../src/registry/credentials.ts';
-import { parseReference } from '../../src/registry/reference.ts';
-import { imageMatchesDigest, localDigests } from '../../src/runtime/digest.ts';
+import type { RegistryCredential } from '../../src/image/credential.ts';
+import { parseReference } from '../../src/image/reference.ts';
+import { imageMatchesDigest, localDigests } from '../../src/image/digest.ts';
 import type {
   DeletionEvent,
   ImageRuntime,

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { ManualClock } from '../../src/clock.ts';
 import { RegistryClient, type RegistryClientOptions } from '../../src/registry/client.ts';
-import { RegistryCredential } from '../../src/registry/credentials.ts';
+import { RegistryCredential } from '../../src/image/credential.ts';
 import { OCI_INDEX, OCI_MANIFEST } from '../../src/registry/manifest.ts';
 import type { RequestEvent } from '../../src/registry/transport.ts';
 import { buildImage, buildIndex, fileLayer, runnableImage } from '../harness/images.ts';

@@ -6,7 +6,7 @@ import { systemClock, type Clock } from '../../clock.ts';
 import { PrepullError } from '../../errors.ts';
 import type { CriExtras } from '../cri/runtime.ts';
 import { isErrorLike } from '../error-text.ts';
-import { canonicalName, isImageId } from '../names.ts';
+import { canonicalName, isImageId } from '../../image/names.ts';
 import type { DeletionEvent, PullProgress } from '../types.ts';
 import { DeletionWatches, type OpenedStream, type StreamHandlers } from '../watch.ts';
 import {

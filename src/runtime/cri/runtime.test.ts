@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { type Socket, connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RegistryCredential } from '../../registry/credentials.ts';
+import { RegistryCredential } from '../../image/credential.ts';
 import { detectRuntime } from '../detect.ts';
 import { CRI_PROTO, CriRuntime, type CriExtras } from './runtime.ts';
 import { LOADER_OPTIONS } from './grpc.ts';

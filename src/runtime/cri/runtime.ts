@@ -4,8 +4,8 @@
 
 import { fileURLToPath } from 'node:url';
 import { PrepullError } from '../../errors.ts';
-import type { RegistryCredential } from '../../registry/credentials.ts';
-import { allNames, canonicalNames, imageTarget, pullTarget, quoted } from '../names.ts';
+import type { RegistryCredential } from '../../image/credential.ts';
+import { allNames, canonicalNames, imageTarget, pullTarget, quoted } from '../../image/names.ts';
 import type {
   DeletionEvent,
   ImageFsUsage,

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import createDebug from 'debug';
 import Docker from 'dockerode';
-import { RegistryCredential } from '../../registry/credentials.ts';
+import { RegistryCredential } from '../../image/credential.ts';
 import { silenceModemDebug } from './quiet-modem.ts';
 import { DockerRuntime } from './runtime.ts';
 

@@ -6,8 +6,8 @@ import { Agent } from 'node:http';
 import Docker from 'dockerode';
 import { systemClock, type Clock } from '../../clock.ts';
 import { PrepullError } from '../../errors.ts';
-import type { RegistryCredential } from '../../registry/credentials.ts';
-import { canonicalNames, imageTarget, pullTarget, quoted } from '../names.ts';
+import type { RegistryCredential } from '../../image/credential.ts';
+import { canonicalNames, imageTarget, pullTarget, quoted } from '../../image/names.ts';
 import type {
   DeletionEvent,
   ImageFsUsage,

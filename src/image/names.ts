@@ -1,10 +1,20 @@
 // Image names as adapters send them to a runtime and read them back: references normalised with
-// the Docker grammar (parseReference), image IDs told apart from references, and the names a
-// runtime reports turned into the canonical spelling the rest of prepull compares.
+// the Docker grammar (parseReference), image IDs told apart from references, the names a
+// runtime reports turned into the canonical spelling the rest of prepull compares, and the
+// image among a runtime's list that a reference names.
 
 import { PrepullError } from '../errors.ts';
-import { parseReference, type ImageReference } from '../registry/reference.ts';
-import type { RuntimeImage } from './types.ts';
+import { parseReference, type ImageReference } from './reference.ts';
+
+/** The names a runtime holds one local image under, canonical (runtime/types.ts RuntimeImage). */
+export interface ImageNames {
+  /** The image ID: the config digest on containerd and Docker. */
+  readonly id: string;
+  /** registry/repository:tag, one per tag. */
+  readonly repoTags: readonly string[];
+  /** registry/repository@digest: the digest each tag resolved to when pulled. */
+  readonly repoDigests: readonly string[];
+}
 
 const IMAGE_ID = /^sha256:[a-f0-9]{64}$/;
 const BARE_ID = /^[a-f0-9]{64}$/;
@@ -75,7 +85,7 @@ export function canonicalNames(reported: readonly string[] | null | undefined): 
 }
 
 /** Whether `image` is the one `target` names, by the runtime's own names for it. */
-export function imageHasName(image: RuntimeImage, target: ImageTarget): boolean {
+export function imageHasName(image: ImageNames, target: ImageTarget): boolean {
   if (target.kind === 'id') return image.id === target.id;
   return target.ref.digest === undefined
     ? image.repoTags.includes(target.name)
@@ -83,11 +93,29 @@ export function imageHasName(image: RuntimeImage, target: ImageTarget): boolean 
 }
 
 /** Every name the runtime may hold a record under for this image: tags, digests and the ID. */
-export function allNames(image: RuntimeImage): string[] {
+export function allNames(image: ImageNames): string[] {
   return [...image.repoTags, ...image.repoDigests, image.id];
 }
 
 /** For messages: the caller's string as typed, quoted. */
 export function quoted(value: string): string {
   return JSON.stringify(value.length > 300 ? `${value.slice(0, 300)}…` : value);
+}
+
+/** The repository part of a canonical reference (before any tag or digest). */
+export function repositoryOf(ref: string): string {
+  const at = ref.indexOf('@');
+  const base = at >= 0 ? ref.slice(0, at) : ref;
+  const colon = base.lastIndexOf(':');
+  return colon > base.lastIndexOf('/') ? base.slice(0, colon) : base;
+}
+
+/** The image among `images` that the canonical `ref` names: by tag, by digest, or by ID. */
+export function findImage<T extends ImageNames>(images: readonly T[], ref: string): T | undefined {
+  const at = ref.indexOf('@');
+  if (at >= 0) {
+    const byDigest = `${repositoryOf(ref)}${ref.slice(at)}`;
+    return images.find((i) => i.repoDigests.includes(byDigest));
+  }
+  return images.find((i) => i.repoTags.includes(ref) || i.id === ref);
 }

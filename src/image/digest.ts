@@ -4,8 +4,8 @@
 // platform digest it is that manifest's digest. The image ID (the config digest) is never a
 // registry digest and is not compared.
 
-import { parseReference, type ImageReference } from '../registry/reference.ts';
-import type { RuntimeImage } from './types.ts';
+import { parseReference, type ImageReference } from './reference.ts';
+import { type ImageNames, repositoryOf } from './names.ts';
 
 /**
  * The digests `image` records for the repository `ref` names (its tag or digest is ignored).
@@ -13,7 +13,7 @@ import type { RuntimeImage } from './types.ts';
  * "docker.io/library/nginx" are the same repository.
  */
 export function localDigests(
-  image: Pick<RuntimeImage, 'repoDigests'>,
+  image: Pick<ImageNames, 'repoDigests'>,
   ref: string | ImageReference,
 ): string[] {
   const name = (typeof ref === 'string' ? parseReference(ref) : ref).name;
@@ -30,7 +30,7 @@ export function localDigests(
  * digest a registry HEAD returned, plus the platform manifest's digest when the caller knows it.
  */
 export function imageMatchesDigest(
-  image: Pick<RuntimeImage, 'repoDigests'>,
+  image: Pick<ImageNames, 'repoDigests'>,
   ref: string | ImageReference,
   acceptable: readonly string[],
 ): boolean {
@@ -44,4 +44,18 @@ function tryParse(value: string): ImageReference | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The digest `image` records for the repository of the canonical reference `ref`, if any: the
+ * engine's hot path, so names are compared as strings (a runtime reports them canonical).
+ */
+export function recordedDigest(
+  image: Pick<ImageNames, 'repoDigests'> | undefined,
+  ref: string,
+): string | undefined {
+  const repository = repositoryOf(ref);
+  return image?.repoDigests
+    .find((d) => d.startsWith(`${repository}@`))
+    ?.slice(repository.length + 1);
 }

@@ -1,0 +1,47 @@
+// What a node says about one required image: the state vocabulary and the one report the engine
+// makes, which `sync` prints, the metrics count, and the agent writes into NodeImageCache.
+
+/** The state of a required image on a node (NodeImageCache `status.images[].state`). */
+export type ImageState = 'Present' | 'Pulling' | 'Missing' | 'Stale' | 'Failed';
+
+/** Every state, in the order people read them. */
+export const IMAGE_STATES: readonly ImageState[] = [
+  'Present',
+  'Pulling',
+  'Missing',
+  'Stale',
+  'Failed',
+];
+
+/** An error as reports carry it: its code (docs/errors.md), message and whether a retry may help. */
+export interface ErrorInfo {
+  code: string;
+  message: string;
+  retryable: boolean;
+}
+
+/** The per-image report: NodeImageCache entries, `sync` output, Events and metrics. */
+export interface ImageReport {
+  /** The canonical reference. */
+  image: string;
+  /** As written in the PrePull that first named it. */
+  written: string;
+  /** PrePulls (`namespace/name`) that want it. */
+  requiredBy: readonly string[];
+  state: ImageState;
+  /** One CamelCase word, as Kubernetes reasons are. */
+  reason: string;
+  message?: string;
+  /** The error code behind the reason, where an error caused it (docs/errors.md). */
+  code?: string;
+  /** The local image's digest for this repository (repo digest), when present. */
+  digest?: string;
+  registryDigest?: string;
+  imageId?: string;
+  size?: number;
+  pinned?: boolean;
+  lastVerified?: string;
+  attempts: number;
+  /** Duration of the last successful pull, ms. */
+  pullDurationMs?: number;
+}
