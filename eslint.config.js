@@ -1,8 +1,10 @@
-// Lint rules: typescript-eslint's type-checked sets, plus the architecture rules from
-// docs/adr/0002-layout-and-boundaries.md (which packages each folder may import).
+// Lint rules: typescript-eslint's type-checked sets, plus the architecture rules: which packages
+// each folder may import (docs/adr/0002-layout-and-boundaries.md), and the floors of src/ with no
+// import cycle (docs/adr/0012-floors.md, scripts/lint/architecture.js).
 import js from '@eslint/js';
 import globals from 'globals';
 import tseslint from 'typescript-eslint';
+import architecture from './scripts/lint/architecture.js';
 
 const adapterOnly = (name, where) => ({
   name,
@@ -50,6 +52,13 @@ export default tseslint.config(
       ],
       '@typescript-eslint/consistent-type-imports': 'error',
     },
+  },
+  {
+    // Shipped code only: a test may import whatever it checks.
+    files: ['src/**/*.ts'],
+    ignores: ['src/**/*.test.ts'],
+    plugins: { prepull: architecture },
+    rules: { 'prepull/floors': 'error', 'prepull/no-cycle': 'error' },
   },
   {
     files: ['src/**/*.ts'],
