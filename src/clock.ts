@@ -50,23 +50,23 @@ interface Sleeper {
  */
 export class ManualClock implements Clock {
   readonly sleeps: number[] = [];
-  private current: number;
-  private pending: Sleeper[] = [];
-  private readonly randoms: readonly number[];
-  private randomIndex = 0;
+  #current: number;
+  #pending: Sleeper[] = [];
+  readonly #randoms: readonly number[];
+  #randomIndex = 0;
 
   constructor(start = 0, randoms: readonly number[] = [0.5]) {
-    this.current = start;
-    this.randoms = randoms;
+    this.#current = start;
+    this.#randoms = randoms;
   }
 
   now(): number {
-    return this.current;
+    return this.#current;
   }
 
   random(): number {
-    const value = this.randoms[this.randomIndex % this.randoms.length] ?? 0.5;
-    this.randomIndex++;
+    const value = this.#randoms[this.#randomIndex % this.#randoms.length] ?? 0.5;
+    this.#randomIndex++;
     return value;
   }
 
@@ -77,12 +77,12 @@ export class ManualClock implements Clock {
         reject(abortReason(signal));
         return;
       }
-      const sleeper: Sleeper = { until: this.current + ms, resolve };
-      this.pending.push(sleeper);
+      const sleeper: Sleeper = { until: this.#current + ms, resolve };
+      this.#pending.push(sleeper);
       signal?.addEventListener(
         'abort',
         () => {
-          this.pending = this.pending.filter((s) => s !== sleeper);
+          this.#pending = this.#pending.filter((s) => s !== sleeper);
           reject(abortReason(signal));
         },
         { once: true },
@@ -92,34 +92,34 @@ export class ManualClock implements Clock {
 
   /** How many sleeps are waiting. */
   get waiting(): number {
-    return this.pending.length;
+    return this.#pending.length;
   }
 
   /** Moves time forward by `ms`, waking due sleepers in time order; yields so they can run. */
   async advance(ms: number): Promise<void> {
-    const target = this.current + ms;
+    const target = this.#current + ms;
     for (;;) {
-      const due = this.pending
+      const due = this.#pending
         .filter((s) => s.until <= target)
         .sort((a, b) => a.until - b.until)[0];
       if (due === undefined) break;
-      this.pending = this.pending.filter((s) => s !== due);
-      this.current = Math.max(this.current, due.until);
+      this.#pending = this.#pending.filter((s) => s !== due);
+      this.#current = Math.max(this.#current, due.until);
       due.resolve();
       // Let the woken code run (and perhaps sleep again) before looking for the next sleeper.
       for (let i = 0; i < 10; i++) await Promise.resolve();
     }
-    this.current = target;
+    this.#current = target;
   }
 
   /** Advances to the earliest pending sleeper's wake-up time; false when none is waiting. */
   async next(): Promise<boolean> {
-    const earliest = this.pending.reduce<number | undefined>(
+    const earliest = this.#pending.reduce<number | undefined>(
       (min, s) => (min === undefined || s.until < min ? s.until : min),
       undefined,
     );
     if (earliest === undefined) return false;
-    await this.advance(earliest - this.current);
+    await this.advance(earliest - this.#current);
     return true;
   }
 }

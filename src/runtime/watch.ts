@@ -101,12 +101,12 @@ function describe(error: unknown): string {
  * ends every one still open when the adapter closes.
  */
 export class DeletionWatches {
-  private readonly open = new Set<() => void>();
-  private readonly options: ReconnectOptions;
-  private stopped = false;
+  readonly #open = new Set<() => void>();
+  readonly #options: ReconnectOptions;
+  #stopped = false;
 
   constructor(options: ReconnectOptions) {
-    this.options = options;
+    this.#options = options;
   }
 
   /**
@@ -119,27 +119,27 @@ export class DeletionWatches {
     onEvent: (event: DeletionEvent) => void,
   ): Promise<() => void> {
     const nothing = (): void => undefined;
-    if (this.stopped) return nothing;
-    const stop = await watchWithReconnect(openStream, onEvent, this.options);
-    if (this.isStopped()) {
+    if (this.#stopped) return nothing;
+    const stop = await watchWithReconnect(openStream, onEvent, this.#options);
+    if (this.#isStopped()) {
       stop();
       return nothing;
     }
     const unsubscribe = (): void => {
-      this.open.delete(unsubscribe);
+      this.#open.delete(unsubscribe);
       stop();
     };
-    this.open.add(unsubscribe);
+    this.#open.add(unsubscribe);
     return unsubscribe;
   }
 
   stopAll(): void {
-    this.stopped = true;
-    for (const unsubscribe of [...this.open]) unsubscribe();
+    this.#stopped = true;
+    for (const unsubscribe of [...this.#open]) unsubscribe();
   }
 
   /** A method, not the property, so the check after an await is not narrowed away. */
-  private isStopped(): boolean {
-    return this.stopped;
+  #isStopped(): boolean {
+    return this.#stopped;
   }
 }

@@ -32,16 +32,16 @@ export interface ContainerdExtrasOptions {
 }
 
 export class ContainerdExtras implements CriExtras {
-  private readonly native: ContainerdNative;
-  private readonly clock: Clock;
-  private readonly watches: DeletionWatches;
-  private readonly progressIntervalMs: number;
+  readonly #native: ContainerdNative;
+  readonly #clock: Clock;
+  readonly #watches: DeletionWatches;
+  readonly #progressIntervalMs: number;
 
   constructor(options: ContainerdExtrasOptions) {
-    this.native = options.native;
-    this.clock = options.clock ?? systemClock;
-    this.watches = new DeletionWatches({ clock: this.clock });
-    this.progressIntervalMs = options.progressIntervalMs ?? DEFAULT_PROGRESS_INTERVAL_MS;
+    this.#native = options.native;
+    this.#clock = options.clock ?? systemClock;
+    this.#watches = new DeletionWatches({ clock: this.#clock });
+    this.#progressIntervalMs = options.progressIntervalMs ?? DEFAULT_PROGRESS_INTERVAL_MS;
   }
 
   /**
@@ -57,7 +57,7 @@ export class ContainerdExtras implements CriExtras {
       names === undefined
         ? [pinned]
         : names.map((name) => `name==${JSON.stringify(name)},${pinned}`);
-    const images = await this.native.listImages(filters);
+    const images = await this.#native.listImages(filters);
     return new Set(images.map((image) => image.name));
   }
 
@@ -66,7 +66,7 @@ export class ContainerdExtras implements CriExtras {
     // disk on its own, and one after another they kept a pull's caller waiting for each.
     const results = await Promise.allSettled(
       names.map((name) =>
-        this.native.setLabel(name, PINNED_LABEL, pinned ? PINNED_VALUE : undefined),
+        this.#native.setLabel(name, PINNED_LABEL, pinned ? PINNED_VALUE : undefined),
       ),
     );
     for (const result of results) {
@@ -79,25 +79,25 @@ export class ContainerdExtras implements CriExtras {
   }
 
   watchDeletions(onEvent: (event: DeletionEvent) => void): Promise<() => void> {
-    return this.watches.subscribe((handlers) => this.openStream(handlers), onEvent);
+    return this.#watches.subscribe((handlers) => this.#openStream(handlers), onEvent);
   }
 
   trackPull(onProgress: (progress: PullProgress) => void): { stop(): Promise<void> } {
     return pollIngests({
-      clock: this.clock,
-      intervalMs: this.progressIntervalMs,
-      list: () => this.native.listStatuses(),
+      clock: this.#clock,
+      intervalMs: this.#progressIntervalMs,
+      list: () => this.#native.listStatuses(),
       onProgress,
     });
   }
 
   close(): void {
-    this.watches.stopAll();
+    this.#watches.stopAll();
   }
 
-  private async openStream(handlers: StreamHandlers): Promise<OpenedStream> {
-    const namespace = `namespace==${JSON.stringify(this.native.namespace)}`;
-    const stream = this.native.subscribe([
+  async #openStream(handlers: StreamHandlers): Promise<OpenedStream> {
+    const namespace = `namespace==${JSON.stringify(this.#native.namespace)}`;
+    const stream = this.#native.subscribe([
       `topic==${JSON.stringify(DELETE_TOPIC)},${namespace}`,
       `topic==${JSON.stringify(READY_TOPIC)},${namespace}`,
     ]);
@@ -134,7 +134,7 @@ export class ContainerdExtras implements CriExtras {
       ended(new Error('containerd ended the event stream'));
     });
     try {
-      await this.confirm(token, state, settled.signal);
+      await this.#confirm(token, state, settled.signal);
     } catch (error) {
       close();
       throw error;
@@ -148,24 +148,20 @@ export class ContainerdExtras implements CriExtras {
    * the first after 10 ms, since the subscription is usually registered by then and a
    * `sync --once` with its images present waits for this before it can report.
    */
-  private async confirm(
-    token: string,
-    state: SubscriptionState,
-    settled: AbortSignal,
-  ): Promise<void> {
-    const started = this.clock.now();
+  async #confirm(token: string, state: SubscriptionState, settled: AbortSignal): Promise<void> {
+    const started = this.#clock.now();
     for (let wait = 10; ; wait = Math.min(wait * 2, 1000)) {
       if (state.failure !== undefined) throw toError(state.failure);
       if (state.live) return;
-      if (this.clock.now() - started >= SUBSCRIBE_TIMEOUT_MS) {
+      if (this.#clock.now() - started >= SUBSCRIBE_TIMEOUT_MS) {
         throw new PrepullError(
           'ERR_RUNTIME_UNAVAILABLE',
           `containerd did not confirm the event subscription within ${SUBSCRIBE_TIMEOUT_MS} ms`,
         );
       }
-      await this.native.publish(READY_TOPIC, READY_TYPE_URL, Buffer.from(token));
+      await this.#native.publish(READY_TOPIC, READY_TYPE_URL, Buffer.from(token));
       try {
-        await this.clock.sleep(wait, settled);
+        await this.#clock.sleep(wait, settled);
       } catch {
         // settled: the loop's checks say how
       }

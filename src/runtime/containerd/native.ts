@@ -66,17 +66,17 @@ export interface ContainerdNativeOptions {
 
 export class ContainerdNative {
   readonly namespace: string;
-  private readonly connection: GrpcConnection;
-  private readonly callTimeoutMs: number;
+  readonly #connection: GrpcConnection;
+  readonly #callTimeoutMs: number;
 
   constructor(options: ContainerdNativeOptions) {
-    this.connection = options.connection;
+    this.#connection = options.connection;
     this.namespace = options.namespace ?? K8S_NAMESPACE;
-    this.callTimeoutMs = options.callTimeoutMs ?? 30_000;
+    this.#callTimeoutMs = options.callTimeoutMs ?? 30_000;
   }
 
   async listImages(filters: readonly string[]): Promise<NativeImage[]> {
-    const response = await this.call<{ images: NativeImage[] }>(
+    const response = await this.#call<{ images: NativeImage[] }>(
       method(methods().images, 'List'),
       { filters },
       'listing containerd image records',
@@ -86,7 +86,7 @@ export class ContainerdNative {
 
   /** Sets (or, with undefined, removes) one label of one image record. */
   async setLabel(name: string, key: string, value: string | undefined): Promise<void> {
-    await this.call(
+    await this.#call(
       method(methods().images, 'Update'),
       {
         image: { name, labels: value === undefined ? {} : { [key]: value } },
@@ -98,7 +98,7 @@ export class ContainerdNative {
   }
 
   async publish(topic: string, typeUrl: string, value: Buffer): Promise<void> {
-    await this.call(
+    await this.#call(
       method(methods().events, 'Publish'),
       { topic, event: { type_url: typeUrl, value } },
       `publishing a containerd event on ${topic}`,
@@ -107,15 +107,15 @@ export class ContainerdNative {
 
   /** Events matching any of `filters` until cancelled; no deadline. */
   subscribe(filters: readonly string[]): ClientReadableStream<unknown> {
-    return this.connection.serverStream(
+    return this.#connection.serverStream(
       method(methods().events, 'Subscribe'),
       { filters },
-      { metadata: this.metadata() },
+      { metadata: this.#metadata() },
     );
   }
 
   async listStatuses(): Promise<IngestStatus[]> {
-    const response = await this.call<{
+    const response = await this.#call<{
       statuses: { ref: string; offset: string; total: string }[];
     }>(method(methods().content, 'ListStatuses'), {}, 'listing containerd content ingests');
     return response.statuses.map((s) => ({
@@ -129,10 +129,10 @@ export class ContainerdNative {
   listContent(): Promise<string[]> {
     return new Promise((resolve, reject) => {
       const digests: string[] = [];
-      const stream = this.connection.serverStream(
+      const stream = this.#connection.serverStream(
         method(methods().content, 'List'),
         { filters: [] },
-        { metadata: this.metadata(), timeoutMs: this.callTimeoutMs },
+        { metadata: this.#metadata(), timeoutMs: this.#callTimeoutMs },
       );
       stream.on('data', (chunk: { info: { digest: string }[] }) => {
         for (const info of chunk.info) digests.push(info.digest);
@@ -148,22 +148,22 @@ export class ContainerdNative {
     });
   }
 
-  private metadata(): Record<string, string> {
+  #metadata(): Record<string, string> {
     return { 'containerd-namespace': this.namespace };
   }
 
-  private async call<Response>(rpc: Method, request: object, action: string): Promise<Response> {
+  async #call<Response>(rpc: Method, request: object, action: string): Promise<Response> {
     try {
-      return await this.connection.unary<Response>(rpc, request, {
-        timeoutMs: this.callTimeoutMs,
-        metadata: this.metadata(),
+      return await this.#connection.unary<Response>(rpc, request, {
+        timeoutMs: this.#callTimeoutMs,
+        metadata: this.#metadata(),
       });
     } catch (error) {
       throw grpcFailure(error, {
         action,
         pull: false,
         aborted: false,
-        timeoutMs: this.callTimeoutMs,
+        timeoutMs: this.#callTimeoutMs,
       });
     }
   }

@@ -16,36 +16,36 @@ import type { PullProgress } from '../types.ts';
 import type { IngestStatus } from './native.ts';
 
 export class IngestTally {
-  private baseline: Map<string, number> | undefined;
-  private readonly active = new Map<string, { offset: number; total: number }>();
-  private finished = 0;
-  private reported = 0;
+  #baseline: Map<string, number> | undefined;
+  readonly #active = new Map<string, { offset: number; total: number }>();
+  #finished = 0;
+  #reported = 0;
 
   /** Takes one listing; returns bytes done so far (never less than the last answer). */
   observe(statuses: readonly IngestStatus[]): number {
-    if (this.baseline === undefined) {
+    if (this.#baseline === undefined) {
       // The first listing is taken as the pull starts: what is there belongs to earlier work.
-      this.baseline = new Map(statuses.map((s) => [s.ref, s.offset]));
-      for (const s of statuses) this.active.set(s.ref, { offset: s.offset, total: s.total });
-      return this.reported;
+      this.#baseline = new Map(statuses.map((s) => [s.ref, s.offset]));
+      for (const s of statuses) this.#active.set(s.ref, { offset: s.offset, total: s.total });
+      return this.#reported;
     }
     const present = new Set<string>();
     for (const s of statuses) {
       present.add(s.ref);
-      const before = this.active.get(s.ref);
-      this.active.set(s.ref, { offset: Math.max(before?.offset ?? 0, s.offset), total: s.total });
+      const before = this.#active.get(s.ref);
+      this.#active.set(s.ref, { offset: Math.max(before?.offset ?? 0, s.offset), total: s.total });
     }
-    for (const [ref, last] of this.active) {
+    for (const [ref, last] of this.#active) {
       if (present.has(ref)) continue;
       // Gone from the list: committed (or abandoned). Count it as complete.
-      this.finished += Math.max(last.total, last.offset) - (this.baseline.get(ref) ?? 0);
-      this.active.delete(ref);
-      this.baseline.delete(ref);
+      this.#finished += Math.max(last.total, last.offset) - (this.#baseline.get(ref) ?? 0);
+      this.#active.delete(ref);
+      this.#baseline.delete(ref);
     }
     let inFlight = 0;
-    for (const [ref, s] of this.active) inFlight += s.offset - (this.baseline.get(ref) ?? 0);
-    this.reported = Math.max(this.reported, this.finished + inFlight);
-    return this.reported;
+    for (const [ref, s] of this.#active) inFlight += s.offset - (this.#baseline.get(ref) ?? 0);
+    this.#reported = Math.max(this.#reported, this.#finished + inFlight);
+    return this.#reported;
   }
 }
 

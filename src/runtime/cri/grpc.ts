@@ -99,11 +99,11 @@ export interface CallOptions {
 
 export class GrpcConnection {
   readonly target: string;
-  private readonly client: grpc.Client;
+  readonly #client: grpc.Client;
 
   constructor(endpoint: string) {
     this.target = unixTarget(endpoint);
-    this.client = new grpc.Client(this.target, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+    this.#client = new grpc.Client(this.target, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
   }
 
   /** Resolves with the response; rejects with the grpc.ServiceError (CANCELLED on abort). */
@@ -113,7 +113,7 @@ export class GrpcConnection {
         reject(cancelledError());
         return;
       }
-      const call = this.client.makeUnaryRequest(
+      const call = this.#client.makeUnaryRequest(
         method.path,
         method.requestSerialize,
         method.responseDeserialize,
@@ -139,7 +139,7 @@ export class GrpcConnection {
     request: object,
     options: { metadata?: Record<string, string>; timeoutMs?: number },
   ): grpc.ClientReadableStream<unknown> {
-    return this.client.makeServerStreamRequest(
+    return this.#client.makeServerStreamRequest(
       method.path,
       method.requestSerialize,
       method.responseDeserialize,
@@ -150,7 +150,7 @@ export class GrpcConnection {
   }
 
   close(): void {
-    this.client.close();
+    this.#client.close();
   }
 }
 

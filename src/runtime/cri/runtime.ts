@@ -87,35 +87,35 @@ function method(table: Record<string, Method>, name: string): Method {
 export class CriRuntime implements ImageRuntime {
   readonly capabilities: RuntimeCapabilities;
   readonly endpoint: string;
-  private readonly connection: GrpcConnection;
-  private readonly extras: CriExtras | undefined;
-  private readonly callTimeoutMs: number;
-  private runtimeName = 'the CRI runtime';
+  readonly #connection: GrpcConnection;
+  readonly #extras: CriExtras | undefined;
+  readonly #callTimeoutMs: number;
+  #runtimeName = 'the CRI runtime';
 
   constructor(options: CriRuntimeOptions) {
     this.endpoint = unixTarget(options.endpoint);
-    this.connection = options.connection ?? new GrpcConnection(options.endpoint);
-    this.extras = options.extras;
-    this.callTimeoutMs = options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
-    const native = this.extras !== undefined;
+    this.#connection = options.connection ?? new GrpcConnection(options.endpoint);
+    this.#extras = options.extras;
+    this.#callTimeoutMs = options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
+    const native = this.#extras !== undefined;
     this.capabilities = { pin: native, deletionEvents: native, progress: native };
   }
 
-  async version(timeoutMs = this.callTimeoutMs): Promise<VersionResponse> {
-    const response = await this.call<VersionResponse>(
+  async version(timeoutMs = this.#callTimeoutMs): Promise<VersionResponse> {
+    const response = await this.#call<VersionResponse>(
       method(criMethods().runtime, 'Version'),
       { version: 'v1' },
       'asking for the version',
       timeoutMs,
     );
-    if (response.runtime_name !== '') this.runtimeName = response.runtime_name;
+    if (response.runtime_name !== '') this.#runtimeName = response.runtime_name;
     return response;
   }
 
   async info(): Promise<RuntimeInfo> {
     const [version, status] = await Promise.all([
       this.version(),
-      this.call<{ info: Record<string, string> }>(
+      this.#call<{ info: Record<string, string> }>(
         method(criMethods().runtime, 'Status'),
         { verbose: true },
         'asking for the status',
@@ -134,12 +134,12 @@ export class CriRuntime implements ImageRuntime {
 
   async listImages(): Promise<RuntimeImage[]> {
     const [response, pinned] = await Promise.all([
-      this.call<{ images: CriImage[] }>(
+      this.#call<{ images: CriImage[] }>(
         method(criMethods().image, 'ListImages'),
         {},
         'listing images',
       ),
-      this.pinnedNames(),
+      this.#pinnedNames(),
     ]);
     return response.images.map((image) => toRuntimeImage(image, pinned));
   }
@@ -147,33 +147,33 @@ export class CriRuntime implements ImageRuntime {
   async imageStatus(ref: string): Promise<RuntimeImage | undefined> {
     const target = imageTarget(ref);
     const name = target.kind === 'id' ? target.id : target.name;
-    const image = await this.criStatus(name);
+    const image = await this.#criStatus(name);
     return image === undefined
       ? undefined
-      : toRuntimeImage(image, await this.pinnedNames(namesOf(image)));
+      : toRuntimeImage(image, await this.#pinnedNames(namesOf(image)));
   }
 
   async pull(ref: string, options: PullOptions): Promise<RuntimeImage> {
     const { name } = pullTarget(ref);
-    const action = `pulling ${quoted(name)} through ${this.runtimeName} at ${this.endpoint}`;
+    const action = `pulling ${quoted(name)} through ${this.#runtimeName} at ${this.endpoint}`;
     const tracker =
-      options.onProgress === undefined ? undefined : this.extras?.trackPull(options.onProgress);
+      options.onProgress === undefined ? undefined : this.#extras?.trackPull(options.onProgress);
     try {
-      const response = await this.call<{ image_ref: string }>(
+      const response = await this.#call<{ image_ref: string }>(
         method(criMethods().image, 'PullImage'),
         { image: { image: name }, ...authConfig(options.credentials) },
         action,
         options.timeoutMs,
         { signal: options.signal, pull: true },
       );
-      const image = await this.criStatus(response.image_ref || name);
+      const image = await this.#criStatus(response.image_ref || name);
       if (image === undefined) {
         throw new PrepullError(
           'ERR_RUNTIME_FAILED',
           `${action}: the pull succeeded but the runtime does not report the image`,
         );
       }
-      return toRuntimeImage(image, await this.pinnedNames(namesOf(image)));
+      return toRuntimeImage(image, await this.#pinnedNames(namesOf(image)));
     } finally {
       await tracker?.stop();
     }
@@ -182,7 +182,7 @@ export class CriRuntime implements ImageRuntime {
   async remove(ref: string): Promise<void> {
     const target = imageTarget(ref);
     const name = target.kind === 'id' ? target.id : target.name;
-    await this.call(
+    await this.#call(
       method(criMethods().image, 'RemoveImage'),
       { image: { image: name } },
       `removing ${quoted(name)}`,
@@ -190,15 +190,15 @@ export class CriRuntime implements ImageRuntime {
   }
 
   async pin(ref: string): Promise<void> {
-    await this.setPinned(ref, true);
+    await this.#setPinned(ref, true);
   }
 
   async unpin(ref: string): Promise<void> {
-    await this.setPinned(ref, false);
+    await this.#setPinned(ref, false);
   }
 
   async imageFsInfo(): Promise<ImageFsUsage[]> {
-    const response = await this.call<{ image_filesystems: FilesystemUsage[] }>(
+    const response = await this.#call<{ image_filesystems: FilesystemUsage[] }>(
       method(criMethods().image, 'ImageFsInfo'),
       {},
       'asking for image filesystem usage',
@@ -211,21 +211,21 @@ export class CriRuntime implements ImageRuntime {
   }
 
   async watchDeletions(onEvent: (event: DeletionEvent) => void): Promise<() => void> {
-    if (this.extras === undefined) throw this.unsupported('reporting image deletions as events');
-    return this.extras.watchDeletions(onEvent);
+    if (this.#extras === undefined) throw this.#unsupported('reporting image deletions as events');
+    return this.#extras.watchDeletions(onEvent);
   }
 
   close(): Promise<void> {
-    this.extras?.close();
-    this.connection.close();
+    this.#extras?.close();
+    this.#connection.close();
     return Promise.resolve();
   }
 
-  private async setPinned(ref: string, pinned: boolean): Promise<void> {
-    if (this.extras === undefined) throw this.unsupported('pinning images');
+  async #setPinned(ref: string, pinned: boolean): Promise<void> {
+    if (this.#extras === undefined) throw this.#unsupported('pinning images');
     const target = imageTarget(ref);
     const name = target.kind === 'id' ? target.id : target.name;
-    const image = await this.criStatus(name);
+    const image = await this.#criStatus(name);
     if (image === undefined) {
       throw new PrepullError(
         'ERR_IMAGE_NOT_FOUND',
@@ -234,11 +234,11 @@ export class CriRuntime implements ImageRuntime {
     }
     // Every record of the image carries the label, as containerd does for its sandbox image:
     // kubelet may ask about it by any of its names.
-    await this.extras.setPinned(allNames(toRuntimeImage(image, new Set())), pinned);
+    await this.#extras.setPinned(allNames(toRuntimeImage(image, new Set())), pinned);
   }
 
-  private async criStatus(name: string): Promise<CriImage | undefined> {
-    const response = await this.call<{ image: CriImage | null }>(
+  async #criStatus(name: string): Promise<CriImage | undefined> {
+    const response = await this.#call<{ image: CriImage | null }>(
       method(criMethods().image, 'ImageStatus'),
       { image: { image: name } },
       `asking for the status of ${quoted(name)}`,
@@ -246,26 +246,26 @@ export class CriRuntime implements ImageRuntime {
     return response.image ?? undefined;
   }
 
-  private async pinnedNames(names?: readonly string[]): Promise<ReadonlySet<string>> {
-    return this.extras === undefined ? new Set() : this.extras.pinnedNames(names);
+  async #pinnedNames(names?: readonly string[]): Promise<ReadonlySet<string>> {
+    return this.#extras === undefined ? new Set() : this.#extras.pinnedNames(names);
   }
 
-  private unsupported(what: string): PrepullError {
+  #unsupported(what: string): PrepullError {
     return new PrepullError(
       'ERR_UNSUPPORTED',
-      `${this.runtimeName} at ${this.endpoint} does not support ${what} through CRI`,
+      `${this.#runtimeName} at ${this.endpoint} does not support ${what} through CRI`,
     );
   }
 
-  private async call<Response>(
+  async #call<Response>(
     rpc: Method,
     request: object,
     action: string,
-    timeoutMs = this.callTimeoutMs,
+    timeoutMs = this.#callTimeoutMs,
     extra: { signal?: AbortSignal | undefined; pull?: boolean } = {},
   ): Promise<Response> {
     try {
-      return await this.connection.unary<Response>(rpc, request, {
+      return await this.#connection.unary<Response>(rpc, request, {
         timeoutMs,
         signal: extra.signal,
       });

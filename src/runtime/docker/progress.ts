@@ -20,8 +20,8 @@ interface LayerState {
 
 /** Adds up download bytes per layer. Extraction progress is not download and is ignored. */
 export class DockerPullTally {
-  private readonly layers = new Map<string, LayerState>();
-  private reported = 0;
+  readonly #layers = new Map<string, LayerState>();
+  #reported = 0;
   /** Docker says "Status: …" (or "Digest: …") only when the pull went through. */
   finished = false;
 
@@ -32,27 +32,27 @@ export class DockerPullTally {
     const id = message.id;
     if (id === undefined || status.startsWith('Pulling from')) return undefined;
     if (status === 'Already exists') {
-      this.layers.delete(id); // nothing to download
-      return this.figure();
+      this.#layers.delete(id); // nothing to download
+      return this.#figure();
     }
-    const layer = this.layers.get(id) ?? { current: 0, total: undefined, complete: false };
-    this.layers.set(id, layer);
+    const layer = this.#layers.get(id) ?? { current: 0, total: undefined, complete: false };
+    this.#layers.set(id, layer);
     applyStep(layer, status, message.progressDetail);
-    return this.figure();
+    return this.#figure();
   }
 
-  private figure(): PullProgress | undefined {
+  #figure(): PullProgress | undefined {
     let done = 0;
     let total = 0;
     let totalKnown = true;
-    for (const layer of this.layers.values()) {
+    for (const layer of this.#layers.values()) {
       done += layer.current;
       if (layer.total !== undefined) total += layer.total;
       else if (layer.complete) total += layer.current;
       else totalKnown = false;
     }
-    if (done <= this.reported) return undefined;
-    this.reported = done;
+    if (done <= this.#reported) return undefined;
+    this.#reported = done;
     return totalKnown ? { bytesDone: done, bytesTotal: total } : { bytesDone: done };
   }
 }
@@ -76,21 +76,21 @@ export function streamError(message: PullMessage): string | undefined {
 
 /** Splits a byte stream into JSON lines; bad lines are reported, not thrown. */
 export class JsonLines<T> {
-  private buffer = '';
-  private readonly onLine: (value: T) => void;
+  #buffer = '';
+  readonly #onLine: (value: T) => void;
 
   constructor(onLine: (value: T) => void) {
-    this.onLine = onLine;
+    this.#onLine = onLine;
   }
 
   push(chunk: Buffer | string): void {
-    this.buffer += chunk.toString();
-    for (let at = this.buffer.indexOf('\n'); at !== -1; at = this.buffer.indexOf('\n')) {
-      const line = this.buffer.slice(0, at).trim();
-      this.buffer = this.buffer.slice(at + 1);
+    this.#buffer += chunk.toString();
+    for (let at = this.#buffer.indexOf('\n'); at !== -1; at = this.#buffer.indexOf('\n')) {
+      const line = this.#buffer.slice(0, at).trim();
+      this.#buffer = this.#buffer.slice(at + 1);
       if (line === '') continue;
       try {
-        this.onLine(JSON.parse(line) as T);
+        this.#onLine(JSON.parse(line) as T);
       } catch {
         // Not JSON: Docker does not send such lines; skip rather than fail a working pull.
       }

@@ -54,25 +54,25 @@ export class DockerRuntime implements ImageRuntime {
     progress: true,
   };
   readonly endpoint: string;
-  private readonly docker: Docker;
-  private readonly agent: Agent;
-  private readonly clock: Clock;
-  private readonly watches: DeletionWatches;
-  private readonly callTimeoutMs: number;
+  readonly #docker: Docker;
+  readonly #agent: Agent;
+  readonly #clock: Clock;
+  readonly #watches: DeletionWatches;
+  readonly #callTimeoutMs: number;
 
   constructor(options: DockerRuntimeOptions) {
     const socketPath = options.endpoint.replace(/^unix:\/\//, '');
     this.endpoint = `unix://${socketPath}`;
     // Our own agent, so close() can drop its idle keep-alive sockets.
-    this.agent = new Agent({ keepAlive: true });
-    this.docker = new Docker({ socketPath, agent: this.agent } as Docker.DockerOptions);
-    this.clock = options.clock ?? systemClock;
-    this.watches = new DeletionWatches({ clock: this.clock });
-    this.callTimeoutMs = options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
+    this.#agent = new Agent({ keepAlive: true });
+    this.#docker = new Docker({ socketPath, agent: this.#agent } as Docker.DockerOptions);
+    this.#clock = options.clock ?? systemClock;
+    this.#watches = new DeletionWatches({ clock: this.#clock });
+    this.#callTimeoutMs = options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
   }
 
   async info(): Promise<RuntimeInfo> {
-    const version = await this.call('asking for the version', () => this.docker.version());
+    const version = await this.#call('asking for the version', () => this.#docker.version());
     return {
       name: 'docker',
       version: version.Version,
@@ -83,15 +83,15 @@ export class DockerRuntime implements ImageRuntime {
   }
 
   async listImages(): Promise<RuntimeImage[]> {
-    const images = await this.call('listing images', (signal) =>
-      this.docker.listImages({ abortSignal: signal }),
+    const images = await this.#call('listing images', (signal) =>
+      this.#docker.listImages({ abortSignal: signal }),
     );
     return images.map(toRuntimeImage);
   }
 
   async imageStatus(ref: string): Promise<RuntimeImage | undefined> {
     const target = imageTarget(ref);
-    return this.inspect(target.kind === 'id' ? target.id : target.name);
+    return this.#inspect(target.kind === 'id' ? target.id : target.name);
   }
 
   async pull(ref: string, options: PullOptions): Promise<RuntimeImage> {
@@ -108,7 +108,7 @@ export class DockerRuntime implements ImageRuntime {
     };
     options.signal?.addEventListener('abort', onAbort, { once: true });
     const timer = new AbortController();
-    this.clock.sleep(options.timeoutMs, timer.signal).then(
+    this.#clock.sleep(options.timeoutMs, timer.signal).then(
       () => {
         interrupted ??= 'deadline';
         stop.abort();
@@ -127,8 +127,8 @@ export class DockerRuntime implements ImageRuntime {
       if (auth !== undefined) silenceModemDebug();
       const stream =
         auth === undefined
-          ? await this.docker.createImage(request)
-          : await this.docker.createImage(auth, request);
+          ? await this.#docker.createImage(request)
+          : await this.#docker.createImage(auth, request);
       await followPull(stream, stop.signal, options.onProgress);
     } catch (error) {
       throw dockerFailure(error, { action, pull: true, interrupted, timeoutMs: options.timeoutMs });
@@ -136,7 +136,7 @@ export class DockerRuntime implements ImageRuntime {
       timer.abort();
       options.signal?.removeEventListener('abort', onAbort);
     }
-    const image = await this.inspect(name);
+    const image = await this.#inspect(name);
     if (image === undefined) {
       throw new PrepullError(
         'ERR_RUNTIME_FAILED',
@@ -150,8 +150,8 @@ export class DockerRuntime implements ImageRuntime {
     const target = imageTarget(ref);
     const name = target.kind === 'id' ? target.id : target.name;
     try {
-      await this.call(`removing ${quoted(name)}`, (signal) =>
-        this.docker.getImage(name).remove({ noprune: false, abortSignal: signal }),
+      await this.#call(`removing ${quoted(name)}`, (signal) =>
+        this.#docker.getImage(name).remove({ noprune: false, abortSignal: signal }),
       );
     } catch (error) {
       // Already gone is what the caller wanted; CRI answers the same way.
@@ -161,22 +161,22 @@ export class DockerRuntime implements ImageRuntime {
   }
 
   pin(): Promise<void> {
-    return Promise.reject(this.unsupported('pinning images against garbage collection'));
+    return Promise.reject(this.#unsupported('pinning images against garbage collection'));
   }
 
   unpin(): Promise<void> {
-    return Promise.reject(this.unsupported('pinning images against garbage collection'));
+    return Promise.reject(this.#unsupported('pinning images against garbage collection'));
   }
 
   async imageFsInfo(): Promise<ImageFsUsage[]> {
     const [info, df] = await Promise.all([
-      this.call(
+      this.#call(
         'asking for the engine info',
-        () => this.docker.info() as Promise<{ DockerRootDir?: string }>,
+        () => this.#docker.info() as Promise<{ DockerRootDir?: string }>,
       ),
-      this.call(
+      this.#call(
         'asking for disk usage',
-        () => this.docker.df() as Promise<{ LayersSize?: number }>,
+        () => this.#docker.df() as Promise<{ LayersSize?: number }>,
       ),
     ]);
     return [
@@ -188,19 +188,19 @@ export class DockerRuntime implements ImageRuntime {
   }
 
   watchDeletions(onEvent: (event: DeletionEvent) => void): Promise<() => void> {
-    return this.watches.subscribe((handlers) => this.openEvents(handlers), onEvent);
+    return this.#watches.subscribe((handlers) => this.#openEvents(handlers), onEvent);
   }
 
   close(): Promise<void> {
-    this.watches.stopAll();
-    this.agent.destroy();
+    this.#watches.stopAll();
+    this.#agent.destroy();
     return Promise.resolve();
   }
 
-  private async inspect(name: string): Promise<RuntimeImage | undefined> {
+  async #inspect(name: string): Promise<RuntimeImage | undefined> {
     try {
-      const image = await this.call(`asking for the status of ${quoted(name)}`, () =>
-        this.docker.getImage(name).inspect(),
+      const image = await this.#call(`asking for the status of ${quoted(name)}`, () =>
+        this.#docker.getImage(name).inspect(),
       );
       return toRuntimeImage(image);
     } catch (error) {
@@ -209,10 +209,10 @@ export class DockerRuntime implements ImageRuntime {
     }
   }
 
-  private async openEvents(handlers: StreamHandlers): Promise<OpenedStream> {
+  async #openEvents(handlers: StreamHandlers): Promise<OpenedStream> {
     const stop = new AbortController();
-    const stream = await this.call('subscribing to image events', () =>
-      this.docker.getEvents({
+    const stream = await this.#call('subscribing to image events', () =>
+      this.#docker.getEvents({
         filters: { type: ['image'], event: ['delete', 'untag'] },
         abortSignal: stop.signal,
       }),
@@ -244,7 +244,7 @@ export class DockerRuntime implements ImageRuntime {
     };
   }
 
-  private unsupported(what: string): PrepullError {
+  #unsupported(what: string): PrepullError {
     return new PrepullError(
       'ERR_UNSUPPORTED',
       `Docker Engine at ${this.endpoint} does not support ${what}; images stay until removed ` +
@@ -253,11 +253,11 @@ export class DockerRuntime implements ImageRuntime {
   }
 
   /** One API call with a deadline on the injected clock; errors typed. */
-  private async call<T>(action: string, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  async #call<T>(action: string, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const stop = new AbortController();
     const timer = new AbortController();
     let interrupted: Interruption;
-    const deadline = this.clock.sleep(this.callTimeoutMs, timer.signal).then(
+    const deadline = this.#clock.sleep(this.#callTimeoutMs, timer.signal).then(
       () => {
         interrupted = 'deadline';
         stop.abort();
@@ -272,7 +272,7 @@ export class DockerRuntime implements ImageRuntime {
         action,
         pull: false,
         interrupted,
-        timeoutMs: this.callTimeoutMs,
+        timeoutMs: this.#callTimeoutMs,
       });
     } finally {
       timer.abort();

@@ -45,14 +45,14 @@ class Reader {
     this.end = this.buf.length;
   }
 
-  private truncated(needs: number): WireError {
+  #truncated(needs: number): WireError {
     return new WireError(
       `truncated: ${needs} more byte(s) needed at offset ${this.pos}, ${this.end - this.pos} left`,
     );
   }
 
-  private byte(): number {
-    if (this.pos >= this.end) throw this.truncated(1);
+  #byte(): number {
+    if (this.pos >= this.end) throw this.#truncated(1);
     return this.buf[this.pos++] ?? 0;
   }
 
@@ -61,18 +61,18 @@ class Reader {
     let lo = 0;
     let b = 0;
     for (let shift = 0; shift < 28; shift += 7) {
-      b = this.byte();
+      b = this.#byte();
       lo |= (b & 0x7f) << shift;
       if (b < 0x80) {
         this.hi = 0;
         return lo >>> 0;
       }
     }
-    b = this.byte();
+    b = this.#byte();
     lo |= (b & 0x0f) << 28;
     let hi = (b & 0x7f) >>> 4;
     for (let shift = 3; b >= 0x80 && shift < 32; shift += 7) {
-      b = this.byte();
+      b = this.#byte();
       hi |= (b & 0x7f) << shift;
     }
     if (b >= 0x80) throw new WireError(`varint longer than 10 bytes at offset ${this.pos}`);
@@ -95,7 +95,7 @@ class Reader {
   }
 
   advance(count: number): number {
-    if (count > this.end - this.pos) throw this.truncated(count);
+    if (count > this.end - this.pos) throw this.#truncated(count);
     const at = this.pos;
     this.pos += count;
     return at;
@@ -582,12 +582,12 @@ export interface MessageCodec {
 }
 
 export class ProtoCodec {
-  private readonly descriptors: ProtoDescriptors;
-  private readonly plans = new Map<string, MessagePlan>();
-  private readonly codecs = new Map<string, MessageCodec>();
+  readonly #descriptors: ProtoDescriptors;
+  readonly #plans = new Map<string, MessagePlan>();
+  readonly #codecs = new Map<string, MessageCodec>();
 
   constructor(descriptors: ProtoDescriptors) {
-    this.descriptors = descriptors;
+    this.#descriptors = descriptors;
   }
 
   /**
@@ -595,9 +595,9 @@ export class ProtoCodec {
    * made when it is first used: a process plans only the messages it sends and reads.
    */
   message(type: string): MessageCodec {
-    let codec = this.codecs.get(type);
+    let codec = this.#codecs.get(type);
     if (codec === undefined) {
-      if (this.descriptors.messages[type] === undefined) {
+      if (this.#descriptors.messages[type] === undefined) {
         throw new Error(`the proto descriptors have no message ${type}`);
       }
       let plan: MessagePlan | undefined;
@@ -605,35 +605,35 @@ export class ProtoCodec {
         encode: (value) => {
           if (!isObject(value)) throw new TypeError(`${type}: object expected`);
           const w = new Writer();
-          encodeFields((plan ??= this.planOf(type)), value, w, 0);
+          encodeFields((plan ??= this.#planOf(type)), value, w, 0);
           return w.finish();
         },
         decode: (bytes) => {
           const r = new Reader(bytes);
           try {
-            return decodeFields((plan ??= this.planOf(type)), r, 0);
+            return decodeFields((plan ??= this.#planOf(type)), r, 0);
           } catch (error) {
             if (!(error instanceof WireError)) throw error;
             throw new Error(`malformed ${type} message (${r.buf.length} bytes): ${error.message}`);
           }
         },
       };
-      this.codecs.set(type, codec);
+      this.#codecs.set(type, codec);
     }
     return codec;
   }
 
-  private planOf(type: string): MessagePlan {
-    const cached = this.plans.get(type);
+  #planOf(type: string): MessagePlan {
+    const cached = this.#plans.get(type);
     if (cached !== undefined) return cached;
-    const descriptor = this.descriptors.messages[type];
+    const descriptor = this.#descriptors.messages[type];
     if (descriptor === undefined) throw new Error(`the proto descriptors have no message ${type}`);
     const plan: MessagePlan = { name: type, fields: [], byId: new Map(), objectOrder: [] };
     // Cached before its fields are planned: a message may contain itself.
-    this.plans.set(type, plan);
+    this.#plans.set(type, plan);
     const fields = [...descriptor.fields]
       .sort((a, b) => a.id - b.id)
-      .map((field) => this.fieldPlan(type, field));
+      .map((field) => this.#fieldPlan(type, field));
     plan.fields.push(...fields);
     for (const field of fields) plan.byId.set(field.id, field);
     plan.objectOrder.push(
@@ -644,11 +644,11 @@ export class ProtoCodec {
     return plan;
   }
 
-  private fieldPlan(owner: string, field: FieldDescriptor): FieldPlan {
+  #fieldPlan(owner: string, field: FieldDescriptor): FieldPlan {
     const repeated = field.repeated === true;
     const message =
-      this.descriptors.messages[field.type] === undefined ? undefined : this.planOf(field.type);
-    const value = this.valueCodec(field.type, message, repeated);
+      this.#descriptors.messages[field.type] === undefined ? undefined : this.#planOf(field.type);
+    const value = this.#valueCodec(field.type, message, repeated);
     const key = field.keyType === undefined ? undefined : scalarCodec(field.keyType);
     const packed = repeated && value.packable && field.packed !== false;
     return {
@@ -665,13 +665,9 @@ export class ProtoCodec {
     };
   }
 
-  private valueCodec(
-    type: string,
-    message: MessagePlan | undefined,
-    repeated: boolean,
-  ): ValueCodec {
+  #valueCodec(type: string, message: MessagePlan | undefined, repeated: boolean): ValueCodec {
     if (message !== undefined) return messageCodec(message);
-    const values = this.descriptors.enums[type];
+    const values = this.#descriptors.enums[type];
     if (values !== undefined) return enumCodec(values, repeated);
     if (Object.hasOwn(SCALARS, type)) return scalarCodec(type as ScalarType);
     throw new Error(`the proto descriptors have no type ${type}`);
