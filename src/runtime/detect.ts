@@ -12,7 +12,8 @@ import { isErrorLike, messageOf } from './error-text.ts';
 import type { GrpcConnection } from './cri/grpc.ts';
 import type { ImageRuntime } from './types.ts';
 
-/** ground-truth.md: containerd, CRI-O, cri-dockerd, k3s/RKE2's containerd, Docker Engine. */
+/** The runtimes' default sockets: containerd, CRI-O, cri-dockerd, k3s/RKE2's containerd, Docker
+ *  Engine (docs/runtimes.md). */
 export const DEFAULT_SOCKETS: readonly string[] = [
   '/run/containerd/containerd.sock',
   '/run/crio/crio.sock',

@@ -1,7 +1,8 @@
 // A real containerd (Debian's 1.6) with its CRI plugin, every path of its own under the harness
 // root, pulling from the harness registries through hosts.toml (plain HTTP, or HTTPS trusting the
 // harness CA), and able to run pod sandboxes on these machines (restrict_oom_score_adj: they
-// refuse the -998 OOM score containerd gives the pause container; ground-truth.md).
+// refuse the -998 OOM score containerd gives the pause container, and runc then fails with
+// "can't get final child's PID from pipe: EOF"; docs/development.md, the harness).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KubeletCri } from './cri.ts';
