@@ -250,7 +250,7 @@ class Agent {
         reports,
         { name: info.name, version: info.version, endpoint: info.endpoint },
         this.engine.imageFilesystem(),
-        { now: new Date(clock.now()).toISOString(), previous: this.writer.written },
+        { now: new Date(clock.now()).toISOString(), previous: this.writer.lastWritten },
       ),
     );
   }
