@@ -23,7 +23,7 @@ import { type Logger, createLogger } from '../telemetry/logger.ts';
 import { Metrics } from '../telemetry/metrics.ts';
 import { type TelemetryServer, startTelemetryServer } from '../telemetry/server.ts';
 import type { Output } from './main.ts';
-import { releaseWhenQuiet } from './memory.ts';
+import { releaseWhenQuiet } from './heap.ts';
 import { newRegistryClient } from './registry.ts';
 
 interface NodeObject extends KubernetesObject {
@@ -221,7 +221,7 @@ class Agent {
     });
     await this.engine.start();
     this.#engineStarted = true;
-    // Gives back what the start-up burst grew once the images stop changing (src/cli/memory.ts).
+    // Gives back what the start-up burst grew once the images stop changing (src/cli/heap.ts).
     if (this.#parts.releaseMemory) {
       this.#stopReleasing = releaseWhenQuiet((onChange) => this.engine.onChange(onChange));
     }
@@ -293,7 +293,7 @@ class Agent {
 export interface AgentDependencies {
   detect?: typeof detectRuntime;
   /**
-   * Give memory back once the images are quiet (src/cli/memory.ts; default on). A process running
+   * Give memory back once the images are quiet (src/cli/heap.ts; default on). A process running
    * many agents (tests, benchmarks) turns it off: its collections and V8 flags are process-wide.
    */
   releaseMemory?: boolean;
