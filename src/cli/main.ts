@@ -2,16 +2,7 @@
 // loading each subcommand's code only when it runs (a DaemonSet pays for every module it loads).
 import { readFileSync } from 'node:fs';
 import { PrepullError, isPrepullError } from '../errors.ts';
-
-export interface Output {
-  out: (text: string) => void;
-  err: (text: string) => void;
-}
-
-const stdio: Output = {
-  out: (text) => process.stdout.write(text),
-  err: (text) => process.stderr.write(text),
-};
+import { type Output, stdio } from './io.ts';
 
 export function version(): string {
   // src/cli and dist/cli sit at the same depth below package.json.

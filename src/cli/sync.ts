@@ -19,8 +19,8 @@ import type { ImageRuntime, RuntimeInfo } from '../runtime/types.ts';
 import { type Logger, createLogger } from '../telemetry/logger.ts';
 import { Metrics } from '../telemetry/metrics.ts';
 import { type TelemetryServer, startTelemetryServer } from '../telemetry/server.ts';
-import type { Output } from './main.ts';
-import { releaseWhenQuiet } from './memory.ts';
+import type { Output } from './io.ts';
+import { releaseWhenQuiet } from './heap.ts';
 import { type SyncResult, renderJson, renderTable } from './output.ts';
 import { newRegistryClient } from './registry.ts';
 

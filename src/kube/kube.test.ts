@@ -118,7 +118,7 @@ describe('NodeImageCacheWriter', () => {
     await new Promise((r) => setTimeout(r, 300));
     const settled = statusWrites();
     // (A later clock, but the Ready condition keeps its transition time: nothing changed.)
-    writer.update(status(50, 50, '2026-01-02T00:00:00.000Z', writer.written));
+    writer.update(status(50, 50, '2026-01-02T00:00:00.000Z', writer.lastWritten));
     await new Promise((r) => setTimeout(r, 700));
     expect(statusWrites()).toBe(settled);
     await writer.stop();

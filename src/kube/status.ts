@@ -43,7 +43,7 @@ export class NodeImageCacheWriter {
     Pick<StatusWriterOptions, 'onWrite'>;
   #node: NodeRef | undefined;
   #resourceVersion: string | undefined;
-  #written: string | undefined;
+  #lastWritten: string | undefined;
   #pending: NodeImageCacheStatus | undefined;
   #lastWriteAt = Number.NEGATIVE_INFINITY;
   #timer: AbortController | undefined;
@@ -57,10 +57,10 @@ export class NodeImageCacheWriter {
   }
 
   /** The status last written (for tests and readiness). */
-  get written(): NodeImageCacheStatus | undefined {
-    return this.#written === undefined
+  get lastWritten(): NodeImageCacheStatus | undefined {
+    return this.#lastWritten === undefined
       ? undefined
-      : (JSON.parse(this.#written) as NodeImageCacheStatus);
+      : (JSON.parse(this.#lastWritten) as NodeImageCacheStatus);
   }
 
   /** Creates this node's NodeImageCache unless it exists; remembers its resourceVersion. */
@@ -79,7 +79,7 @@ export class NodeImageCacheWriter {
   update(status: NodeImageCacheStatus): void {
     if (this.#stopped) return;
     // Unchanged since the last write, and no write in flight that could change what is stored.
-    if (this.#writing === undefined && comparable(status) === this.#written) {
+    if (this.#writing === undefined && comparable(status) === this.#lastWritten) {
       this.#pending = undefined;
       return;
     }
@@ -105,9 +105,9 @@ export class NodeImageCacheWriter {
 
   #adopt(object: NodeImageCache): void {
     this.#resourceVersion = object.metadata.resourceVersion;
-    if (object.status !== undefined && this.#written === undefined) {
+    if (object.status !== undefined && this.#lastWritten === undefined) {
       // After a restart: an identical status need not be written again.
-      this.#written = comparable(object.status);
+      this.#lastWritten = comparable(object.status);
     }
   }
 
@@ -133,7 +133,7 @@ export class NodeImageCacheWriter {
     try {
       const created = await this.#api.request<NodeImageCache>('POST', COLLECTION, { body });
       this.#resourceVersion = created.metadata.resourceVersion;
-      this.#written = undefined;
+      this.#lastWritten = undefined;
       this.#options.log.info({ nodeImageCache: node.name }, 'created NodeImageCache');
     } catch (error) {
       if (!isKubeApiError(error, 409)) throw error;
@@ -172,7 +172,7 @@ export class NodeImageCacheWriter {
     if (status === undefined || node === undefined) return;
     this.#pending = undefined;
     // Back where the last write left it (a change and its undoing within one interval).
-    if (comparable(status) === this.#written) return;
+    if (comparable(status) === this.#lastWritten) return;
     const run = this.#put(node, status);
     this.#writing = run;
     try {
@@ -213,7 +213,7 @@ export class NodeImageCacheWriter {
           { body },
         );
         this.#resourceVersion = written.metadata.resourceVersion;
-        this.#written = text;
+        this.#lastWritten = text;
         this.#failures = 0;
         onWrite?.('ok');
         return;

@@ -10,7 +10,7 @@ import { KubeApiServer } from '../../test/kube-api-server/index.ts';
 import type { NodeImageCache } from '../api/nodeimagecache.ts';
 import type { JsonObject } from '../../test/kube-api-server/json.ts';
 import { FakeRuntime, detectedFake } from '../runtime/fake.ts';
-import { runAgent } from './agent.ts';
+import { runAgent } from '../cli/agent.ts';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const SA_USER = 'system:serviceaccount:prepull-system:prepull-agent';
@@ -79,6 +79,7 @@ function startAgent(nodeName: string, runtime = new FakeRuntime()): Running {
       '--node-name',
       nodeName,
       '--log-level',
+      // eslint-disable-next-line no-restricted-properties -- the test's own switch, not prepull's configuration
       process.env.AGENT_TEST_LOG ?? 'silent',
     ],
     { out: (t) => logs.push(t), err: (t) => logs.push(t) },

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals';
-import { releaseMemory, releaseWhenQuiet } from './memory.ts';
+import { PerformanceObserver, constants } from 'node:perf_hooks';
+import { releaseMemory, releaseWhenQuiet } from './heap.ts';
 
 function changes(): { subscribe: (l: () => void) => () => void; emit: () => void } {
   const listeners = new Set<() => void>();
@@ -68,9 +69,45 @@ describe('releaseWhenQuiet', () => {
   });
 });
 
+/** Counts V8's major (full) collections as Node reports them, which is after they happen. */
+function majorCollections(): {
+  count: () => number;
+  next: (than: number) => Promise<number>;
+  stop: () => void;
+} {
+  let count = 0;
+  const observer = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries() as { detail?: { kind?: number } }[]) {
+      if (entry.detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) count++;
+    }
+  });
+  observer.observe({ entryTypes: ['gc'] });
+  return {
+    count: () => count,
+    next: async (than) => {
+      const deadline = Date.now() + 2000;
+      while (count <= than && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      return count;
+    },
+    stop: () => {
+      observer.disconnect();
+    },
+  };
+}
+
 describe('releaseMemory', () => {
-  it('runs a full collection, and again', () => {
-    releaseMemory();
-    releaseMemory();
+  it('runs a full collection, and again', async () => {
+    const collections = majorCollections();
+    try {
+      const before = collections.count();
+      releaseMemory();
+      const afterFirst = await collections.next(before);
+      expect(afterFirst).toBeGreaterThan(before);
+      // The second call reuses the gc function the first one made, and collects again.
+      releaseMemory();
+      expect(await collections.next(afterFirst)).toBeGreaterThan(afterFirst);
+    } finally {
+      collections.stop();
+    }
   });
 });

@@ -1,0 +1,72 @@
+// The PrePulls the agent's informer holds, as the engine takes them: validated, each invalid one
+// warned about once per version, and which pull secrets changed with them.
+import { type PrePull, validatePrePull } from '../api/prepull.ts';
+import type { KubernetesObject } from '../kube/client.ts';
+import type { SecretRef } from '../reconcile/desired.ts';
+import type { Logger } from '../telemetry/logger.ts';
+
+/** The pull secrets `prePull` names, in its namespace. */
+export function secretsOf(prePull: PrePull): SecretRef[] {
+  return prePull.spec.imagePullSecrets.map((s) => ({
+    namespace: prePull.metadata.namespace,
+    name: s.name,
+  }));
+}
+
+function validated(
+  object: KubernetesObject,
+  namespace: string,
+): ReturnType<typeof validatePrePull> {
+  // Only what a PrePull is made of: the API adds status and more metadata.
+  const { apiVersion, kind, metadata } = object;
+  return validatePrePull(
+    { apiVersion, kind, metadata, spec: (object as { spec?: unknown }).spec },
+    namespace,
+  );
+}
+
+/** The PrePulls the informer holds, validated (the CRD validates at admission; this is the engine's own check). */
+export class PrePullView {
+  readonly #log: Logger;
+  readonly #warned = new Map<string, string>();
+  readonly #versions = new Map<string, string>();
+  readonly uids = new Map<string, string>();
+
+  constructor(log: Logger) {
+    this.#log = log;
+  }
+
+  /** Valid PrePulls, and the pull secrets of those that changed since the last call. */
+  read(objects: readonly KubernetesObject[]): { prePulls: PrePull[]; changedSecrets: SecretRef[] } {
+    const prePulls: PrePull[] = [];
+    const changedSecrets: SecretRef[] = [];
+    const seen = new Set<string>();
+    for (const object of objects) {
+      const namespace = object.metadata?.namespace ?? '';
+      const key = `${namespace}/${object.metadata?.name ?? ''}`;
+      const version = object.metadata?.resourceVersion ?? '';
+      seen.add(key);
+      const { prePull, issues } = validated(object, namespace);
+      if (prePull === undefined) {
+        if (this.#warned.get(key) !== version) {
+          this.#warned.set(key, version);
+          this.#log.warn({ prePull: key, issues }, 'ignoring an invalid PrePull');
+        }
+        continue;
+      }
+      prePulls.push(prePull);
+      if (object.metadata?.uid !== undefined) this.uids.set(key, object.metadata.uid);
+      if (this.#versions.get(key) !== version) {
+        this.#versions.set(key, version);
+        changedSecrets.push(...secretsOf(prePull));
+      }
+    }
+    for (const key of this.#versions.keys()) {
+      if (!seen.has(key)) {
+        this.#versions.delete(key);
+        this.uids.delete(key);
+      }
+    }
+    return { prePulls, changedSecrets };
+  }
+}
