@@ -10,7 +10,7 @@ import { KubeApiServer } from '../../test/kube-api-server/index.ts';
 import type { NodeImageCache } from '../api/nodeimagecache.ts';
 import type { JsonObject } from '../../test/kube-api-server/json.ts';
 import { FakeRuntime, detectedFake } from '../runtime/fake.ts';
-import { runAgent } from '../cli/agent.ts';
+import { runAgent } from './agent.ts';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const SA_USER = 'system:serviceaccount:prepull-system:prepull-agent';
