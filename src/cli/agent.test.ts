@@ -79,7 +79,6 @@ function startAgent(nodeName: string, runtime = new FakeRuntime()): Running {
       '--node-name',
       nodeName,
       '--log-level',
-      // eslint-disable-next-line no-restricted-properties -- the test's own switch, not prepull's configuration
       process.env.AGENT_TEST_LOG ?? 'silent',
     ],
     { out: (t) => logs.push(t), err: (t) => logs.push(t) },
