@@ -20,8 +20,8 @@ import { type DesiredImage, compareCodeUnits, desiredImages } from './desired.ts
 import { WorkQueue } from './queue.ts';
 import {
   type Decision,
-  type Memory,
-  NEW_MEMORY,
+  type History,
+  NEW_HISTORY,
   afterPullFailed,
   afterPullStarted,
   afterPullSucceeded,
@@ -108,7 +108,7 @@ export interface EngineOptions {
 
 interface Entry {
   desired: DesiredImage;
-  memory: Memory;
+  history: History;
   /** What the runtime reported last (undefined: absent). */
   image?: RuntimeImage;
   /** When the runtime reported `image` (engine clock, ms); undefined: not asked yet. */
@@ -334,7 +334,7 @@ export class Engine {
       if (existing === undefined) {
         const entry: Entry = {
           desired: want,
-          memory: NEW_MEMORY,
+          history: NEW_HISTORY,
           verifyRequested: true,
           forceVerify: false,
         };
@@ -346,7 +346,7 @@ export class Engine {
       } else if (JSON.stringify(existing.desired) !== JSON.stringify(want)) {
         // A change gives a failed image a fresh set of attempts and a fresh check.
         existing.desired = want;
-        existing.memory = afterReset(existing.memory);
+        existing.history = afterReset(existing.history);
         existing.verifyRequested = true;
       } else if (images !== undefined) {
         this.observe(existing, findImage(images, ref), now);
@@ -361,7 +361,7 @@ export class Engine {
       const stop = this.deps.scheduler.schedule(expression, () => {
         const current = this.entries.get(entry.desired.ref);
         if (!current?.desired.schedules.includes(expression)) return;
-        current.memory = afterReset(current.memory);
+        current.history = afterReset(current.history);
         current.verifyRequested = true;
         current.forceVerify = true;
         this.queue.add(current.desired.ref);
@@ -393,7 +393,7 @@ export class Engine {
       const images = await this.call('list', () => this.deps.runtime.listImages());
       const now = this.deps.clock.now();
       for (const entry of this.entries.values()) {
-        if (entry.memory.pulling) continue;
+        if (entry.history.pulling) continue;
         const image = findImage(images, entry.desired.ref);
         // Gone, back, or another image under the same name (re-pulled, re-tagged or unpinned by
         // another client): decide again. Record what the runtime said before queueing: the
@@ -430,7 +430,7 @@ export class Engine {
         image?.id === event.name ||
         image?.repoTags.includes(event.name) === true ||
         image?.repoDigests.includes(event.name) === true;
-      if (named && !entry.memory.pulling) void this.confirmDeletion(entry);
+      if (named && !entry.history.pulling) void this.confirmDeletion(entry);
     }
   }
 
@@ -464,7 +464,7 @@ export class Engine {
             : {}),
           ...this.digestMatch(entry),
         },
-        entry.memory,
+        entry.history,
         {
           now,
           verifyDue: entry.verifyRequested,
@@ -523,7 +523,7 @@ export class Engine {
   }
 
   private digestMatch(entry: Entry): { digestMatches?: boolean; digest?: string } {
-    const digest = entry.memory.registryDigest;
+    const digest = entry.history.registryDigest;
     if (entry.image === undefined || digest === undefined) return {};
     const held = recordedDigest(entry.image, entry.desired.ref);
     return {
@@ -565,21 +565,21 @@ export class Engine {
   }
 
   private async verify(entry: Entry, signal: AbortSignal): Promise<void> {
-    const { memory } = entry;
+    const { history } = entry;
     const now = this.deps.clock.now();
     // A retry after a failed check must ask the registry, however recent the last answer.
     const forced =
       entry.forceVerify ||
       entry.desired.pullPolicy === 'Always' ||
-      memory.verifyError !== undefined;
+      history.verifyError !== undefined;
     entry.verifyRequested = false;
     entry.forceVerify = false;
     // Implicit checks (after a pull, after an edit) reuse a recent answer; schedules and
     // pullPolicy Always always ask the registry.
     const fresh =
-      memory.verifiedAt !== undefined &&
-      memory.registryDigest !== undefined &&
-      now - memory.verifiedAt < this.options.verifyTtlMs;
+      history.verifiedAt !== undefined &&
+      history.registryDigest !== undefined &&
+      now - history.verifiedAt < this.options.verifyTtlMs;
     if (fresh && !forced) return;
     try {
       const credentials = await this.deps.credentials.forImage(entry.desired);
@@ -590,14 +590,14 @@ export class Engine {
           signal,
         },
       );
-      entry.memory = afterVerified(entry.memory, digest, this.deps.clock.now());
+      entry.history = afterVerified(entry.history, digest, this.deps.clock.now());
     } catch (error) {
       if (isRefusal(error)) this.deps.credentials.refused?.(entry.desired);
       const info = errorInfo(error);
-      const delay = backoffDelay(VERIFY_BACKOFF, (entry.memory.verifyFailures ?? 0) + 1, () =>
+      const delay = backoffDelay(VERIFY_BACKOFF, (entry.history.verifyFailures ?? 0) + 1, () =>
         this.deps.clock.random(),
       );
-      entry.memory = afterVerifyFailed(entry.memory, info, this.deps.clock.now(), delay);
+      entry.history = afterVerifyFailed(entry.history, info, this.deps.clock.now(), delay);
       this.deps.log.warn(
         { image: entry.desired.ref, err: info },
         'could not verify against the registry',
@@ -684,7 +684,7 @@ export class Engine {
       this.releasePullSlot();
       return;
     }
-    entry.memory = afterPullStarted(entry.memory);
+    entry.history = afterPullStarted(entry.history);
     this.record(entry, { state: 'Pulling', reason: 'Pulling', action: { kind: 'none' } });
     const started = clock.now();
     // A tag is checked against the registry while the runtime pulls it, not after: the HEAD
@@ -702,7 +702,7 @@ export class Engine {
       metrics.pulledBytes.inc(image.size);
       this.observe(entry, image);
       entry.pullDurationMs = clock.now() - started;
-      entry.memory = afterPullSucceeded(entry.memory);
+      entry.history = afterPullSucceeded(entry.history);
       delete entry.pinError;
       this.emit(
         entry,
@@ -721,18 +721,18 @@ export class Engine {
       metrics.pulls.inc({ result: 'failure', code: info.code });
       metrics.pullDuration.observe({ result: 'failure' }, (clock.now() - started) / 1000);
       if (signal.aborted) {
-        entry.memory = { ...entry.memory, pulling: false };
+        entry.history = { ...entry.history, pulling: false };
         return;
       }
-      const delay = backoffDelay(this.options.backoff, entry.memory.attempts + 1, () =>
+      const delay = backoffDelay(this.options.backoff, entry.history.attempts + 1, () =>
         clock.random(),
       );
-      entry.memory = afterPullFailed(entry.memory, entry.desired, info, clock.now(), delay);
-      log.warn({ image: ref, err: info, attempt: entry.memory.attempts }, 'pull failed');
+      entry.history = afterPullFailed(entry.history, entry.desired, info, clock.now(), delay);
+      log.warn({ image: ref, err: info, attempt: entry.history.attempts }, 'pull failed');
       this.emit(
         entry,
         'PullFailed',
-        `pull of ${ref} failed (attempt ${entry.memory.attempts}): ${info.message} (${info.code})`,
+        `pull of ${ref} failed (attempt ${entry.history.attempts}): ${info.message} (${info.code})`,
       );
     } finally {
       this.releasePullSlot();
@@ -764,7 +764,7 @@ export class Engine {
   }
 
   private report(entry: Entry): ImageReport {
-    const { desired, memory, image, decision } = entry;
+    const { desired, history, image, decision } = entry;
     const digest = recordedDigest(entry.image, entry.desired.ref);
     return {
       image: desired.ref,
@@ -772,12 +772,12 @@ export class Engine {
       requiredBy: desired.requiredBy,
       ...decisionFields(decision),
       ...(digest !== undefined ? { digest } : {}),
-      ...(memory.registryDigest !== undefined ? { registryDigest: memory.registryDigest } : {}),
+      ...(history.registryDigest !== undefined ? { registryDigest: history.registryDigest } : {}),
       ...(image !== undefined ? { imageId: image.id, size: image.size, pinned: image.pinned } : {}),
-      ...(memory.verifiedAt !== undefined
-        ? { lastVerified: new Date(memory.verifiedAt).toISOString() }
+      ...(history.verifiedAt !== undefined
+        ? { lastVerified: new Date(history.verifiedAt).toISOString() }
         : {}),
-      attempts: memory.attempts,
+      attempts: history.attempts,
       ...(entry.pullDurationMs !== undefined ? { pullDurationMs: entry.pullDurationMs } : {}),
     };
   }
