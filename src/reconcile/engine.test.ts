@@ -12,7 +12,8 @@ import { createLogger } from '../telemetry/logger.ts';
 import { Metrics } from '../telemetry/metrics.ts';
 import { repositoryOf } from '../image/names.ts';
 import type { ImageReport } from '../image/report.ts';
-import { type DigestResolver, Engine, type Scheduler } from './engine.ts';
+import { Engine } from './engine.ts';
+import type { DigestResolver, Scheduler } from './types.ts';
 
 const digest = (n: number): string => `sha256:${n.toString(16).padStart(64, '0')}`;
 
