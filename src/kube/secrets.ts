@@ -6,7 +6,7 @@
 // as credentials handed to the registry client and the runtime.
 import type { Clock } from '../clock.ts';
 import { PrepullError, isPrepullError } from '../errors.ts';
-import type { CredentialProvider } from '../reconcile/engine.ts';
+import type { CredentialProvider } from '../reconcile/types.ts';
 import type { DesiredImage, SecretRef } from '../reconcile/desired.ts';
 import {
   type CredentialSource,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { cronScheduler, lazyScheduler } from './cron.ts';
-import type { Scheduler } from './engine.ts';
+import type { Scheduler } from './types.ts';
 
 /** A scheduler to load, and a load the test finishes when it says. */
 function loadable(): {

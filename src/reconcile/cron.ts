@@ -1,7 +1,7 @@
 // The production Scheduler: node-cron, one task per (expression, listener), loaded with the first
 // schedule, so a command whose PrePulls have none never loads the scheduler. Tests use a manual
 // scheduler instead, so schedules are fired exactly when a test says.
-import type { Scheduler } from './engine.ts';
+import type { Scheduler } from './types.ts';
 
 /**
  * A Scheduler that loads the real one with the first schedule() and hands it every schedule once

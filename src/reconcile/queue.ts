@@ -19,52 +19,52 @@ interface Timer {
 }
 
 export class WorkQueue<K> {
-  private readonly options: WorkQueueOptions<K>;
-  private readonly waiting: K[] = [];
-  private readonly queued = new Set<K>();
-  private readonly processing = new Set<K>();
-  private readonly dirty = new Set<K>();
-  private readonly timers = new Map<K, Timer>();
-  private readonly stop = new AbortController();
-  private readonly inFlight = new Set<Promise<void>>();
-  private idleWaiters: (() => void)[] = [];
-  private closed = false;
+  readonly #options: WorkQueueOptions<K>;
+  readonly #waiting: K[] = [];
+  readonly #queued = new Set<K>();
+  readonly #processing = new Set<K>();
+  readonly #dirty = new Set<K>();
+  readonly #timers = new Map<K, Timer>();
+  readonly #stop = new AbortController();
+  readonly #inFlight = new Set<Promise<void>>();
+  #idleWaiters: (() => void)[] = [];
+  #closed = false;
 
   constructor(options: WorkQueueOptions<K>) {
     if (options.concurrency < 1) throw new RangeError('concurrency must be at least 1');
-    this.options = options;
+    this.#options = options;
   }
 
   /** Queues `key` unless it is already waiting; if it is being processed, runs it once more after. */
   add(key: K): void {
-    if (this.closed) return;
-    if (this.processing.has(key)) {
-      this.dirty.add(key);
+    if (this.#closed) return;
+    if (this.#processing.has(key)) {
+      this.#dirty.add(key);
       return;
     }
-    if (this.queued.has(key)) return;
-    this.queued.add(key);
-    this.waiting.push(key);
-    this.pump();
+    if (this.#queued.has(key)) return;
+    this.#queued.add(key);
+    this.#waiting.push(key);
+    this.#pump();
   }
 
   /** Adds `key` after `delayMs`; an earlier pending wake-up for the same key wins. */
   addAfter(key: K, delayMs: number): void {
-    if (this.closed) return;
+    if (this.#closed) return;
     if (delayMs <= 0) {
       this.add(key);
       return;
     }
-    const until = this.options.clock.now() + delayMs;
-    const existing = this.timers.get(key);
+    const until = this.#options.clock.now() + delayMs;
+    const existing = this.#timers.get(key);
     if (existing !== undefined && existing.until <= until) return;
     existing?.abort.abort();
     const abort = new AbortController();
-    this.timers.set(key, { until, abort });
-    this.options.clock.sleep(delayMs, abort.signal).then(
+    this.#timers.set(key, { until, abort });
+    this.#options.clock.sleep(delayMs, abort.signal).then(
       () => {
-        if (this.timers.get(key)?.abort !== abort) return;
-        this.timers.delete(key);
+        if (this.#timers.get(key)?.abort !== abort) return;
+        this.#timers.delete(key);
         this.add(key);
       },
       () => undefined,
@@ -73,27 +73,27 @@ export class WorkQueue<K> {
 
   /** Drops a pending delayed add of `key` (its work is no longer wanted). */
   forget(key: K): void {
-    this.timers.get(key)?.abort.abort();
-    this.timers.delete(key);
+    this.#timers.get(key)?.abort.abort();
+    this.#timers.delete(key);
   }
 
   /** When `key` will be added by a pending addAfter, or undefined. */
   scheduledAt(key: K): number | undefined {
-    return this.timers.get(key)?.until;
+    return this.#timers.get(key)?.until;
   }
 
   get length(): number {
-    return this.waiting.length;
+    return this.#waiting.length;
   }
 
   get active(): number {
-    return this.processing.size;
+    return this.#processing.size;
   }
 
   /** Resolves once nothing waits and nothing is processed (pending delayed adds do not count). */
   idle(): Promise<void> {
-    if (this.isIdle()) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
+    if (this.#isIdle()) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
   /**
@@ -101,53 +101,53 @@ export class WorkQueue<K> {
    * the handlers in flight have returned.
    */
   async shutDown(): Promise<void> {
-    this.closed = true;
-    for (const timer of this.timers.values()) timer.abort.abort();
-    this.timers.clear();
-    this.waiting.length = 0;
-    this.queued.clear();
-    this.dirty.clear();
-    this.stop.abort(new Error('work queue shut down'));
-    await Promise.allSettled([...this.inFlight]);
-    this.settleIdle();
+    this.#closed = true;
+    for (const timer of this.#timers.values()) timer.abort.abort();
+    this.#timers.clear();
+    this.#waiting.length = 0;
+    this.#queued.clear();
+    this.#dirty.clear();
+    this.#stop.abort(new Error('work queue shut down'));
+    await Promise.allSettled([...this.#inFlight]);
+    this.#settleIdle();
   }
 
-  private isIdle(): boolean {
-    return this.waiting.length === 0 && this.processing.size === 0;
+  #isIdle(): boolean {
+    return this.#waiting.length === 0 && this.#processing.size === 0;
   }
 
-  private settleIdle(): void {
-    if (!this.isIdle()) return;
-    const waiters = this.idleWaiters;
-    this.idleWaiters = [];
+  #settleIdle(): void {
+    if (!this.#isIdle()) return;
+    const waiters = this.#idleWaiters;
+    this.#idleWaiters = [];
     for (const resolve of waiters) resolve();
   }
 
-  private pump(): void {
+  #pump(): void {
     while (
-      !this.closed &&
-      this.processing.size < this.options.concurrency &&
-      this.waiting.length > 0
+      !this.#closed &&
+      this.#processing.size < this.#options.concurrency &&
+      this.#waiting.length > 0
     ) {
-      const key = this.waiting.shift() as K;
-      this.queued.delete(key);
-      this.processing.add(key);
-      const run = this.run(key);
-      this.inFlight.add(run);
-      void run.finally(() => this.inFlight.delete(run));
+      const key = this.#waiting.shift() as K;
+      this.#queued.delete(key);
+      this.#processing.add(key);
+      const run = this.#run(key);
+      this.#inFlight.add(run);
+      void run.finally(() => this.#inFlight.delete(run));
     }
   }
 
-  private async run(key: K): Promise<void> {
+  async #run(key: K): Promise<void> {
     try {
-      await this.options.handler(key, this.stop.signal);
+      await this.#options.handler(key, this.#stop.signal);
     } catch (error) {
-      this.options.onError?.(key, error);
+      this.#options.onError?.(key, error);
     } finally {
-      this.processing.delete(key);
-      if (this.dirty.delete(key)) this.add(key);
-      this.pump();
-      this.settleIdle();
+      this.#processing.delete(key);
+      if (this.#dirty.delete(key)) this.add(key);
+      this.#pump();
+      this.#settleIdle();
     }
   }
 }

@@ -3,8 +3,8 @@ import type { ErrorInfo } from '../image/report.ts';
 import { PULL_BACKOFF, backoffDelay } from './backoff.ts';
 import {
   type DecideContext,
-  type Memory,
-  NEW_MEMORY,
+  type History,
+  NEW_HISTORY,
   type Observed,
   type Wanted,
   afterPullFailed,
@@ -42,14 +42,14 @@ const notFound: ErrorInfo = {
 };
 
 describe('decide', () => {
-  // [case, wanted, observed, memory, context, expected state, reason, action kind]
-  const table: [string, Wanted, Observed, Memory, DecideContext, string, string, string][] = [
-    ['absent, never tried', tag, absentImage, NEW_MEMORY, ctx, 'Missing', 'NotPresent', 'pull'],
+  // [case, wanted, observed, history, context, expected state, reason, action kind]
+  const table: [string, Wanted, Observed, History, DecideContext, string, string, string][] = [
+    ['absent, never tried', tag, absentImage, NEW_HISTORY, ctx, 'Missing', 'NotPresent', 'pull'],
     [
       'being pulled',
       tag,
       absentImage,
-      { ...NEW_MEMORY, pulling: true },
+      { ...NEW_HISTORY, pulling: true },
       ctx,
       'Pulling',
       'Pulling',
@@ -59,7 +59,7 @@ describe('decide', () => {
       'absent, backing off',
       tag,
       absentImage,
-      { ...NEW_MEMORY, attempts: 1, nextAttemptAt: 5000, lastError: unreachable },
+      { ...NEW_HISTORY, attempts: 1, nextAttemptAt: 5000, lastError: unreachable },
       ctx,
       'Missing',
       'BackOff',
@@ -69,7 +69,7 @@ describe('decide', () => {
       'absent, backoff over',
       tag,
       absentImage,
-      { ...NEW_MEMORY, attempts: 1, nextAttemptAt: 900 },
+      { ...NEW_HISTORY, attempts: 1, nextAttemptAt: 900 },
       ctx,
       'Missing',
       'NotPresent',
@@ -79,7 +79,7 @@ describe('decide', () => {
       'absent, gave up',
       tag,
       absentImage,
-      { ...NEW_MEMORY, gaveUp: notFound },
+      { ...NEW_HISTORY, gaveUp: notFound },
       ctx,
       'Failed',
       'PullFailed',
@@ -89,7 +89,7 @@ describe('decide', () => {
       'invalid reference',
       { ...tag, invalid: { code: 'ERR_IMAGE_REF_INVALID', message: 'bad', retryable: false } },
       here,
-      NEW_MEMORY,
+      NEW_HISTORY,
       ctx,
       'Failed',
       'InvalidReference',
@@ -99,18 +99,18 @@ describe('decide', () => {
       'present, verification due',
       tag,
       here,
-      NEW_MEMORY,
+      NEW_HISTORY,
       { ...ctx, verifyDue: true },
       'Present',
       'Verifying',
       'verify',
     ],
-    ['present and verified', tag, here, NEW_MEMORY, ctx, 'Present', 'Verified', 'none'],
+    ['present and verified', tag, here, NEW_HISTORY, ctx, 'Present', 'Verified', 'none'],
     [
       'present, verify None',
       { ...tag, verify: 'None' },
       unverified,
-      NEW_MEMORY,
+      NEW_HISTORY,
       { ...ctx, verifyDue: true },
       'Present',
       'Present',
@@ -120,7 +120,7 @@ describe('decide', () => {
       'present by digest needs no registry',
       { ...tag, byDigest: true },
       here,
-      NEW_MEMORY,
+      NEW_HISTORY,
       { ...ctx, verifyDue: true },
       'Present',
       'Verified',
@@ -130,7 +130,7 @@ describe('decide', () => {
       'present, not pinned',
       tag,
       { ...here, pinned: false },
-      NEW_MEMORY,
+      NEW_HISTORY,
       ctx,
       'Present',
       'Pinning',
@@ -140,7 +140,7 @@ describe('decide', () => {
       'present, not pinned, runtime cannot pin',
       tag,
       { ...here, pinned: false },
-      NEW_MEMORY,
+      NEW_HISTORY,
       { ...ctx, canPin: false },
       'Present',
       'Verified',
@@ -150,7 +150,7 @@ describe('decide', () => {
       'present, pin off',
       { ...tag, pin: false },
       { ...here, pinned: false },
-      NEW_MEMORY,
+      NEW_HISTORY,
       ctx,
       'Present',
       'Verified',
@@ -160,7 +160,7 @@ describe('decide', () => {
       'drift under IfNotPresent',
       tag,
       { ...here, digestMatches: false },
-      NEW_MEMORY,
+      NEW_HISTORY,
       ctx,
       'Stale',
       'DigestDrift',
@@ -170,7 +170,7 @@ describe('decide', () => {
       'drift under Always',
       { ...tag, pullPolicy: 'Always' },
       { ...here, digestMatches: false },
-      NEW_MEMORY,
+      NEW_HISTORY,
       ctx,
       'Stale',
       'DigestDrift',
@@ -180,7 +180,7 @@ describe('decide', () => {
       'drift under Always, backing off',
       { ...tag, pullPolicy: 'Always' },
       { ...here, digestMatches: false },
-      { ...NEW_MEMORY, nextAttemptAt: 9000 },
+      { ...NEW_HISTORY, nextAttemptAt: 9000 },
       ctx,
       'Stale',
       'BackOff',
@@ -190,7 +190,7 @@ describe('decide', () => {
       'drift under Always, gave up',
       { ...tag, pullPolicy: 'Always' },
       { ...here, digestMatches: false },
-      { ...NEW_MEMORY, gaveUp: unreachable },
+      { ...NEW_HISTORY, gaveUp: unreachable },
       ctx,
       'Stale',
       'PullFailed',
@@ -200,7 +200,7 @@ describe('decide', () => {
       'present, registry unreachable at verification, waiting to ask again',
       tag,
       unverified,
-      { ...NEW_MEMORY, verifyError: unreachable, nextVerifyAt: 31_000 },
+      { ...NEW_HISTORY, verifyError: unreachable, nextVerifyAt: 31_000 },
       ctx,
       'Present',
       'VerifyFailed',
@@ -210,7 +210,7 @@ describe('decide', () => {
       'present, registry unreachable at verification, time to ask again',
       tag,
       unverified,
-      { ...NEW_MEMORY, verifyError: unreachable, nextVerifyAt: 900 },
+      { ...NEW_HISTORY, verifyError: unreachable, nextVerifyAt: 900 },
       ctx,
       'Present',
       'VerifyFailed',
@@ -218,8 +218,8 @@ describe('decide', () => {
     ],
   ];
 
-  it.each(table)('%s', (_label, wanted, observed, memory, context, state, reason, action) => {
-    const decision = decide(wanted, observed, memory, context);
+  it.each(table)('%s', (_label, wanted, observed, history, context, state, reason, action) => {
+    const decision = decide(wanted, observed, history, context);
     expect([decision.state, decision.reason, decision.action.kind]).toEqual([
       state,
       reason,
@@ -228,13 +228,13 @@ describe('decide', () => {
   });
 
   it('says when a backed-off pull will be retried and why it failed', () => {
-    const memory: Memory = {
-      ...NEW_MEMORY,
+    const history: History = {
+      ...NEW_HISTORY,
       attempts: 1,
       nextAttemptAt: 5000,
       lastError: unreachable,
     };
-    expect(decide(tag, absentImage, memory, ctx)).toEqual({
+    expect(decide(tag, absentImage, history, ctx)).toEqual({
       state: 'Missing',
       reason: 'BackOff',
       message: 'retrying in 4s (attempt 2 of 3): connection refused',
@@ -244,17 +244,17 @@ describe('decide', () => {
   });
 
   it('carries the error code behind every failure, back-off and failed check', () => {
-    const gaveUp = afterPullFailed(NEW_MEMORY, tag, notFound, 1000, 0);
+    const gaveUp = afterPullFailed(NEW_HISTORY, tag, notFound, 1000, 0);
     const invalid: Wanted = {
       ...tag,
       invalid: { code: 'ERR_IMAGE_REF_INVALID', message: 'bad', retryable: false },
     };
     const always: Wanted = { ...tag, pullPolicy: 'Always' };
     const drifted: Observed = { ...here, digestMatches: false };
-    const backingOff: Memory = { ...NEW_MEMORY, nextAttemptAt: 5000, lastError: unreachable };
-    const verifyFailed = afterVerifyFailed(NEW_MEMORY, unreachable, 10, 30_000);
+    const backingOff: History = { ...NEW_HISTORY, nextAttemptAt: 5000, lastError: unreachable };
+    const verifyFailed = afterVerifyFailed(NEW_HISTORY, unreachable, 10, 30_000);
     const codes = [
-      decide(invalid, absentImage, NEW_MEMORY, ctx),
+      decide(invalid, absentImage, NEW_HISTORY, ctx),
       decide(tag, absentImage, gaveUp, ctx),
       decide(tag, absentImage, backingOff, ctx),
       decide(always, drifted, gaveUp, ctx),
@@ -269,33 +269,33 @@ describe('decide', () => {
       ['Stale', 'BackOff', 'ERR_REGISTRY_UNREACHABLE'],
       ['Present', 'VerifyFailed', 'ERR_REGISTRY_UNREACHABLE'],
     ]);
-    expect(decide(tag, here, NEW_MEMORY, ctx).code).toBeUndefined();
+    expect(decide(tag, here, NEW_HISTORY, ctx).code).toBeUndefined();
   });
 });
 
 describe('transitions after a pull', () => {
   it('backs off on retryable errors until backoffLimit retries are spent, then gives up', () => {
-    let memory = afterPullStarted(NEW_MEMORY);
-    memory = afterPullFailed(memory, tag, unreachable, 1000, 2000);
-    expect(memory).toMatchObject({ attempts: 1, pulling: false, nextAttemptAt: 3000 });
-    memory = afterPullFailed(afterPullStarted(memory), tag, unreachable, 3000, 4000);
-    expect(memory).toMatchObject({ attempts: 2, nextAttemptAt: 7000 });
-    expect(memory.gaveUp).toBeUndefined();
-    memory = afterPullFailed(afterPullStarted(memory), tag, unreachable, 7000, 8000);
-    expect(memory.attempts).toBe(3);
-    expect(memory.nextAttemptAt).toBeUndefined();
-    expect(memory.gaveUp?.message).toBe('connection refused (gave up after 3 attempts)');
-    expect(decide(tag, absentImage, memory, { ...ctx, now: 99_999 }).state).toBe('Failed');
+    let history = afterPullStarted(NEW_HISTORY);
+    history = afterPullFailed(history, tag, unreachable, 1000, 2000);
+    expect(history).toMatchObject({ attempts: 1, pulling: false, nextAttemptAt: 3000 });
+    history = afterPullFailed(afterPullStarted(history), tag, unreachable, 3000, 4000);
+    expect(history).toMatchObject({ attempts: 2, nextAttemptAt: 7000 });
+    expect(history.gaveUp).toBeUndefined();
+    history = afterPullFailed(afterPullStarted(history), tag, unreachable, 7000, 8000);
+    expect(history.attempts).toBe(3);
+    expect(history.nextAttemptAt).toBeUndefined();
+    expect(history.gaveUp?.message).toBe('connection refused (gave up after 3 attempts)');
+    expect(decide(tag, absentImage, history, { ...ctx, now: 99_999 }).state).toBe('Failed');
   });
 
   it('gives up at once on an error retrying cannot fix', () => {
-    const memory = afterPullFailed(afterPullStarted(NEW_MEMORY), tag, notFound, 1000, 2000);
-    expect(memory.gaveUp?.message).toBe('no such tag (gave up after 1 attempt)');
-    expect(decide(tag, absentImage, memory, ctx).reason).toBe('PullFailed');
+    const history = afterPullFailed(afterPullStarted(NEW_HISTORY), tag, notFound, 1000, 2000);
+    expect(history.gaveUp?.message).toBe('no such tag (gave up after 1 attempt)');
+    expect(decide(tag, absentImage, history, ctx).reason).toBe('PullFailed');
   });
 
   it('a success clears the failure record; a reset gives a failed image new attempts', () => {
-    const failed = afterPullFailed(NEW_MEMORY, tag, notFound, 1000, 0);
+    const failed = afterPullFailed(NEW_HISTORY, tag, notFound, 1000, 0);
     expect(afterPullSucceeded(failed)).toEqual({ attempts: 0, pulling: false });
     const reset = afterReset(failed);
     expect(reset.gaveUp).toBeUndefined();
@@ -304,7 +304,7 @@ describe('transitions after a pull', () => {
 
   it('records verification results', () => {
     const failed = afterVerifyFailed(
-      afterVerifyFailed(NEW_MEMORY, unreachable, 10, 30_000),
+      afterVerifyFailed(NEW_HISTORY, unreachable, 10, 30_000),
       unreachable,
       40,
       60_000,

@@ -32,7 +32,7 @@ export interface Observed {
 }
 
 /** What the engine remembers about an image between decisions. */
-export interface Memory {
+export interface History {
   /** Consecutive failed pull attempts. */
   attempts: number;
   /** No pull before this time (backoff). */
@@ -49,7 +49,7 @@ export interface Memory {
   nextVerifyAt?: number;
 }
 
-export const NEW_MEMORY: Memory = { attempts: 0, pulling: false };
+export const NEW_HISTORY: History = { attempts: 0, pulling: false };
 
 export type Action =
   | { kind: 'none' }
@@ -78,37 +78,37 @@ export interface DecideContext {
 
 const NONE: Action = { kind: 'none' };
 
-function absent(wanted: Wanted, memory: Memory, now: number): Decision {
-  if (memory.gaveUp !== undefined) {
+function absent(wanted: Wanted, history: History, now: number): Decision {
+  if (history.gaveUp !== undefined) {
     return {
       state: 'Failed',
       reason: 'PullFailed',
-      message: memory.gaveUp.message,
-      code: memory.gaveUp.code,
+      message: history.gaveUp.message,
+      code: history.gaveUp.code,
       action: NONE,
     };
   }
-  if (memory.nextAttemptAt !== undefined && now < memory.nextAttemptAt) {
-    const seconds = Math.ceil((memory.nextAttemptAt - now) / 1000);
-    const last = memory.lastError?.message ?? 'the last pull failed';
+  if (history.nextAttemptAt !== undefined && now < history.nextAttemptAt) {
+    const seconds = Math.ceil((history.nextAttemptAt - now) / 1000);
+    const last = history.lastError?.message ?? 'the last pull failed';
     return {
       state: 'Missing',
       reason: 'BackOff',
-      message: `retrying in ${seconds}s (attempt ${memory.attempts + 1} of ${wanted.backoffLimit + 1}): ${last}`,
-      ...(memory.lastError !== undefined ? { code: memory.lastError.code } : {}),
-      action: { kind: 'wait', until: memory.nextAttemptAt },
+      message: `retrying in ${seconds}s (attempt ${history.attempts + 1} of ${wanted.backoffLimit + 1}): ${last}`,
+      ...(history.lastError !== undefined ? { code: history.lastError.code } : {}),
+      action: { kind: 'wait', until: history.nextAttemptAt },
     };
   }
   return { state: 'Missing', reason: 'NotPresent', action: { kind: 'pull' } };
 }
 
-function stale(wanted: Wanted, observed: Observed, memory: Memory, now: number): Decision {
+function stale(wanted: Wanted, observed: Observed, history: History, now: number): Decision {
   // An image loaded from an archive (docker load, ctr import) records no registry digest.
   const held =
     observed.digest !== undefined
       ? `the node holds ${observed.digest}`
       : "the node's image records no digest for this repository (loaded from an archive?), so it cannot be shown to match";
-  const message = `the registry's digest is now ${memory.registryDigest ?? 'different'}; ${held}`;
+  const message = `the registry's digest is now ${history.registryDigest ?? 'different'}; ${held}`;
   if (wanted.pullPolicy === 'IfNotPresent') {
     return {
       state: 'Stale',
@@ -117,45 +117,50 @@ function stale(wanted: Wanted, observed: Observed, memory: Memory, now: number):
       action: NONE,
     };
   }
-  if (memory.gaveUp !== undefined) {
+  if (history.gaveUp !== undefined) {
     return {
       state: 'Stale',
       reason: 'PullFailed',
-      message: memory.gaveUp.message,
-      code: memory.gaveUp.code,
+      message: history.gaveUp.message,
+      code: history.gaveUp.code,
       action: NONE,
     };
   }
-  if (memory.nextAttemptAt !== undefined && now < memory.nextAttemptAt) {
+  if (history.nextAttemptAt !== undefined && now < history.nextAttemptAt) {
     return {
       state: 'Stale',
       reason: 'BackOff',
       message,
-      ...(memory.lastError !== undefined ? { code: memory.lastError.code } : {}),
-      action: { kind: 'wait', until: memory.nextAttemptAt },
+      ...(history.lastError !== undefined ? { code: history.lastError.code } : {}),
+      action: { kind: 'wait', until: history.nextAttemptAt },
     };
   }
   return { state: 'Stale', reason: 'DigestDrift', message, action: { kind: 'pull' } };
 }
 
-function present(wanted: Wanted, observed: Observed, memory: Memory, ctx: DecideContext): Decision {
+function present(
+  wanted: Wanted,
+  observed: Observed,
+  history: History,
+  ctx: DecideContext,
+): Decision {
   const checksRegistry = wanted.verify === 'Registry' && !wanted.byDigest;
   if (checksRegistry && ctx.verifyDue) {
     return { state: 'Present', reason: 'Verifying', action: { kind: 'verify' } };
   }
   if (checksRegistry && observed.digestMatches === false)
-    return stale(wanted, observed, memory, ctx.now);
+    return stale(wanted, observed, history, ctx.now);
   if (wanted.pin && ctx.canPin && observed.pinned !== true) {
     return { state: 'Present', reason: 'Pinning', action: { kind: 'pin' } };
   }
-  if (checksRegistry && memory.verifyError !== undefined) {
+  if (checksRegistry && history.verifyError !== undefined) {
     // The image is there; only the check failed. Ask again after the verification backoff.
-    const retryAt = memory.nextVerifyAt ?? ctx.now;
+    const retryAt = history.nextVerifyAt ?? ctx.now;
     return {
       state: 'Present',
       reason: 'VerifyFailed',
-      message: memory.verifyError.message,
-      code: memory.verifyError.code,
+      message: history.verifyError.message,
+      code: history.verifyError.code,
       action: ctx.now >= retryAt ? { kind: 'verify' } : { kind: 'wait', until: retryAt },
     };
   }
@@ -168,7 +173,7 @@ function present(wanted: Wanted, observed: Observed, memory: Memory, ctx: Decide
 export function decide(
   wanted: Wanted,
   observed: Observed,
-  memory: Memory,
+  history: History,
   ctx: DecideContext,
 ): Decision {
   if (wanted.invalid !== undefined) {
@@ -180,18 +185,18 @@ export function decide(
       action: NONE,
     };
   }
-  if (memory.pulling) return { state: 'Pulling', reason: 'Pulling', action: NONE };
+  if (history.pulling) return { state: 'Pulling', reason: 'Pulling', action: NONE };
   return observed.present
-    ? present(wanted, observed, memory, ctx)
-    : absent(wanted, memory, ctx.now);
+    ? present(wanted, observed, history, ctx)
+    : absent(wanted, history, ctx.now);
 }
 
-export function afterPullStarted(memory: Memory): Memory {
-  return { ...memory, pulling: true };
+export function afterPullStarted(history: History): History {
+  return { ...history, pulling: true };
 }
 
-export function afterPullSucceeded(memory: Memory): Memory {
-  const next: Memory = { ...memory, attempts: 0, pulling: false };
+export function afterPullSucceeded(history: History): History {
+  const next: History = { ...history, attempts: 0, pulling: false };
   delete next.nextAttemptAt;
   delete next.gaveUp;
   delete next.lastError;
@@ -204,14 +209,14 @@ export function afterPullSucceeded(memory: Memory): Memory {
  * `delayMs` is the backoff for this attempt (see backoff.ts).
  */
 export function afterPullFailed(
-  memory: Memory,
+  history: History,
   wanted: Wanted,
   error: ErrorInfo,
   now: number,
   delayMs: number,
-): Memory {
-  const attempts = memory.attempts + 1;
-  const next: Memory = { ...memory, attempts, pulling: false, lastError: error };
+): History {
+  const attempts = history.attempts + 1;
+  const next: History = { ...history, attempts, pulling: false, lastError: error };
   if (!error.retryable || attempts > wanted.backoffLimit) {
     const tries = attempts === 1 ? '1 attempt' : `${attempts} attempts`;
     next.gaveUp = { ...error, message: `${error.message} (gave up after ${tries})` };
@@ -223,15 +228,15 @@ export function afterPullFailed(
 }
 
 /** A schedule fired or the PrePull changed: give a failed image a fresh set of attempts. */
-export function afterReset(memory: Memory): Memory {
-  const next: Memory = { ...memory, attempts: 0 };
+export function afterReset(history: History): History {
+  const next: History = { ...history, attempts: 0 };
   delete next.gaveUp;
   delete next.nextAttemptAt;
   return next;
 }
 
-export function afterVerified(memory: Memory, registryDigest: string, now: number): Memory {
-  const next: Memory = { ...memory, registryDigest, verifiedAt: now };
+export function afterVerified(history: History, registryDigest: string, now: number): History {
+  const next: History = { ...history, registryDigest, verifiedAt: now };
   delete next.verifyError;
   delete next.verifyFailures;
   delete next.nextVerifyAt;
@@ -240,16 +245,16 @@ export function afterVerified(memory: Memory, registryDigest: string, now: numbe
 
 /** A failed check; `delayMs` (verification backoff) says when to ask the registry again. */
 export function afterVerifyFailed(
-  memory: Memory,
+  history: History,
   error: ErrorInfo,
   now: number,
   delayMs: number,
-): Memory {
+): History {
   return {
-    ...memory,
+    ...history,
     verifyError: error,
     verifiedAt: now,
-    verifyFailures: (memory.verifyFailures ?? 0) + 1,
+    verifyFailures: (history.verifyFailures ?? 0) + 1,
     nextVerifyAt: now + delayMs,
   };
 }

@@ -11,7 +11,7 @@ import type * as HttpParts from './http.ts';
 import { type Clock, systemClock } from '../clock.ts';
 import { type ErrorCode, PrepullError } from '../errors.ts';
 import { type ProxyConfig, proxyFor, redactProxy } from './proxy.ts';
-import { Semaphore } from './semaphore.ts';
+import { Semaphore } from '../semaphore.ts';
 
 export interface RetryPolicy {
   /** Attempts in all, the first included. */

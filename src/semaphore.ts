@@ -1,5 +1,5 @@
-// A counting semaphore with FIFO waiters and abortable waits: the per-registry concurrency limit,
-// so one busy registry cannot take every socket or be hammered by a burst of work.
+// A counting semaphore with FIFO waiters and abortable waits. The registry transport limits
+// requests per registry with it; the reconcile engine limits the pulls running on the node.
 
 interface Waiter {
   readonly grant: (release: () => void) => void;
@@ -9,6 +9,7 @@ export class Semaphore {
   readonly #limit: number;
   #inUse = 0;
   readonly #waiters: Waiter[] = [];
+  readonly #idleWaiters: (() => void)[] = [];
 
   constructor(limit: number) {
     if (!Number.isInteger(limit) || limit < 1) {
@@ -25,6 +26,12 @@ export class Semaphore {
   /** Callers waiting for a permit. */
   get waiting(): number {
     return this.#waiters.length;
+  }
+
+  /** Resolves once no permit is in use, at once when none is (a graceful stop waits on it). */
+  idle(): Promise<void> {
+    if (this.#inUse === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
   /** Resolves with a release function once a permit is free; rejects if `signal` aborts first. */
@@ -58,8 +65,12 @@ export class Semaphore {
       released = true;
       const next = this.#waiters.shift();
       // The permit passes straight to the next waiter, so a newcomer cannot jump the queue.
-      if (next) next.grant(this.#releaser());
-      else this.#inUse--;
+      if (next) {
+        next.grant(this.#releaser());
+        return;
+      }
+      this.#inUse--;
+      if (this.#inUse === 0) for (const resolve of this.#idleWaiters.splice(0)) resolve();
     };
   }
 }

@@ -1,4 +1,4 @@
-// The per-registry concurrency limit: permits, first-come order, and waits a signal abandons.
+// The shared concurrency limit: permits, first-come order, waits a signal abandons, and idle().
 import { describe, expect, it } from '@jest/globals';
 import { Semaphore } from './semaphore.ts';
 
@@ -36,6 +36,25 @@ describe('Semaphore', () => {
     release();
     expect(semaphore.inUse).toBe(0);
     await expect(semaphore.acquire(controller.signal)).rejects.toThrow('stop');
+  });
+
+  it('resolves idle() at once when no permit is in use, else when the last one is released', async () => {
+    const semaphore = new Semaphore(1);
+    await semaphore.idle();
+    const first = await semaphore.acquire();
+    const second = semaphore.acquire();
+    let idle = false;
+    const waiting = semaphore.idle().then(() => (idle = true));
+    first(); // the permit passes to the waiter: still in use
+    const release = await second;
+    await Promise.resolve();
+    expect(idle).toBe(false);
+    release();
+    await waiting;
+    expect(idle).toBe(true);
+    expect(semaphore.inUse).toBe(0);
+    release(); // a second release neither goes below zero nor wakes anyone
+    expect(semaphore.inUse).toBe(0);
   });
 
   it('refuses a limit below one', () => {

@@ -1,0 +1,143 @@
+// The simulated world the engine's unit tests run in: the in-memory runtime and a registry that
+// answers from a map, a manual clock and scheduler, and the engine's log lines kept for reading.
+import { Writable } from 'node:stream';
+import { type PrePull, validatePrePull } from '../api/prepull.ts';
+import { ManualClock } from '../clock.ts';
+import { PrepullError } from '../errors.ts';
+import type { RegistryCredential } from '../image/credential.ts';
+import { imageMatchesDigest } from '../image/digest.ts';
+import { repositoryOf } from '../image/names.ts';
+import type { ImageReport } from '../image/report.ts';
+import { FakeRuntime } from '../runtime/fake.ts';
+import { createLogger } from '../telemetry/logger.ts';
+import { Metrics } from '../telemetry/metrics.ts';
+import { Engine } from './engine.ts';
+import type { DigestResolver, Scheduler } from './types.ts';
+
+export const digest = (n: number): string => `sha256:${n.toString(16).padStart(64, '0')}`;
+
+export function prePull(name: string, spec: Record<string, unknown>): PrePull {
+  const { prePull: value, issues } = validatePrePull({
+    apiVersion: 'prepull.dev/v1alpha1',
+    kind: 'PrePull',
+    metadata: { name, namespace: 'shop' },
+    spec,
+  });
+  if (value === undefined) throw new Error(JSON.stringify(issues));
+  return value;
+}
+
+export class World {
+  readonly clock = new ManualClock(1_000_000, [0.5]);
+  readonly runtime: FakeRuntime;
+  readonly tags = new Map<string, string>();
+  readonly resolves: string[] = [];
+  /** The simulated time of each resolve, in the order of `resolves`. */
+  readonly resolvedAt: number[] = [];
+  readonly ticks = new Map<string, (() => void)[]>();
+  readonly logs: string[] = [];
+  readonly metrics = new Metrics();
+  credentials: RegistryCredential[] = [];
+  engine: Engine;
+
+  constructor(
+    options: {
+      pullConcurrency?: number;
+      pin?: boolean;
+      events?: boolean;
+      pullLatencyMs?: number;
+    } = {},
+  ) {
+    this.runtime = new FakeRuntime({
+      clock: this.clock,
+      pullLatencyMs: options.pullLatencyMs ?? 100,
+      bytesPerMs: 10_000,
+      capabilities: { pin: options.pin ?? true, deletionEvents: options.events ?? true },
+    });
+    const resolver: DigestResolver = {
+      resolve: (value) => {
+        // The engine passes the parsed reference; its string is the canonical spelling.
+        const ref = String(value);
+        this.resolves.push(ref);
+        this.resolvedAt.push(this.clock.now());
+        const found = this.tags.get(ref);
+        if (found === undefined)
+          return Promise.reject(new PrepullError('ERR_IMAGE_NOT_FOUND', `no ${ref}`));
+        return Promise.resolve({ digest: found });
+      },
+    };
+    const scheduler: Scheduler = {
+      schedule: (expression, onTick) => {
+        this.ticks.set(expression, [...(this.ticks.get(expression) ?? []), onTick]);
+        return () => undefined;
+      },
+    };
+    const sink = new Writable({
+      write: (chunk: Buffer, _enc, done) => {
+        this.logs.push(chunk.toString());
+        done();
+      },
+    });
+    this.engine = new Engine(
+      {
+        runtime: this.runtime,
+        resolver,
+        credentials: { forImage: () => Promise.resolve(this.credentials) },
+        matchesDigest: imageMatchesDigest,
+        scheduler,
+        clock: this.clock,
+        log: createLogger('debug', sink),
+        metrics: this.metrics,
+      },
+      { labels: { role: 'worker' }, pullConcurrency: options.pullConcurrency ?? 2 },
+    );
+  }
+
+  /** The registry serves `ref` (a tag) as image number `n`. */
+  publish(ref: string, n: number, size = 1_000_000): void {
+    this.runtime.publish(ref, { digest: digest(n), id: digest(1000 + n), size });
+    this.tags.set(ref, digest(n));
+  }
+
+  /** The node already holds image number `n` under `ref` (a tag), pulled earlier: the runtime
+   *  recorded its registry digest. */
+  holdPulled(ref: string, n: number): void {
+    this.runtime.seed({
+      id: digest(1000 + n),
+      repoTags: [ref],
+      repoDigests: [`${repositoryOf(ref)}@${digest(n)}`],
+      size: 5,
+    });
+  }
+
+  tick(expression: string): void {
+    for (const fire of this.ticks.get(expression) ?? []) fire();
+  }
+
+  /** Runs the clock until the engine settles (or `limitMs` of simulated time passes). */
+  async settle(limitMs = 3_600_000): Promise<ImageReport[]> {
+    // A box, so the checks below see the assignment made in the callback.
+    const result: { reports?: ImageReport[] } = {};
+    void this.engine.settled().then((r) => (result.reports = r));
+    const settled = (): boolean => result.reports !== undefined;
+    const end = this.clock.now() + limitMs;
+    for (let i = 0; i < 100_000 && !settled(); i++) {
+      for (let j = 0; j < 20; j++) await Promise.resolve();
+      // As in a real event loop, immediates (the engine's coalesced reports) run before timers.
+      await new Promise((r) => setImmediate(r));
+      if (settled()) break;
+      if (!(await this.clock.next()) || this.clock.now() > end) {
+        await new Promise((r) => setImmediate(r));
+      }
+    }
+    if (result.reports === undefined) throw new Error('engine did not settle');
+    return result.reports;
+  }
+
+  calls(op: string): string[] {
+    return this.runtime.calls.filter((c) => c.op === op).map((c) => c.ref ?? '');
+  }
+}
+
+export const pick = (reports: ImageReport[], image: string): ImageReport | undefined =>
+  reports.find((r) => r.image === image);

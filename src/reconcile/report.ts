@@ -1,0 +1,194 @@
+// What the engine tells the world: an ImageReport per entry, the "image state" log line and the
+// events on a change, reports to listeners and the image gauges, and the image filesystem's size.
+import { statfs } from 'node:fs/promises';
+import { recordedDigest } from '../image/digest.ts';
+import type { ImageReport } from '../image/report.ts';
+import { compareCodeUnits } from './desired.ts';
+import { runtimeCall } from './observe.ts';
+import type { Decision } from './state.ts';
+import { type EngineDeps, type EngineEvent, type Entry, errorInfo } from './types.ts';
+
+/** What a report says about the decision: state and reason, and the message and code if any. */
+function decisionFields(
+  decision: Decision | undefined,
+): Pick<ImageReport, 'state' | 'reason' | 'message' | 'code'> {
+  return {
+    state: decision?.state ?? 'Missing',
+    reason: decision?.reason ?? 'Pending',
+    ...(decision?.message !== undefined ? { message: decision.message } : {}),
+    ...(decision?.code !== undefined ? { code: decision.code } : {}),
+  };
+}
+
+export function reportOf(entry: Entry): ImageReport {
+  const { desired, history, image, decision } = entry;
+  const digest = recordedDigest(entry.image, entry.desired.ref);
+  return {
+    image: desired.ref,
+    written: desired.written,
+    requiredBy: desired.requiredBy,
+    ...decisionFields(decision),
+    ...(digest !== undefined ? { digest } : {}),
+    ...(history.registryDigest !== undefined ? { registryDigest: history.registryDigest } : {}),
+    ...(image !== undefined ? { imageId: image.id, size: image.size, pinned: image.pinned } : {}),
+    ...(history.verifiedAt !== undefined
+      ? { lastVerified: new Date(history.verifiedAt).toISOString() }
+      : {}),
+    attempts: history.attempts,
+    ...(entry.pullDurationMs !== undefined ? { pullDurationMs: entry.pullDurationMs } : {}),
+  };
+}
+
+/** Records decisions, and tells listeners, metrics, the log and the event sink what changed. */
+export class Reporter {
+  readonly #deps: EngineDeps;
+  readonly #entries: ReadonlyMap<string, Entry>;
+  readonly #listeners = new Set<(reports: ImageReport[]) => void>();
+  #publishPending = false;
+
+  constructor(deps: EngineDeps, entries: ReadonlyMap<string, Entry>) {
+    this.#deps = deps;
+    this.#entries = entries;
+  }
+
+  /** Subscribes to report changes (called after each state change, with every image). */
+  onChange(listener: (reports: ImageReport[]) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  reports(): ImageReport[] {
+    return [...this.#entries.values()]
+      .map((e) => reportOf(e))
+      .sort((a, b) => compareCodeUnits(a.image, b.image));
+  }
+
+  emit(entry: Entry, kind: EngineEvent['kind'], message: string): void {
+    this.#deps.onEvent?.({
+      kind,
+      image: entry.desired.ref,
+      requiredBy: entry.desired.requiredBy,
+      message,
+    });
+  }
+
+  /** Sets `entry`'s decision; a new state, reason or message is logged and published. */
+  record(entry: Entry, decision: Decision): void {
+    const before = entry.decision;
+    entry.decision = decision;
+    if (
+      before?.state === decision.state &&
+      before.reason === decision.reason &&
+      before.message === decision.message
+    ) {
+      return;
+    }
+    const report = reportOf(entry);
+    if (decision.state === 'Present') entry.wasPresent = true;
+    if (decision.reason === 'DigestDrift' && before?.reason !== 'DigestDrift') {
+      this.emit(entry, 'DigestDrift', decision.message ?? 'the registry digest moved');
+    }
+    this.#deps.log.info(
+      {
+        image: report.image,
+        state: report.state,
+        reason: report.reason,
+        ...(report.message !== undefined ? { message: report.message } : {}),
+        ...(report.code !== undefined ? { code: report.code } : {}),
+        ...(report.digest !== undefined ? { digest: report.digest } : {}),
+        ...(report.pullDurationMs !== undefined && decision.state === 'Present'
+          ? { durationMs: report.pullDurationMs }
+          : {}),
+      },
+      'image state',
+    );
+    this.publish();
+  }
+
+  /**
+   * Reports changes at most once per turn of the event loop: at start-up hundreds of images
+   * change state within one turn, and rebuilding every report for each of them made start-up
+   * quadratic in the number of images.
+   */
+  publish(): void {
+    if (this.#publishPending) return;
+    this.#publishPending = true;
+    setImmediate(() => {
+      this.#publishPending = false;
+      this.#flush();
+    });
+  }
+
+  #flush(): void {
+    const { metrics, clock } = this.#deps;
+    const reports = this.reports();
+    const states = new Map(reports.map((r) => [r.image, r.state]));
+    const held = reports.reduce((sum, r) => sum + (r.state === 'Present' ? (r.size ?? 0) : 0), 0);
+    metrics.setImageStates(states, held);
+    if (
+      reports.length > 0 &&
+      reports.every((r) => r.state === 'Present' && r.reason !== 'VerifyFailed')
+    ) {
+      metrics.lastSync.set(clock.now() / 1000);
+    }
+    for (const listener of this.#listeners) listener(reports);
+  }
+}
+
+/**
+ * Image filesystem usage, at start and after pulls (the only times prepull changes it), so a
+ * steady node costs no runtime calls. Capacity needs the mount point, which the agent sees only
+ * where it is mounted in; otherwise it stays unset.
+ */
+export class ImageFsSampler {
+  readonly #deps: EngineDeps;
+  readonly #last: { usedBytes?: number; capacityBytes?: number } = {};
+  #sample: Promise<void> | undefined;
+  #sampleAgain = false;
+
+  constructor(deps: EngineDeps) {
+    this.#deps = deps;
+  }
+
+  /** The image filesystem as last sampled. */
+  get last(): { usedBytes?: number; capacityBytes?: number } {
+    return { ...this.#last };
+  }
+
+  sample(): void {
+    if (this.#sample !== undefined) {
+      // One in flight may have read too early: take another when it is done.
+      this.#sampleAgain = true;
+      return;
+    }
+    this.#sample = (async () => {
+      try {
+        await this.#read();
+      } catch (error) {
+        this.#deps.log.debug({ err: errorInfo(error) }, 'could not read image filesystem usage');
+      } finally {
+        this.#sample = undefined;
+        if (this.#sampleAgain) {
+          this.#sampleAgain = false;
+          this.sample();
+        }
+      }
+    })();
+  }
+
+  async #read(): Promise<void> {
+    const { runtime, metrics } = this.#deps;
+    const [fs] = await runtimeCall(metrics, 'imagefs', () => runtime.imageFsInfo());
+    if (fs?.usedBytes !== undefined) {
+      metrics.imageFsUsed.set(fs.usedBytes);
+      this.#last.usedBytes = fs.usedBytes;
+    }
+    if (fs !== undefined) {
+      const stats = await statfs(fs.mountpoint).catch(() => undefined);
+      if (stats !== undefined) {
+        this.#last.capacityBytes = stats.blocks * stats.bsize;
+        metrics.imageFsCapacity.set(this.#last.capacityBytes);
+      }
+    }
+  }
+}

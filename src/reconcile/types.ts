@@ -1,0 +1,108 @@
+// The engine's vocabulary, shared by its parts: what it is given (dependencies, options), what it
+// keeps per image (Entry), and how it reads a failure. Types only, plus two small error readers.
+import type { Clock } from '../clock.ts';
+import { isPrepullError } from '../errors.ts';
+import type { RegistryCredential } from '../image/credential.ts';
+import type { ImageReference } from '../image/reference.ts';
+import type { ErrorInfo } from '../image/report.ts';
+import type { ImageRuntime, RuntimeImage } from '../runtime/types.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import type { Metrics } from '../telemetry/metrics.ts';
+import type { BackoffPolicy } from './backoff.ts';
+import type { DesiredImage } from './desired.ts';
+import type { Decision, History } from './state.ts';
+
+/** Tag → digest, as the registry says now (registry client). */
+export interface DigestResolver {
+  resolve(
+    ref: string | ImageReference,
+    options: { credentials?: readonly RegistryCredential[]; signal?: AbortSignal },
+  ): Promise<{ digest: string }>;
+}
+
+/** The credentials to try, in order, for an image (pull secrets, a docker config file). */
+export interface CredentialProvider {
+  forImage(image: DesiredImage): Promise<RegistryCredential[]>;
+  /** The registry refused the credentials given for `image`: read them afresh next time. */
+  refused?(image: DesiredImage): void;
+}
+
+/** Cron schedules (node-cron in production, a manual trigger in tests). */
+export interface Scheduler {
+  schedule(expression: string, onTick: () => void): () => void;
+}
+
+/** Does `image` carry one of `digests` for the repository `ref` names? (runtime/digest.ts) */
+export type DigestMatcher = (
+  image: RuntimeImage,
+  ref: string,
+  digests: readonly string[],
+) => boolean;
+
+/** Something worth telling the owners of an image (the agent turns these into Kubernetes Events). */
+export interface EngineEvent {
+  kind: 'Pulled' | 'Repaired' | 'PullFailed' | 'DigestDrift';
+  image: string;
+  /** PrePulls (`namespace/name`) that want the image. */
+  requiredBy: readonly string[];
+  message: string;
+}
+
+export interface EngineDeps {
+  runtime: ImageRuntime;
+  resolver: DigestResolver;
+  credentials: CredentialProvider;
+  matchesDigest: DigestMatcher;
+  scheduler: Scheduler;
+  clock: Clock;
+  log: Logger;
+  metrics: Metrics;
+  /** Receives pulls, repairs, failures and drift as they happen (optional). */
+  onEvent?: (event: EngineEvent) => void;
+}
+
+export interface EngineOptions {
+  /** Labels of this node, for nodeSelectors. */
+  labels: Record<string, string>;
+  /** Pulls at once on this node. */
+  pullConcurrency: number;
+  /** A registry digest checked this recently is reused rather than asked again. */
+  verifyTtlMs?: number;
+  /** Re-list interval when the runtime cannot report deletions. */
+  resyncIntervalMs?: number;
+  backoff?: BackoffPolicy;
+}
+
+/** Everything the engine knows about one desired image. */
+export interface Entry {
+  desired: DesiredImage;
+  history: History;
+  /** What the runtime reported last (undefined: absent). */
+  image?: RuntimeImage;
+  /** When the runtime reported `image` (engine clock, ms); undefined: not asked yet. */
+  observedAt?: number;
+  decision?: Decision;
+  verifyRequested: boolean;
+  /** A schedule asked: resolve again even within the digest TTL. */
+  forceVerify: boolean;
+  pullDurationMs?: number;
+  /** The runtime refused to pin this image; not retried until it is pulled again. */
+  pinError?: ErrorInfo;
+  /** It has been Present on this node: a pull after that is a repair. */
+  wasPresent?: boolean;
+}
+
+export function errorInfo(error: unknown): ErrorInfo {
+  if (isPrepullError(error))
+    return { code: error.code, message: error.message, retryable: error.retryable };
+  const message = error instanceof Error ? error.message : String(error);
+  return { code: 'ERR_RUNTIME_FAILED', message, retryable: true };
+}
+
+/** The registry refused the credentials: the provider is told, so it reads them afresh. */
+export function isRefusal(error: unknown): boolean {
+  return (
+    isPrepullError(error, 'ERR_REGISTRY_UNAUTHORIZED') ||
+    isPrepullError(error, 'ERR_REGISTRY_FORBIDDEN')
+  );
+}
