@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runAgent } from '../src/cli/agent.ts';
-import { FakeRuntime, type FakeRuntimeOptions, detectedFake } from '../src/runtime/fake.ts';
+import { FakeRuntime, type FakeRuntimeOptions, detectedFake } from '../src/runtime/testing/fake.ts';
 import type { PullOptions, RuntimeImage } from '../src/runtime/types.ts';
 import { KubeApiServer } from '../test/kube-api-server/index.ts';
 import type { JsonObject } from '../test/kube-api-server/json.ts';

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { KubeApiServer } from '../../test/kube-api-server/index.ts';
 import type { NodeImageCache } from '../api/nodeimagecache.ts';
 import type { JsonObject } from '../../test/kube-api-server/json.ts';
-import { FakeRuntime, detectedFake } from '../runtime/fake.ts';
+import { FakeRuntime, detectedFake } from '../runtime/testing/fake.ts';
 import { runAgent } from './agent.ts';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));

@@ -7,7 +7,7 @@ import { ManualClock } from '../clock.ts';
 import { PrepullError } from '../errors.ts';
 import { RegistryCredential } from '../image/credential.ts';
 import { imageMatchesDigest } from '../image/digest.ts';
-import { FakeRuntime } from '../runtime/fake.ts';
+import { FakeRuntime } from '../runtime/testing/fake.ts';
 import { createLogger } from '../telemetry/logger.ts';
 import { Metrics } from '../telemetry/metrics.ts';
 import { repositoryOf } from '../image/names.ts';

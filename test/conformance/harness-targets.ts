@@ -20,7 +20,7 @@ import {
   type Harness,
   type HarnessInfo,
 } from '../harness/index.ts';
-import type { ConformanceSetup, ConformanceTarget } from './image-runtime.ts';
+import type { ConformanceSetup, ConformanceTarget } from '../../src/runtime/testing/conformance.ts';
 
 const run = promisify(execFile);
 

@@ -7,11 +7,11 @@
 // It follows containerd's CRI: removing an image removes all its names; pulling content already
 // present under another name adds the name to the same image.
 
-import { systemClock, type Clock } from '../clock.ts';
-import { PrepullError } from '../errors.ts';
-import type { RegistryCredential } from '../image/credential.ts';
-import type { ImageReference } from '../image/reference.ts';
-import type { DetectedRuntime } from './detect.ts';
+import { systemClock, type Clock } from '../../clock.ts';
+import { PrepullError } from '../../errors.ts';
+import type { RegistryCredential } from '../../image/credential.ts';
+import type { ImageReference } from '../../image/reference.ts';
+import type { DetectedRuntime } from '../detect.ts';
 import {
   allNames,
   imageHasName,
@@ -19,7 +19,7 @@ import {
   pullTarget,
   quoted,
   type ImageTarget,
-} from '../image/names.ts';
+} from '../../image/names.ts';
 import type {
   DeletionEvent,
   ImageFsUsage,
@@ -28,7 +28,7 @@ import type {
   RuntimeCapabilities,
   RuntimeImage,
   RuntimeInfo,
-} from './types.ts';
+} from '../types.ts';
 
 /** An image a fake registry serves. */
 /** Where the fake says it listens (RuntimeInfo.endpoint, and what detection reports). */

@@ -2,17 +2,17 @@
 // pass in the integration tests), then what only the fake has — injected errors, latency on a
 // manual clock, seeded images, capabilities switched off.
 import { describe, expect, it } from '@jest/globals';
-import { ManualClock } from '../clock.ts';
-import { PrepullError } from '../errors.ts';
-import { RegistryCredential } from '../image/credential.ts';
+import { ManualClock } from '../../clock.ts';
+import { PrepullError } from '../../errors.ts';
+import { RegistryCredential } from '../../image/credential.ts';
 import {
   describeImageRuntimeConformance,
   repositoryOf,
   type ConformanceTarget,
-} from '../../test/conformance/image-runtime.ts';
-import type { BuiltImage, BuiltIndex } from '../../test/harness/images.ts';
+} from './conformance.ts';
+import type { BuiltImage, BuiltIndex } from '../../../test/harness/images.ts';
 import { FakeRuntime, type FakeRemoteImage } from './fake.ts';
-import type { DeletionEvent, PullProgress } from './types.ts';
+import type { DeletionEvent, PullProgress } from '../types.ts';
 
 const HOSTS = { plain: 'plain.registry.test:5000', basic: 'basic.registry.test:5000' } as const;
 const USER = { username: 'fake-user', password: 'fake-s3cret-pw' };

@@ -6,17 +6,17 @@
 // a method refuses with ERR_UNSUPPORTED rather than pretending.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { inspect } from 'node:util';
-import { isPrepullError, type ErrorCode } from '../../src/errors.ts';
-import type { RegistryCredential } from '../../src/image/credential.ts';
-import { parseReference } from '../../src/image/reference.ts';
-import { imageMatchesDigest, localDigests } from '../../src/image/digest.ts';
+import { isPrepullError, type ErrorCode } from '../../errors.ts';
+import type { RegistryCredential } from '../../image/credential.ts';
+import { parseReference } from '../../image/reference.ts';
+import { imageMatchesDigest, localDigests } from '../../image/digest.ts';
 import type {
   DeletionEvent,
   ImageRuntime,
   PullProgress,
   RuntimeCapabilities,
   RuntimeImage,
-} from '../../src/runtime/types.ts';
+} from '../types.ts';
 import {
   buildImage,
   buildIndex,
@@ -24,7 +24,7 @@ import {
   fillerLayer,
   type BuiltImage,
   type BuiltIndex,
-} from '../harness/images.ts';
+} from '../../../test/harness/images.ts';
 
 export interface PublishedImage {
   /** registry/repository:tag */
