@@ -10,6 +10,7 @@ import {
   repositoryOf,
   type ConformanceTarget,
 } from './conformance.ts';
+import * as images from '../../../test/harness/images.ts';
 import type { BuiltImage, BuiltIndex } from '../../../test/harness/images.ts';
 import { FakeRuntime, type FakeRemoteImage } from './fake.ts';
 import type { DeletionEvent, PullProgress } from '../types.ts';
@@ -31,7 +32,7 @@ function remoteOf(image: BuiltImage | BuiltIndex): FakeRemoteImage {
   };
 }
 
-function fakeTarget(): ConformanceTarget {
+function fakeTarget(): ConformanceTarget<BuiltImage, BuiltIndex> {
   // About 10 MB/s: the suite's 7 MB "large" image takes 0.7 s, long enough to abort mid-pull.
   const runtime = new FakeRuntime({ bytesPerMs: 10_000, progressIntervalMs: 20 });
   runtime.requireCredentials(HOSTS.basic, USER);
@@ -87,6 +88,7 @@ function fakeTarget(): ConformanceTarget {
 }
 
 describeImageRuntimeConformance('fake runtime', {
+  images,
   shared: () => Promise.resolve(fakeTarget()),
   isolated: () => Promise.resolve(fakeTarget()),
 });
