@@ -19,6 +19,7 @@ import type {
   RuntimeCapabilities,
   RuntimeImage,
 } from '../types.ts';
+import { pollUntil } from '../../testing/poll.ts';
 
 export interface PublishedImage {
   /** registry/repository:tag */
@@ -99,6 +100,8 @@ export interface ConformanceSetup<Layer, Image extends SuiteImage, Index extends
 
 /** How long a real runtime may take to come back after a restart (grpc reconnect backoff). */
 const RECOVERY_MS = 30_000;
+/** Asks every 250 ms while it comes back; until then a call fails, which means "not yet". */
+const RECOVERING = { timeoutMs: RECOVERY_MS, intervalMs: 250, retryErrors: true };
 const PULL_TIMEOUT_MS = 120_000;
 
 let counter = 0;
@@ -124,20 +127,6 @@ async function expectCode(
   }
   if (retryable !== undefined) expect(caught.retryable).toBe(retryable);
   return caught;
-}
-
-async function eventually<T>(what: string, probe: () => Promise<T>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      return await probe();
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) throw new Error(`${what} within ${timeoutMs} ms`, { cause: last });
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
 }
 
 /** Collects deletion events; `next` waits for one matching, up to `ms`. */
@@ -540,10 +529,11 @@ export function describeImageRuntimeConformance<
       } finally {
         await bringBack();
       }
-      const image = await eventually(
+      // Wrapped, so that an answer of "absent" ends the wait as an answer (and fails below).
+      const { image } = await pollUntil(
         'the same adapter instance answers again',
-        () => t.runtime.imageStatus(published.ref),
-        RECOVERY_MS,
+        async () => ({ image: await t.runtime.imageStatus(published.ref) }),
+        RECOVERING,
       );
       expect(image?.repoTags).toContain(published.ref);
     });
@@ -554,7 +544,7 @@ export function describeImageRuntimeConformance<
         log === undefined ? undefined : await t.runtime.watchDeletions(log.onEvent);
       try {
         await t.restartRuntime!();
-        await eventually('the runtime answers again', () => t.runtime.listImages(), RECOVERY_MS);
+        await pollUntil('the runtime answers again', () => t.runtime.listImages(), RECOVERING);
         const { published, image } = await pullSmall(t, 'after-restart');
         expect(await t.runtime.imageStatus(published.ref)).toEqual(image);
         if (log === undefined) return;
