@@ -31,7 +31,7 @@ const benchmark: Benchmark = {
     'The Kubernetes API test server runs as a child process (`test/kube-api-server/launcher.ts`, ' +
     "deploy/'s namespace, CRDs and RBAC), so it does not share the agent's event loop. One " +
     '`prepull agent` runs in the benchmark process through `runAgent` (the CLI entry point, the ' +
-    'shipped ServiceAccount, default flags) on the in-memory runtime (src/runtime/fake.ts, ' +
+    'shipped ServiceAccount, default flags) on the in-memory runtime (src/runtime/testing/fake.ts, ' +
     'wrapped to note the time of the first `pull` call per image; pulls take about 20 ms), ' +
     'with a PrePull of 20 images already Present. Then 200 PrePulls (--quick: 10), each naming ' +
     'one new image with verify None, are created one at a time by POST as the admin; the time ' +

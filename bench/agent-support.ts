@@ -11,7 +11,8 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runAgent } from '../src/cli/agent.ts';
-import { FakeRuntime, type FakeRuntimeOptions, detectedFake } from '../src/runtime/fake.ts';
+import { FakeRuntime, type FakeRuntimeOptions, detectedFake } from '../src/runtime/testing/fake.ts';
+import { pollUntil } from '../src/testing/poll.ts';
 import type { PullOptions, RuntimeImage } from '../src/runtime/types.ts';
 import { KubeApiServer } from '../test/kube-api-server/index.ts';
 import type { JsonObject } from '../test/kube-api-server/json.ts';
@@ -48,11 +49,7 @@ export async function waitUntil(
   timeoutMs = 60_000,
   everyMs = 25,
 ): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!check()) {
-    if (performance.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await sleep(everyMs);
-  }
+  await pollUntil(what, check, { timeoutMs, intervalMs: everyMs });
 }
 
 export function nodeObject(name: string, labels: Record<string, string> = {}): JsonObject {

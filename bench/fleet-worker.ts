@@ -4,7 +4,7 @@
 import { subscribe } from 'node:diagnostics_channel';
 import { getHeapStatistics } from 'node:v8';
 import { parentPort, workerData } from 'node:worker_threads';
-import { FakeRuntime } from '../src/runtime/fake.ts';
+import { FakeRuntime } from '../src/runtime/testing/fake.ts';
 import type { PullOptions, RuntimeImage } from '../src/runtime/types.ts';
 import { InProcessAgent, lognormal, publishAll, seededRandom, sleep } from './agent-support.ts';
 

@@ -3,6 +3,7 @@
 // process's own /metrics over fixed windows; then one image is deleted behind its back to show
 // the event stream is live (the zero is not a dead watch).
 import { join } from 'node:path';
+import { pollUntil } from '../src/testing/poll.ts';
 import { KubeletCri } from '../test/harness/cri.ts';
 import { type Benchmark, type Figure, summarize } from './lib.ts';
 import {
@@ -91,13 +92,13 @@ const benchmark: Benchmark = {
         const pullsBefore = successfulPulls(await scrape(url));
         const removed = performance.now();
         await cri.removeImage(victim);
-        const deadline = Date.now() + 30_000;
-        for (;;) {
-          const back = (await cri.imageStatus(victim)) !== undefined;
-          if (back && successfulPulls(await scrape(url)) > pullsBefore) break;
-          if (Date.now() > deadline) throw new Error(`${victim} was not pulled back within 30 s`);
-          await sleep(20);
-        }
+        await pollUntil(
+          `${victim} pulled back`,
+          async () =>
+            (await cri.imageStatus(victim)) !== undefined &&
+            successfulPulls(await scrape(url)) > pullsBefore,
+          { timeoutMs: 30_000, intervalMs: 20 },
+        );
         repairSeconds.push((performance.now() - removed) / 1000);
       }
 

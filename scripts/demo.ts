@@ -6,8 +6,8 @@
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { pollUntil } from '../src/testing/poll.ts';
 import { KubeletCri } from '../test/harness/cri.ts';
 import { fillerLayer, runnableImage } from '../test/harness/images.ts';
 import {
@@ -46,18 +46,15 @@ function prepull(
 }
 
 async function scrape(port: number, wanted: RegExp, timeoutMs = 30_000): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
+  return pollUntil(
+    `metrics showing ${wanted}`,
+    async () => {
       const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-      if (wanted.test(text)) return text;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline)
-      throw new Error(`metrics did not show ${wanted} within ${timeoutMs} ms`);
-    await sleep(200);
-  }
+      return wanted.test(text) ? text : undefined;
+    },
+    // A failed fetch: not listening yet.
+    { timeoutMs, intervalMs: 200, retryErrors: true },
+  );
 }
 
 async function demo(harness: Harness): Promise<void> {

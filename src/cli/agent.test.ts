@@ -2,6 +2,7 @@
 // the shipped ServiceAccount) with the in-memory runtime: placement by nodeSelector, label
 // changes, repair with an Event, pull secrets, status coalescing, fault recovery, and shutdown.
 // The same flows on real containerd and Docker Engine are in test/integration/agent.test.ts.
+import { pollUntil } from '../testing/poll.ts';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
@@ -9,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { KubeApiServer } from '../../test/kube-api-server/index.ts';
 import type { NodeImageCache } from '../api/nodeimagecache.ts';
 import type { JsonObject } from '../../test/kube-api-server/json.ts';
-import { FakeRuntime, detectedFake } from '../runtime/fake.ts';
+import { FakeRuntime, detectedFake } from '../runtime/testing/fake.ts';
 import { runAgent } from './agent.ts';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
@@ -54,12 +55,7 @@ function presentImages(nodeName: string): string[] {
 }
 
 async function eventually(check: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (check()) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`condition not met in time: ${check.toString().slice(0, 200)}`);
+  await pollUntil(check.toString().slice(0, 200), check, { timeoutMs, intervalMs: 25 });
 }
 
 interface Running {

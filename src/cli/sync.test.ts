@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PrepullError } from '../errors.ts';
-import { FakeRuntime, detectedFake } from '../runtime/fake.ts';
+import { FakeRuntime, detectedFake } from '../runtime/testing/fake.ts';
 import type { SyncResult } from './output.ts';
 import { runSync } from './sync.ts';
 

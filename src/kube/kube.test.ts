@@ -1,5 +1,6 @@
 // The agent's Kubernetes writers against the project's API test server: NodeImageCache status
 // coalescing, conflicts and re-creation; Events with series and rate limits.
+import { pollUntil } from '../testing/poll.ts';
 import { parseReference } from '../image/reference.ts';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { fileURLToPath } from 'node:url';
@@ -42,11 +43,7 @@ function stored(name: string): NodeImageCache | undefined {
 }
 
 async function until(check: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  await pollUntil('condition', check, { timeoutMs, intervalMs: 10 });
 }
 
 function statusWrites(): number {

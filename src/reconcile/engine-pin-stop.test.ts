@@ -1,8 +1,8 @@
-// The engine's pins and its ends, on the simulated world of engine-world.ts: a runtime that cannot
+// The engine's pins and its ends, on the simulated world of testing/world.ts: a runtime that cannot
 // pin, refuses a pin or does not show it; stop() aborting a pull; drain's grace for pulls in flight.
 import { describe, expect, it } from '@jest/globals';
 import { PrepullError, isPrepullError } from '../errors.ts';
-import { World, pick, prePull } from './engine-world.ts';
+import { World, pick, prePull } from './testing/world.ts';
 
 describe('Engine', () => {
   it('reports an image the runtime cannot pin as unpinned, without retrying the pin', async () => {

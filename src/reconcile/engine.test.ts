@@ -1,9 +1,9 @@
 // The engine against the in-memory runtime and registry, on a manual clock: pulls, verification,
 // repair, drift, backoff and give-up sequences, concurrency — without I/O or waiting. Pinning,
-// stop and drain are in engine-pin-stop.test.ts; the simulated world in engine-world.ts.
+// stop and drain are in engine-pin-stop.test.ts; the simulated world in testing/world.ts.
 import { describe, expect, it } from '@jest/globals';
 import { RegistryCredential } from '../image/credential.ts';
-import { World, digest, pick, prePull } from './engine-world.ts';
+import { World, digest, pick, prePull } from './testing/world.ts';
 
 describe('Engine', () => {
   it('pulls what is missing, verifies it against the registry, pins it, and reports it Present', async () => {

@@ -15,7 +15,7 @@ import {
   socketOf,
   type ProbeResult,
 } from './detect.ts';
-import { FakeRuntime } from './fake.ts';
+import { FakeRuntime } from './testing/fake.ts';
 
 const CONTAINERD: ProbeResult = {
   kind: 'cri',

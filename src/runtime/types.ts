@@ -1,7 +1,7 @@
 // The ImageRuntime interface: what the reconciler needs from the node's container runtime, and
 // nothing more. Adapters (CRI, containerd's native extras, Docker Engine) and the in-memory fake
-// implement it; one conformance suite (test/conformance/image-runtime.ts) holds them to the same
-// semantics.
+// implement it; one conformance suite (src/runtime/testing/conformance.ts) holds them to the
+// same semantics.
 
 import type { RegistryCredential } from '../image/credential.ts';
 import type { ImageNames } from '../image/names.ts';

@@ -12,6 +12,8 @@ import { containerdRuntime } from '../../src/runtime/containerd/runtime.ts';
 import { DockerRuntime } from '../../src/runtime/docker/runtime.ts';
 import type { ImageRuntime } from '../../src/runtime/types.ts';
 import { KubeletCri } from '../harness/cri.ts';
+import * as images from '../harness/images.ts';
+import type { BuiltImage, BuiltIndex, Layer } from '../harness/images.ts';
 import {
   BASIC_AUTH,
   pushImage,
@@ -20,7 +22,7 @@ import {
   type Harness,
   type HarnessInfo,
 } from '../harness/index.ts';
-import type { ConformanceSetup, ConformanceTarget } from './image-runtime.ts';
+import type { ConformanceSetup, ConformanceTarget } from '../../src/runtime/testing/conformance.ts';
 
 const run = promisify(execFile);
 
@@ -28,6 +30,7 @@ const run = promisify(execFile);
 const LARGE_IMAGE = { layers: 7, layerBytes: 50 * 1024 * 1024 };
 
 type Kind = 'containerd' | 'docker';
+type Target = ConformanceTarget<BuiltImage, BuiltIndex>;
 
 interface Parts {
   info: HarnessInfo;
@@ -43,7 +46,7 @@ function credentials(key: string, password: string): RegistryCredential {
   });
 }
 
-function baseTarget(kind: Kind, parts: Parts, runtime: ImageRuntime): ConformanceTarget {
+function baseTarget(kind: Kind, parts: Parts, runtime: ImageRuntime): Target {
   const { info } = parts;
   const basicHost = info.registries.basic?.host ?? 'no-basic-registry';
   return {
@@ -102,7 +105,7 @@ function adapter(kind: Kind, info: HarnessInfo): ImageRuntime {
     : new DockerRuntime({ endpoint: `unix://${info.docker!.socket}` });
 }
 
-function isolatedTarget(kind: Kind, harness: Harness): ConformanceTarget {
+function isolatedTarget(kind: Kind, harness: Harness): Target {
   const info = harness.info;
   const target = baseTarget(kind, { info, harness }, adapter(kind, info));
   const daemon = kind === 'containerd' ? harness.containerd! : harness.docker!;
@@ -126,8 +129,9 @@ function isolatedTarget(kind: Kind, harness: Harness): ConformanceTarget {
   };
 }
 
-export function harnessSetup(kind: Kind): ConformanceSetup {
+export function harnessSetup(kind: Kind): ConformanceSetup<Layer, BuiltImage, BuiltIndex> {
   return {
+    images,
     shared() {
       const info = sharedHarness();
       return Promise.resolve(baseTarget(kind, { info }, adapter(kind, info)));

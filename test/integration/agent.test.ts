@@ -13,6 +13,7 @@ import { get } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CachedImage, NodeImageCache } from '../../src/api/nodeimagecache.ts';
+import { pollUntil } from '../../src/testing/poll.ts';
 import { AgentProcess } from '../harness/agent-cli.ts';
 import { KubeletCri } from '../harness/cri.ts';
 import { type BuiltImage, clearLayerCache, runnableImage } from '../harness/images.ts';
@@ -38,6 +39,8 @@ const SA_USER = 'system:serviceaccount:prepull-system:prepull-agent';
 const CANARY = { username: 'e2e-puller', password: 'canary-Zq81-e2e-Pa55w0rd' } as const;
 /** Generous bounds: real pulls on a 2-core machine shared with other test runs. */
 const CONVERGE_MS = 90_000;
+/** How the convergence checks poll: every 100 ms, up to CONVERGE_MS. */
+const CONVERGE = { timeoutMs: CONVERGE_MS, intervalMs: 100 };
 
 type NodeKey = 'a' | 'b' | 'c';
 
@@ -90,19 +93,6 @@ function httpGet(url: string): Promise<{ status: number; body: string }> {
       });
     }).on('error', reject);
   });
-}
-
-async function eventually(
-  what: string,
-  check: () => boolean | Promise<boolean>,
-  timeoutMs = CONVERGE_MS,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 describeIntegration('prepull agent on three nodes (real agents, runtimes and registries)', () => {
@@ -188,8 +178,10 @@ describeIntegration('prepull agent on three nodes (real agents, runtimes and reg
 
   async function converge(want: Record<NodeKey, string[]>, what: string): Promise<void> {
     try {
-      await eventually(what, () =>
-        (Object.keys(want) as NodeKey[]).every((key) => holdsExactly(key, want[key])),
+      await pollUntil(
+        what,
+        () => (Object.keys(want) as NodeKey[]).every((key) => holdsExactly(key, want[key])),
+        CONVERGE,
       );
     } catch (error) {
       const seen = (Object.keys(nodes) as NodeKey[]).map((key) => ({
@@ -378,15 +370,23 @@ describeIntegration('prepull agent on three nodes (real agents, runtimes and reg
           'the metrics address',
         );
         const address = String(serving.address);
-        await eventually(`${nodes[key].name} /readyz`, async () => {
-          return (await httpGet(`http://${address}/readyz`)).status === 200;
-        });
+        await pollUntil(
+          `${nodes[key].name} /readyz`,
+          async () => {
+            return (await httpGet(`http://${address}/readyz`)).status === 200;
+          },
+          CONVERGE,
+        );
         // Created at start, owned by its Node; the status names the runtime it reached.
         expect(cacheOf(key)?.metadata.ownerReferences?.[0]).toMatchObject({
           kind: 'Node',
           name: nodes[key].name,
         });
-        await eventually(`${nodes[key].name} status`, () => cacheOf(key)?.status !== undefined);
+        await pollUntil(
+          `${nodes[key].name} status`,
+          () => cacheOf(key)?.status !== undefined,
+          CONVERGE,
+        );
         expect(cacheOf(key)?.status?.runtime).toMatchObject({
           name: nodes[key].kind === 'docker' ? 'docker' : 'containerd',
           endpoint: nodes[key].probe.endpoint,
@@ -479,9 +479,10 @@ describeIntegration('prepull agent on three nodes (real agents, runtimes and reg
             e.reportingInstance === nodes[node].name &&
             `${e.regarding?.namespace ?? ''}/${e.regarding?.name ?? ''}` === prePull,
         );
-      await eventually(
+      await pollUntil(
         'Repaired events',
         () => repaired('a', 'shop/web') && repaired('c', 'shop/private'),
+        CONVERGE,
       );
       for (const [key, name, prePullName] of [
         ['a', 'web', 'shop/web'],
@@ -500,19 +501,24 @@ describeIntegration('prepull agent on three nodes (real agents, runtimes and reg
           },
         });
         const ref = images[name]!.ref;
-        await eventually(`${ref} back on ${nodes[key].name}`, async () => {
-          const image = await nodes[key].probe.status(ref);
-          return (
-            image !== undefined && listed(key).find((i) => i.image === ref)?.state === 'Present'
-          );
-        });
+        await pollUntil(
+          `${ref} back on ${nodes[key].name}`,
+          async () => {
+            const image = await nodes[key].probe.status(ref);
+            return (
+              image !== undefined && listed(key).find((i) => i.image === ref)?.state === 'Present'
+            );
+          },
+          CONVERGE,
+        );
         expect((await nodes[key].probe.status(ref))?.repoDigests).toContain(
           `${ref.replace(/:v1$/, '')}@${images[name]!.digest}`,
         );
         if (key === 'a') {
-          await eventually(
+          await pollUntil(
             `${ref} pinned again`,
             async () => (await nodes.a.probe.pinnedLabel(ref)) === true,
+            CONVERGE,
           );
         }
       }
@@ -634,13 +640,16 @@ describeIntegration('prepull agent on three nodes (real agents, runtimes and reg
       const entry = (key: NodeKey): CachedImage | undefined =>
         listed(key).find((i) => i.image === db.ref);
       try {
-        await eventually('db reported on every node', () =>
-          (['a', 'b', 'c'] as const).every((key) => {
-            const found = entry(key);
-            return key === 'b'
-              ? found?.state === 'Present'
-              : found?.state === 'Missing' && found.code !== undefined;
-          }),
+        await pollUntil(
+          'db reported on every node',
+          () =>
+            (['a', 'b', 'c'] as const).every((key) => {
+              const found = entry(key);
+              return key === 'b'
+                ? found?.state === 'Present'
+                : found?.state === 'Missing' && found.code !== undefined;
+            }),
+          CONVERGE,
         );
       } catch (error) {
         const seen = (['a', 'b', 'c'] as const).map((key) => entry(key));

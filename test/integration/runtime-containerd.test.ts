@@ -1,7 +1,7 @@
 // The ImageRuntime conformance suite against real containerd (Debian's 1.6) through CRI, with
 // containerd's native pinning, events and progress on the same socket.
 import { afterAll } from '@jest/globals';
-import { describeImageRuntimeConformance } from '../conformance/image-runtime.ts';
+import { describeImageRuntimeConformance } from '../../src/runtime/testing/conformance.ts';
 import { harnessSetup } from '../conformance/harness-targets.ts';
 import { clearLayerCache } from '../harness/images.ts';
 import { describeIntegration } from '../harness/jest.ts';

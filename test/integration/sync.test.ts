@@ -8,6 +8,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { join } from 'node:path';
 import type { SyncResult } from '../../src/cli/output.ts';
+import { pollUntil } from '../../src/testing/poll.ts';
 import {
   buildImage,
   buildIndex,
@@ -54,20 +55,6 @@ function tableRow(table: string, written: string): string {
   const row = table.split('\n').find((line) => line.startsWith(`${written} `));
   if (row === undefined) throw new Error(`no row for ${written} in the table:\n${table}`);
   return row;
-}
-
-async function pollUntil<T>(
-  what: string,
-  timeoutMs: number,
-  check: () => Promise<T | undefined>,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 function httpGet(url: string): Promise<{ status: number; body: string }> {
@@ -227,17 +214,23 @@ describeIntegration('prepull sync (real CLI, real runtimes)', () => {
         // the repo digest (image_pull.go: imageID, repoTag, repoDigest, one store update each),
         // so a status read in between sees the tag with no repoDigests yet.
         const byDigest = `${plain.host}/${name}@${image.digest}`;
-        const back = await pollUntil(`${ref} back on ${kind} with its digest`, 5000, async () => {
-          const status = await probe.status(ref);
-          return status?.repoDigests.includes(byDigest) === true ? status : undefined;
-        });
+        const back = await pollUntil(
+          `${ref} back on ${kind} with its digest`,
+          async () => {
+            const status = await probe.status(ref);
+            return status?.repoDigests.includes(byDigest) === true ? status : undefined;
+          },
+          { timeoutMs: 5000, intervalMs: 50 },
+        );
         const backAfterMs = Date.now() - removedAt;
         expect(back.repoDigests).toContain(byDigest);
         expect(backAfterMs).toBeLessThan(5000);
         if (kind === 'containerd') {
           // Pinned again: the removal took the pin label with the image.
-          await pollUntil(`${ref} pinned again`, 5000, async () =>
-            (await probe.pinnedLabel(ref)) ? true : undefined,
+          await pollUntil(
+            `${ref} pinned again`,
+            async () => ((await probe.pinnedLabel(ref)) ? true : undefined),
+            { timeoutMs: 5000, intervalMs: 50 },
           );
         }
         await sync.waitForLog(

@@ -1,6 +1,7 @@
 // Shared by the server's tests and benchmark: a started server with an admin client, and
 // CRDs shaped like prepull's (a namespaced kind with status, a cluster-scoped one).
 import * as k8s from '@kubernetes/client-node';
+import { pollUntil } from '../../src/testing/poll.ts';
 import type { JsonObject } from './json.ts';
 import { KubeApiServer, type KubeApiServerOptions } from './server.ts';
 
@@ -154,14 +155,10 @@ export async function failure(call: Promise<unknown>): Promise<{ code: number; b
   throw new Error('expected the call to fail');
 }
 
+/** Checks every 20 ms until `check` holds, up to `timeoutMs`. */
 export async function eventually(
   check: () => boolean | Promise<boolean>,
   timeoutMs = 5000,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error('condition not met in time');
+  await pollUntil('condition', check, { timeoutMs, intervalMs: 20 });
 }

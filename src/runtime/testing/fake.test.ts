@@ -2,17 +2,18 @@
 // pass in the integration tests), then what only the fake has — injected errors, latency on a
 // manual clock, seeded images, capabilities switched off.
 import { describe, expect, it } from '@jest/globals';
-import { ManualClock } from '../clock.ts';
-import { PrepullError } from '../errors.ts';
-import { RegistryCredential } from '../image/credential.ts';
+import { ManualClock } from '../../clock.ts';
+import { PrepullError } from '../../errors.ts';
+import { RegistryCredential } from '../../image/credential.ts';
 import {
   describeImageRuntimeConformance,
   repositoryOf,
   type ConformanceTarget,
-} from '../../test/conformance/image-runtime.ts';
-import type { BuiltImage, BuiltIndex } from '../../test/harness/images.ts';
+} from './conformance.ts';
+import * as images from '../../../test/harness/images.ts';
+import type { BuiltImage, BuiltIndex } from '../../../test/harness/images.ts';
 import { FakeRuntime, type FakeRemoteImage } from './fake.ts';
-import type { DeletionEvent, PullProgress } from './types.ts';
+import type { DeletionEvent, PullProgress } from '../types.ts';
 
 const HOSTS = { plain: 'plain.registry.test:5000', basic: 'basic.registry.test:5000' } as const;
 const USER = { username: 'fake-user', password: 'fake-s3cret-pw' };
@@ -31,7 +32,7 @@ function remoteOf(image: BuiltImage | BuiltIndex): FakeRemoteImage {
   };
 }
 
-function fakeTarget(): ConformanceTarget {
+function fakeTarget(): ConformanceTarget<BuiltImage, BuiltIndex> {
   // About 10 MB/s: the suite's 7 MB "large" image takes 0.7 s, long enough to abort mid-pull.
   const runtime = new FakeRuntime({ bytesPerMs: 10_000, progressIntervalMs: 20 });
   runtime.requireCredentials(HOSTS.basic, USER);
@@ -87,6 +88,7 @@ function fakeTarget(): ConformanceTarget {
 }
 
 describeImageRuntimeConformance('fake runtime', {
+  images,
   shared: () => Promise.resolve(fakeTarget()),
   isolated: () => Promise.resolve(fakeTarget()),
 });

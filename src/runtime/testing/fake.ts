@@ -7,11 +7,11 @@
 // It follows containerd's CRI: removing an image removes all its names; pulling content already
 // present under another name adds the name to the same image.
 
-import { systemClock, type Clock } from '../clock.ts';
-import { PrepullError } from '../errors.ts';
-import type { RegistryCredential } from '../image/credential.ts';
-import type { ImageReference } from '../image/reference.ts';
-import type { DetectedRuntime } from './detect.ts';
+import { systemClock, type Clock } from '../../clock.ts';
+import { PrepullError } from '../../errors.ts';
+import type { RegistryCredential } from '../../image/credential.ts';
+import type { ImageReference } from '../../image/reference.ts';
+import type { DetectedRuntime } from '../detect.ts';
 import {
   allNames,
   imageHasName,
@@ -19,7 +19,7 @@ import {
   pullTarget,
   quoted,
   type ImageTarget,
-} from '../image/names.ts';
+} from '../../image/names.ts';
 import type {
   DeletionEvent,
   ImageFsUsage,
@@ -28,9 +28,8 @@ import type {
   RuntimeCapabilities,
   RuntimeImage,
   RuntimeInfo,
-} from './types.ts';
+} from '../types.ts';
 
-/** An image a fake registry serves. */
 /** Where the fake says it listens (RuntimeInfo.endpoint, and what detection reports). */
 const FAKE_ENDPOINT = 'unix:///fake/runtime.sock';
 
@@ -49,6 +48,7 @@ export function detectedFake(runtime: ImageRuntime): () => Promise<DetectedRunti
     });
 }
 
+/** An image a fake registry serves. */
 export interface FakeRemoteImage {
   /** The digest its tag resolves to: the manifest's, or the index's for a multi-arch image. */
   readonly digest: string;
@@ -111,25 +111,25 @@ export class FakeRuntime implements ImageRuntime {
   readonly capabilities: RuntimeCapabilities;
   /** Every call, in order, for assertions: operation and the reference or ID given. */
   readonly calls: { op: string; ref?: string }[] = [];
-  private readonly clock: Clock;
-  private readonly bytesPerMs: number;
-  private readonly pullLatencyMs: number;
-  private readonly progressIntervalMs: number;
-  private readonly infoOverride: Partial<RuntimeInfo>;
-  private readonly registries = new Map<string, FakeRegistry>();
-  private readonly images = new Map<string, LocalImage>();
-  private readonly failures = new Map<string, Failure[]>();
-  private readonly watchers = new Set<(event: DeletionEvent) => void>();
-  private up = true;
-  private brokenWatch = false;
-  private closed = false;
+  readonly #clock: Clock;
+  readonly #bytesPerMs: number;
+  readonly #pullLatencyMs: number;
+  readonly #progressIntervalMs: number;
+  readonly #infoOverride: Partial<RuntimeInfo>;
+  readonly #registries = new Map<string, FakeRegistry>();
+  readonly #images = new Map<string, LocalImage>();
+  readonly #failures = new Map<string, Failure[]>();
+  readonly #watchers = new Set<(event: DeletionEvent) => void>();
+  #up = true;
+  #brokenWatch = false;
+  #closed = false;
 
   constructor(options: FakeRuntimeOptions = {}) {
-    this.clock = options.clock ?? systemClock;
-    this.bytesPerMs = options.bytesPerMs ?? 100_000;
-    this.pullLatencyMs = options.pullLatencyMs ?? 0;
-    this.progressIntervalMs = options.progressIntervalMs ?? 50;
-    this.infoOverride = options.info ?? {};
+    this.#clock = options.clock ?? systemClock;
+    this.#bytesPerMs = options.bytesPerMs ?? 100_000;
+    this.#pullLatencyMs = options.pullLatencyMs ?? 0;
+    this.#progressIntervalMs = options.progressIntervalMs ?? 50;
+    this.#infoOverride = options.info ?? {};
     this.capabilities = {
       pin: options.capabilities?.pin ?? true,
       deletionEvents: options.capabilities?.deletionEvents ?? true,
@@ -142,7 +142,7 @@ export class FakeRuntime implements ImageRuntime {
   /** Serves `image` under `ref` (a tag reference; its digest, and the platform digest, too). */
   publish(ref: string, image: FakeRemoteImage): void {
     const parsed = pullTarget(ref).ref;
-    const registry = this.registry(parsed.registry);
+    const registry = this.#registry(parsed.registry);
     if (parsed.tag !== undefined && parsed.digest === undefined) {
       registry.manifests.set(`${parsed.repository}:${parsed.tag}`, image);
     }
@@ -154,11 +154,11 @@ export class FakeRuntime implements ImageRuntime {
 
   /** Makes the registry at `host` ask for these credentials (Basic auth). */
   requireCredentials(host: string, credentials: { username: string; password: string }): void {
-    this.registry(host).auth = { ...credentials };
+    this.#registry(host).auth = { ...credentials };
   }
 
   setRegistryReachable(host: string, reachable: boolean): void {
-    this.registry(host).reachable = reachable;
+    this.#registry(host).reachable = reachable;
   }
 
   /** `op` on `ref` fails with `error` (`times` times; default every time until cleared). */
@@ -167,14 +167,14 @@ export class FakeRuntime implements ImageRuntime {
     error: PrepullError,
     options: { op?: FakeOperation; times?: number } = {},
   ): void {
-    const key = this.key(imageTarget(ref));
-    const list = this.failures.get(key) ?? [];
+    const key = this.#key(imageTarget(ref));
+    const list = this.#failures.get(key) ?? [];
     list.push({ error, op: options.op ?? 'pull', remaining: options.times ?? UNLIMITED });
-    this.failures.set(key, list);
+    this.#failures.set(key, list);
   }
 
   clearFailures(): void {
-    this.failures.clear();
+    this.#failures.clear();
   }
 
   /**
@@ -182,11 +182,11 @@ export class FakeRuntime implements ImageRuntime {
    * load`, `ctr import`): its tags move to it from whatever image held them.
    */
   seed(image: Omit<RuntimeImage, 'pinned'> & { pinned?: boolean }): void {
-    for (const other of this.images.values()) {
+    for (const other of this.#images.values()) {
       if (other.id !== image.id)
         other.repoTags = other.repoTags.filter((t) => !image.repoTags.includes(t));
     }
-    this.images.set(image.id, {
+    this.#images.set(image.id, {
       id: image.id,
       repoTags: [...image.repoTags],
       repoDigests: [...image.repoDigests],
@@ -201,30 +201,30 @@ export class FakeRuntime implements ImageRuntime {
    */
   pullBehindBack(ref: string): void {
     const { ref: parsed, name } = pullTarget(ref);
-    const remote = this.registries.get(parsed.registry)?.manifests.get(manifestKey(parsed));
+    const remote = this.#registries.get(parsed.registry)?.manifests.get(manifestKey(parsed));
     if (remote === undefined) throw new Error(`the fake registry serves no ${name}`);
     const tag = parsed.digest === undefined ? name : undefined;
-    this.land(parsed.name, parsed.digest ?? remote.digest, tag, remote);
+    this.#land(parsed.name, parsed.digest ?? remote.digest, tag, remote);
   }
 
   /** Another client (kubelet's GC, an operator's `crictl rmi`) removes the image `ref` names. */
   removeBehindBack(ref: string): void {
-    const image = this.find(imageTarget(ref));
-    if (image !== undefined) this.drop(image);
+    const image = this.#find(imageTarget(ref));
+    if (image !== undefined) this.#drop(image);
   }
 
   /** The runtime stops answering (stopped, socket gone): calls fail ERR_RUNTIME_UNAVAILABLE. */
   stop(): void {
-    this.up = false;
-    if (this.watchers.size > 0) this.brokenWatch = true;
+    this.#up = false;
+    if (this.#watchers.size > 0) this.#brokenWatch = true;
   }
 
   /** The runtime answers again; watchers hear a `gap`, as adapters' re-subscriptions report. */
   start(): void {
-    this.up = true;
-    if (this.brokenWatch) {
-      this.brokenWatch = false;
-      this.emit({
+    this.#up = true;
+    if (this.#brokenWatch) {
+      this.#brokenWatch = false;
+      this.#emit({
         kind: 'gap',
         reason: 'event stream re-established after: the runtime restarted',
       });
@@ -238,46 +238,46 @@ export class FakeRuntime implements ImageRuntime {
 
   /** The images on the node, for assertions. */
   snapshot(): RuntimeImage[] {
-    return [...this.images.values()].map(copy);
+    return [...this.#images.values()].map(copy);
   }
 
   // ---- ImageRuntime ---------------------------------------------------------------------------
 
   info(): Promise<RuntimeInfo> {
-    return this.run('info', undefined, () => ({
+    return this.#run('info', undefined, () => ({
       name: 'fake',
       version: '0.0.0',
       apiVersion: 'v1',
       protocol: 'cri' as const,
       endpoint: FAKE_ENDPOINT,
-      ...this.infoOverride,
+      ...this.#infoOverride,
     }));
   }
 
   listImages(): Promise<RuntimeImage[]> {
-    return this.run('listImages', undefined, () => this.snapshot());
+    return this.#run('listImages', undefined, () => this.snapshot());
   }
 
   imageStatus(ref: string): Promise<RuntimeImage | undefined> {
-    return this.run('imageStatus', ref, () => {
+    return this.#run('imageStatus', ref, () => {
       const target = imageTarget(ref);
-      this.injected('imageStatus', target);
-      const image = this.find(target);
+      this.#injected('imageStatus', target);
+      const image = this.#find(target);
       return image === undefined ? undefined : copy(image);
     });
   }
 
   async pull(ref: string, options: PullOptions): Promise<RuntimeImage> {
     this.calls.push({ op: 'pull', ref });
-    this.checkUp();
+    this.#checkUp();
     const { ref: parsed, name } = pullTarget(ref);
     const target = imageTarget(ref);
     const action = `pulling ${quoted(name)} through the fake runtime`;
     if (options.signal?.aborted === true) {
       throw new PrepullError('ERR_ABORTED', `${action} was cancelled before it started`);
     }
-    this.injected('pull', target);
-    const registry = this.registries.get(parsed.registry);
+    this.#injected('pull', target);
+    const registry = this.#registries.get(parsed.registry);
     if (registry?.reachable !== true) {
       throw new PrepullError(
         'ERR_REGISTRY_UNREACHABLE',
@@ -292,10 +292,10 @@ export class FakeRuntime implements ImageRuntime {
         `${action}: the registry has no such image (not found)`,
       );
     }
-    await this.download(remote, options, action);
-    this.checkUp();
+    await this.#download(remote, options, action);
+    this.#checkUp();
     return copy(
-      this.land(
+      this.#land(
         parsed.name,
         parsed.digest ?? remote.digest,
         parsed.digest === undefined ? name : undefined,
@@ -305,69 +305,69 @@ export class FakeRuntime implements ImageRuntime {
   }
 
   remove(ref: string): Promise<void> {
-    return this.run('remove', ref, () => {
+    return this.#run('remove', ref, () => {
       const target = imageTarget(ref);
-      this.injected('remove', target);
-      const image = this.find(target);
-      if (image !== undefined) this.drop(image);
+      this.#injected('remove', target);
+      const image = this.#find(target);
+      if (image !== undefined) this.#drop(image);
     });
   }
 
   pin(ref: string): Promise<void> {
-    return this.setPinned('pin', ref, true);
+    return this.#setPinned('pin', ref, true);
   }
 
   unpin(ref: string): Promise<void> {
-    return this.setPinned('unpin', ref, false);
+    return this.#setPinned('unpin', ref, false);
   }
 
   imageFsInfo(): Promise<ImageFsUsage[]> {
-    return this.run('imageFsInfo', undefined, () => [
+    return this.#run('imageFsInfo', undefined, () => [
       {
         mountpoint: '/var/lib/fake-runtime',
-        usedBytes: [...this.images.values()].reduce((sum, image) => sum + image.size, 0),
+        usedBytes: [...this.#images.values()].reduce((sum, image) => sum + image.size, 0),
       },
     ]);
   }
 
   watchDeletions(onEvent: (event: DeletionEvent) => void): Promise<() => void> {
-    return this.run('watchDeletions', undefined, () => {
+    return this.#run('watchDeletions', undefined, () => {
       if (!this.capabilities.deletionEvents)
         throw unsupported('reporting image deletions as events');
-      this.watchers.add(onEvent);
+      this.#watchers.add(onEvent);
       return () => {
-        this.watchers.delete(onEvent);
+        this.#watchers.delete(onEvent);
       };
     });
   }
 
   close(): Promise<void> {
-    this.closed = true;
-    this.watchers.clear();
+    this.#closed = true;
+    this.#watchers.clear();
     return Promise.resolve();
   }
 
   // ---- internals ------------------------------------------------------------------------------
 
-  private registry(host: string): FakeRegistry {
-    let registry = this.registries.get(host);
+  #registry(host: string): FakeRegistry {
+    let registry = this.#registries.get(host);
     if (registry === undefined) {
       registry = { reachable: true, manifests: new Map() };
-      this.registries.set(host, registry);
+      this.#registries.set(host, registry);
     }
     return registry;
   }
 
-  private async run<T>(op: string, ref: string | undefined, body: () => T): Promise<Awaited<T>> {
+  async #run<T>(op: string, ref: string | undefined, body: () => T): Promise<Awaited<T>> {
     this.calls.push(ref === undefined ? { op } : { op, ref });
     // Asynchronous like a real call, so callers cannot come to rely on synchronous answers.
     await Promise.resolve();
-    this.checkUp();
+    this.#checkUp();
     return await body();
   }
 
-  private checkUp(): void {
-    if (this.closed || !this.up) {
+  #checkUp(): void {
+    if (this.#closed || !this.#up) {
       throw new PrepullError(
         'ERR_RUNTIME_UNAVAILABLE',
         'the fake runtime does not answer on its socket (stopped, or the socket is gone)',
@@ -375,51 +375,47 @@ export class FakeRuntime implements ImageRuntime {
     }
   }
 
-  private key(target: ImageTarget): string {
+  #key(target: ImageTarget): string {
     return target.kind === 'id' ? target.id : target.name;
   }
 
-  private injected(op: FakeOperation, target: ImageTarget): void {
-    const list = this.failures.get(this.key(target));
+  #injected(op: FakeOperation, target: ImageTarget): void {
+    const list = this.#failures.get(this.#key(target));
     const failure = list?.find((f) => f.op === op && f.remaining > 0);
     if (failure === undefined) return;
     failure.remaining--;
     throw failure.error;
   }
 
-  private find(target: ImageTarget): LocalImage | undefined {
-    for (const image of this.images.values()) {
+  #find(target: ImageTarget): LocalImage | undefined {
+    for (const image of this.#images.values()) {
       if (imageHasName(image, target)) return image;
     }
     return undefined;
   }
 
-  private drop(image: LocalImage): void {
-    this.images.delete(image.id);
-    for (const name of allNames(image)) this.emit({ kind: 'removed', name });
+  #drop(image: LocalImage): void {
+    this.#images.delete(image.id);
+    for (const name of allNames(image)) this.#emit({ kind: 'removed', name });
   }
 
-  private emit(event: DeletionEvent): void {
-    for (const watcher of [...this.watchers]) {
+  #emit(event: DeletionEvent): void {
+    for (const watcher of [...this.#watchers]) {
       // Delivered asynchronously, as from a real event stream.
       queueMicrotask(() => {
-        if (this.watchers.has(watcher)) watcher(event);
+        if (this.#watchers.has(watcher)) watcher(event);
       });
     }
   }
 
-  private async download(
-    remote: FakeRemoteImage,
-    options: PullOptions,
-    action: string,
-  ): Promise<void> {
+  async #download(remote: FakeRemoteImage, options: PullOptions, action: string): Promise<void> {
     const total = (remote.layers ?? [remote.size]).reduce((sum, n) => sum + n, 0);
-    const started = this.clock.now();
+    const started = this.#clock.now();
     const deadline = started + options.timeoutMs;
-    const finish = started + this.pullLatencyMs + Math.ceil(total / this.bytesPerMs);
+    const finish = started + this.#pullLatencyMs + Math.ceil(total / this.#bytesPerMs);
     let reported = 0;
     for (;;) {
-      const now = this.clock.now();
+      const now = this.#clock.now();
       if (now >= finish) break;
       if (now >= deadline) {
         throw new PrepullError(
@@ -428,16 +424,16 @@ export class FakeRuntime implements ImageRuntime {
         );
       }
       try {
-        await this.clock.sleep(
-          Math.min(this.progressIntervalMs, finish - now, deadline - now),
+        await this.#clock.sleep(
+          Math.min(this.#progressIntervalMs, finish - now, deadline - now),
           options.signal,
         );
       } catch (cause) {
         throw new PrepullError('ERR_ABORTED', `${action} was cancelled`, { cause });
       }
-      this.checkUp();
-      const elapsed = this.clock.now() - started - this.pullLatencyMs;
-      const done = Math.min(total, Math.max(0, Math.floor(elapsed * this.bytesPerMs)));
+      this.#checkUp();
+      const elapsed = this.#clock.now() - started - this.#pullLatencyMs;
+      const done = Math.min(total, Math.max(0, Math.floor(elapsed * this.#bytesPerMs)));
       if (this.capabilities.progress && done > reported) {
         reported = done;
         options.onProgress?.({ bytesDone: done, bytesTotal: total });
@@ -445,13 +441,13 @@ export class FakeRuntime implements ImageRuntime {
     }
   }
 
-  private land(
+  #land(
     repository: string,
     digest: string,
     tagName: string | undefined,
     remote: FakeRemoteImage,
   ): LocalImage {
-    const image = this.images.get(remote.id) ?? {
+    const image = this.#images.get(remote.id) ?? {
       id: remote.id,
       repoTags: [],
       repoDigests: [],
@@ -460,27 +456,27 @@ export class FakeRuntime implements ImageRuntime {
     };
     // A tag moves: whatever image held it before loses it.
     if (tagName !== undefined) {
-      for (const other of this.images.values()) {
+      for (const other of this.#images.values()) {
         if (other !== image) other.repoTags = other.repoTags.filter((t) => t !== tagName);
       }
       if (!image.repoTags.includes(tagName)) image.repoTags.push(tagName);
     }
     const digestName = `${repository}@${digest}`;
     if (!image.repoDigests.includes(digestName)) image.repoDigests.push(digestName);
-    this.images.set(image.id, image);
+    this.#images.set(image.id, image);
     return image;
   }
 
-  private setPinned(op: 'pin' | 'unpin', ref: string, pinned: boolean): Promise<void> {
-    return this.run(op, ref, () => {
+  #setPinned(op: 'pin' | 'unpin', ref: string, pinned: boolean): Promise<void> {
+    return this.#run(op, ref, () => {
       if (!this.capabilities.pin) throw unsupported('pinning images');
       const target = imageTarget(ref);
-      this.injected(op, target);
-      const image = this.find(target);
+      this.#injected(op, target);
+      const image = this.#find(target);
       if (image === undefined) {
         throw new PrepullError(
           'ERR_IMAGE_NOT_FOUND',
-          `cannot ${op} ${quoted(this.key(target))}: it is not on this node; pull it first`,
+          `cannot ${op} ${quoted(this.#key(target))}: it is not on this node; pull it first`,
         );
       }
       image.pinned = pinned;

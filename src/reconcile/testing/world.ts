@@ -1,18 +1,18 @@
 // The simulated world the engine's unit tests run in: the in-memory runtime and a registry that
 // answers from a map, a manual clock and scheduler, and the engine's log lines kept for reading.
 import { Writable } from 'node:stream';
-import { type PrePull, validatePrePull } from '../api/prepull.ts';
-import { ManualClock } from '../clock.ts';
-import { PrepullError } from '../errors.ts';
-import type { RegistryCredential } from '../image/credential.ts';
-import { imageMatchesDigest } from '../image/digest.ts';
-import { repositoryOf } from '../image/names.ts';
-import type { ImageReport } from '../image/report.ts';
-import { FakeRuntime } from '../runtime/fake.ts';
-import { createLogger } from '../telemetry/logger.ts';
-import { Metrics } from '../telemetry/metrics.ts';
-import { Engine } from './engine.ts';
-import type { DigestResolver, Scheduler } from './types.ts';
+import { type PrePull, validatePrePull } from '../../api/prepull.ts';
+import { ManualClock } from '../../clock.ts';
+import { PrepullError } from '../../errors.ts';
+import type { RegistryCredential } from '../../image/credential.ts';
+import { imageMatchesDigest } from '../../image/digest.ts';
+import { repositoryOf } from '../../image/names.ts';
+import type { ImageReport } from '../../image/report.ts';
+import { FakeRuntime } from '../../runtime/testing/fake.ts';
+import { createLogger } from '../../telemetry/logger.ts';
+import { Metrics } from '../../telemetry/metrics.ts';
+import { Engine } from '../engine.ts';
+import type { DigestResolver, Scheduler } from '../types.ts';
 
 export const digest = (n: number): string => `sha256:${n.toString(16).padStart(64, '0')}`;
 

@@ -3,28 +3,23 @@
 // differs between them — how an image reaches a registry the runtime pulls from, how another
 // client removes an image, how a registry or the runtime itself is broken — comes in as hooks;
 // what a runtime cannot do comes in as its expected capabilities, and the suite checks that such
-// a method refuses with ERR_UNSUPPORTED rather than pretending.
+// a method refuses with ERR_UNSUPPORTED rather than pretending. The images come from the
+// caller's builder too (test/harness/images.ts: real OCI images), so this file imports nothing
+// from test/.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { inspect } from 'node:util';
-import { isPrepullError, type ErrorCode } from '../../src/errors.ts';
-import type { RegistryCredential } from '../../src/image/credential.ts';
-import { parseReference } from '../../src/image/reference.ts';
-import { imageMatchesDigest, localDigests } from '../../src/image/digest.ts';
+import { isPrepullError, type ErrorCode } from '../../errors.ts';
+import type { RegistryCredential } from '../../image/credential.ts';
+import { parseReference } from '../../image/reference.ts';
+import { imageMatchesDigest, localDigests } from '../../image/digest.ts';
 import type {
   DeletionEvent,
   ImageRuntime,
   PullProgress,
   RuntimeCapabilities,
   RuntimeImage,
-} from '../../src/runtime/types.ts';
-import {
-  buildImage,
-  buildIndex,
-  fileLayer,
-  fillerLayer,
-  type BuiltImage,
-  type BuiltIndex,
-} from '../harness/images.ts';
+} from '../types.ts';
+import { pollUntil } from '../../testing/poll.ts';
 
 export interface PublishedImage {
   /** registry/repository:tag */
@@ -36,7 +31,35 @@ export interface PublishedImage {
   repository: string;
 }
 
-export interface ConformanceTarget {
+/** What the suite reads of an image its builder made. */
+export interface SuiteImage {
+  /** The manifest's digest. */
+  readonly digest: string;
+  /** The config's digest: the image ID a runtime reports. */
+  readonly configDigest: string;
+  /** Compressed sizes, as downloaded. */
+  readonly layers: readonly { readonly size: number }[];
+}
+
+/** What the suite reads of a multi-arch index its builder made. */
+export interface SuiteIndex {
+  readonly digest: string;
+}
+
+/** Makes real OCI images, as test/harness/images.ts does; `publish` gets what it made. */
+export interface ImageBuilder<Layer, Image extends SuiteImage, Index extends SuiteIndex> {
+  fileLayer(files: Readonly<Record<string, string>>): Layer;
+  /** `bytes` incompressible bytes, from `seed` (a file name). */
+  fillerLayer(options: { bytes: number; seed: string }): Layer;
+  /** linux/amd64 unless `platform` says otherwise. */
+  buildImage(spec: {
+    layers: readonly Layer[];
+    platform?: { os: string; architecture: string };
+  }): Image;
+  buildIndex(images: readonly Image[]): Index;
+}
+
+export interface ConformanceTarget<Image extends SuiteImage, Index extends SuiteIndex> {
   runtime: ImageRuntime;
   /** What this runtime must report in `capabilities`. */
   expected: RuntimeCapabilities;
@@ -48,7 +71,7 @@ export interface ConformanceTarget {
   publish(
     repository: string,
     tag: string,
-    image: BuiltImage | BuiltIndex,
+    image: Image | Index,
     registry?: 'plain' | 'basic',
   ): Promise<PublishedImage>;
   /** Credentials the 'basic' registry accepts. */
@@ -67,35 +90,24 @@ export interface ConformanceTarget {
   close(): Promise<void>;
 }
 
-export interface ConformanceSetup {
+export interface ConformanceSetup<Layer, Image extends SuiteImage, Index extends SuiteIndex> {
+  images: ImageBuilder<Layer, Image, Index>;
   /** For ordinary cases; may share components with other tests (names keep them apart). */
-  shared(): Promise<ConformanceTarget>;
+  shared(): Promise<ConformanceTarget<Image, Index>>;
   /** For disruptive cases: a runtime and registry of its own, which the hooks may break. */
-  isolated(): Promise<ConformanceTarget>;
+  isolated(): Promise<ConformanceTarget<Image, Index>>;
 }
 
 /** How long a real runtime may take to come back after a restart (grpc reconnect backoff). */
 const RECOVERY_MS = 30_000;
+/** Asks every 250 ms while it comes back; until then a call fails, which means "not yet". */
+const RECOVERING = { timeoutMs: RECOVERY_MS, intervalMs: 250, retryErrors: true };
 const PULL_TIMEOUT_MS = 120_000;
 
 let counter = 0;
 function unique(prefix: string): string {
   counter++;
   return `conformance/${prefix}-${Date.now().toString(36)}${counter}${Math.random().toString(36).slice(2, 6)}`;
-}
-
-function smallImage(marker: string): BuiltImage {
-  return buildImage({ layers: [fileLayer({ '/marker': marker })] });
-}
-
-function largeImage(seed: string, shape: { layers: number; layerBytes: number }): BuiltImage {
-  const layers = [fileLayer({ '/marker': seed })];
-  for (let i = 0; i < shape.layers - 1; i++) {
-    layers.push(
-      fillerLayer({ bytes: shape.layerBytes, seed: `${seed.replaceAll('/', '-')}-${i}` }),
-    );
-  }
-  return buildImage({ layers });
 }
 
 async function expectCode(
@@ -115,20 +127,6 @@ async function expectCode(
   }
   if (retryable !== undefined) expect(caught.retryable).toBe(retryable);
   return caught;
-}
-
-async function eventually<T>(what: string, probe: () => Promise<T>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      return await probe();
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) throw new Error(`${what} within ${timeoutMs} ms`, { cause: last });
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
 }
 
 /** Collects deletion events; `next` waits for one matching, up to `ms`. */
@@ -174,21 +172,42 @@ function removedOneOf(names: readonly string[]): (event: DeletionEvent) => boole
   return (event) => event.kind === 'removed' && names.includes(event.name);
 }
 
-async function pullSmall(
-  target: ConformanceTarget,
-  prefix: string,
-): Promise<{
-  published: PublishedImage;
-  image: RuntimeImage;
-}> {
-  const published = await target.publish(unique(prefix), 'v1', smallImage(unique(prefix)));
-  const image = await target.runtime.pull(published.ref, { timeoutMs: PULL_TIMEOUT_MS });
-  return { published, image };
-}
+export function describeImageRuntimeConformance<
+  Layer,
+  Image extends SuiteImage,
+  Index extends SuiteIndex,
+>(name: string, setup: ConformanceSetup<Layer, Image, Index>): void {
+  type Target = ConformanceTarget<Image, Index>;
+  const { images } = setup;
 
-export function describeImageRuntimeConformance(name: string, setup: ConformanceSetup): void {
+  function smallImage(marker: string): Image {
+    return images.buildImage({ layers: [images.fileLayer({ '/marker': marker })] });
+  }
+
+  function largeImage(seed: string, shape: { layers: number; layerBytes: number }): Image {
+    const layers = [images.fileLayer({ '/marker': seed })];
+    for (let i = 0; i < shape.layers - 1; i++) {
+      layers.push(
+        images.fillerLayer({ bytes: shape.layerBytes, seed: `${seed.replaceAll('/', '-')}-${i}` }),
+      );
+    }
+    return images.buildImage({ layers });
+  }
+
+  async function pullSmall(
+    target: Target,
+    prefix: string,
+  ): Promise<{
+    published: PublishedImage;
+    image: RuntimeImage;
+  }> {
+    const published = await target.publish(unique(prefix), 'v1', smallImage(unique(prefix)));
+    const image = await target.runtime.pull(published.ref, { timeoutMs: PULL_TIMEOUT_MS });
+    return { published, image };
+  }
+
   describe(`${name}: ImageRuntime conformance`, () => {
-    let t: ConformanceTarget;
+    let t: Target;
     beforeAll(async () => {
       t = await setup.shared();
     });
@@ -257,12 +276,14 @@ export function describeImageRuntimeConformance(name: string, setup: Conformance
 
     it('pulls a multi-arch index: the amd64 image lands under the index digest', async () => {
       const repository = unique('multi-arch');
-      const amd64 = buildImage({ layers: [fileLayer({ '/marker': `${repository} amd64` })] });
-      const arm64 = buildImage({
-        layers: [fileLayer({ '/marker': `${repository} arm64` })],
+      const amd64 = images.buildImage({
+        layers: [images.fileLayer({ '/marker': `${repository} amd64` })],
+      });
+      const arm64 = images.buildImage({
+        layers: [images.fileLayer({ '/marker': `${repository} arm64` })],
         platform: { os: 'linux', architecture: 'arm64' },
       });
-      const index = buildIndex([arm64, amd64]);
+      const index = images.buildIndex([arm64, amd64]);
       const published = await t.publish(repository, 'multi', index);
       expect(published.digest).toBe(index.digest);
       const image = await t.runtime.pull(published.ref, { timeoutMs: PULL_TIMEOUT_MS });
@@ -467,7 +488,7 @@ export function describeImageRuntimeConformance(name: string, setup: Conformance
   });
 
   describe(`${name}: ImageRuntime conformance when things break`, () => {
-    let t: ConformanceTarget;
+    let t: Target;
     beforeAll(async () => {
       t = await setup.isolated();
     });
@@ -508,10 +529,11 @@ export function describeImageRuntimeConformance(name: string, setup: Conformance
       } finally {
         await bringBack();
       }
-      const image = await eventually(
+      // Wrapped, so that an answer of "absent" ends the wait as an answer (and fails below).
+      const { image } = await pollUntil(
         'the same adapter instance answers again',
-        () => t.runtime.imageStatus(published.ref),
-        RECOVERY_MS,
+        async () => ({ image: await t.runtime.imageStatus(published.ref) }),
+        RECOVERING,
       );
       expect(image?.repoTags).toContain(published.ref);
     });
@@ -522,7 +544,7 @@ export function describeImageRuntimeConformance(name: string, setup: Conformance
         log === undefined ? undefined : await t.runtime.watchDeletions(log.onEvent);
       try {
         await t.restartRuntime!();
-        await eventually('the runtime answers again', () => t.runtime.listImages(), RECOVERY_MS);
+        await pollUntil('the runtime answers again', () => t.runtime.listImages(), RECOVERING);
         const { published, image } = await pullSmall(t, 'after-restart');
         expect(await t.runtime.imageStatus(published.ref)).toEqual(image);
         if (log === undefined) return;
