@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describeProtos, protoFiles } from '../../../scripts/proto-descriptors.ts';
 import { ProtoCodec } from './codec.ts';
-import { Objects, TEST_PROTO } from './codec-fixtures.ts';
+import { Objects, TEST_PROTO } from './testing/fixtures.ts';
 import type { ProtoDescriptors } from './schema.ts';
 
 /** The conversion the adapters had from protobufjs (src/runtime/cri/grpc.ts). */

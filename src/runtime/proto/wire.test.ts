@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describeProtos } from '../../../scripts/proto-descriptors.ts';
 import { ProtoCodec } from './codec.ts';
-import { int, Objects, pick, random, SCALAR_VALUES, TEST_PROTO } from './codec-fixtures.ts';
+import { int, Objects, pick, random, SCALAR_VALUES, TEST_PROTO } from './testing/fixtures.ts';
 import type { FieldDescriptor, ProtoDescriptors } from './schema.ts';
 
 let dir: string;

@@ -1,7 +1,6 @@
-// The test proto and the seeded random objects the codec's tests (codec.test.ts, wire.test.ts)
+// The test proto and the seeded random objects the codec's tests (../codec.test.ts, ../wire.test.ts)
 // encode and decode: every proto3 scalar type, enums, packed and unpacked lists, maps, nesting.
-/* eslint-disable @typescript-eslint/no-non-null-assertion -- only tests import this file, and tests may assert (eslint.config.js) */
-import type { FieldDescriptor, ProtoDescriptors, ScalarType } from './schema.ts';
+import type { FieldDescriptor, ProtoDescriptors, ScalarType } from '../schema.ts';
 
 export const TEST_PROTO = `
 syntax = "proto3";
@@ -137,54 +136,54 @@ export const SCALAR_VALUES: Record<ScalarType, (rng: Rng) => unknown> = {
 
 /** Objects for one message type: values as callers may give them (numbers for longs, …). */
 export class Objects {
-  private readonly descriptors: ProtoDescriptors;
-  private readonly rng: Rng;
+  readonly #descriptors: ProtoDescriptors;
+  readonly #rng: Rng;
 
   constructor(descriptors: ProtoDescriptors, seed: number) {
-    this.descriptors = descriptors;
-    this.rng = random(seed);
+    this.#descriptors = descriptors;
+    this.#rng = random(seed);
   }
 
   /** Every field set (repeated ones and maps with 3 items) when `full`, else a random subset. */
   message(type: string, full: boolean, depth = 0): Record<string, unknown> {
     const object: Record<string, unknown> = {};
-    for (const field of this.descriptors.messages[type]!.fields) {
-      const roll = this.rng();
+    for (const field of this.#descriptors.messages[type]!.fields) {
+      const roll = this.#rng();
       if (!full && roll < 0.3) continue;
       if (!full && roll < 0.4) {
         object[field.name] = null;
         continue;
       }
-      const value = this.field(field, full, depth);
+      const value = this.#field(field, full, depth);
       if (value !== undefined) object[field.name] = value;
     }
     return object;
   }
 
-  private field(field: FieldDescriptor, full: boolean, depth: number): unknown {
-    const count = full ? 3 : int(this.rng, 4);
+  #field(field: FieldDescriptor, full: boolean, depth: number): unknown {
+    const count = full ? 3 : int(this.#rng, 4);
     if (field.keyType !== undefined) {
       const entries = Array.from({ length: count }, () => [
-        String(this.value(field.keyType!, false, depth + 1)),
-        this.value(field.type, full, depth + 1),
+        String(this.#value(field.keyType!, false, depth + 1)),
+        this.#value(field.type, full, depth + 1),
       ]);
       return Object.fromEntries(entries.filter(([, value]) => value !== undefined));
     }
     if (field.repeated) {
-      return Array.from({ length: count }, () => this.value(field.type, full, depth + 1)).filter(
+      return Array.from({ length: count }, () => this.#value(field.type, full, depth + 1)).filter(
         (value) => value !== undefined,
       );
     }
-    return this.value(field.type, full, depth);
+    return this.#value(field.type, full, depth);
   }
 
-  private value(type: string, full: boolean, depth: number): unknown {
+  #value(type: string, full: boolean, depth: number): unknown {
     if (type in SCALAR_VALUES) {
-      return SCALAR_VALUES[type as ScalarType](this.rng);
+      return SCALAR_VALUES[type as ScalarType](this.#rng);
     }
-    const values = this.descriptors.enums[type];
+    const values = this.#descriptors.enums[type];
     if (values !== undefined) {
-      return pick(this.rng, [...Object.keys(values), ...Object.values(values), 7, -1, 'NOPE']);
+      return pick(this.#rng, [...Object.keys(values), ...Object.values(values), 7, -1, 'NOPE']);
     }
     // Recursive types stop after a few levels; "full" ones after one.
     if (depth > (full ? 1 : 3)) return undefined;
