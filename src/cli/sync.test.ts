@@ -16,27 +16,27 @@ const IMAGE = 'r.io/shop/big:1';
  */
 class SlowSubscribingRuntime extends FakeRuntime {
   subscribing: Promise<void>;
-  private subscribed: () => void = () => undefined;
-  private failSubscription: (error: Error) => void = () => undefined;
+  #subscribed: () => void = () => undefined;
+  #failSubscription: (error: Error) => void = () => undefined;
 
   constructor() {
     // About 10 s of download: still pulling when the signal comes.
     super({ bytesPerMs: 100 });
     this.subscribing = new Promise((resolve) => {
-      this.subscribed = resolve;
+      this.#subscribed = resolve;
     });
     this.publish(IMAGE, { digest: `sha256:${'a'.repeat(64)}`, id: 'sha256:b', size: 1_000_000 });
   }
 
   override watchDeletions(): Promise<() => void> {
-    this.subscribed();
+    this.#subscribed();
     return new Promise((_resolve, reject) => {
-      this.failSubscription = reject;
+      this.#failSubscription = reject;
     });
   }
 
   override async close(): Promise<void> {
-    this.failSubscription(
+    this.#failSubscription(
       new PrepullError('ERR_RUNTIME_FAILED', 'subscribing: Channel has been shut down'),
     );
     await super.close();
