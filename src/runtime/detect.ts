@@ -164,10 +164,11 @@ async function probeDocker(socket: string, timeoutMs: number): Promise<ProbeResu
 }
 
 async function probeCri(socket: string, timeoutMs: number): Promise<ProbeResult> {
-  const [{ CriRuntime }, { GrpcConnection }] = await Promise.all([
-    import('./cri/runtime.ts'),
-    import('./cri/grpc.ts'),
-  ]);
+  // One after the other: runtime.ts imports grpc.ts itself, so the second is already loaded.
+  // Two concurrent imports reaching one module while it links trip Jest's ESM loader ("…is not
+  // linked"), which the integration tests run under; Node itself does not mind either way.
+  const { CriRuntime } = await import('./cri/runtime.ts');
+  const { GrpcConnection } = await import('./cri/grpc.ts');
   const connection = new GrpcConnection(socket);
   const cri = new CriRuntime({ endpoint: socket, connection });
   let kept = false;
