@@ -8,22 +8,17 @@ import type { API_VERSION } from './prepull.ts';
 export const NODE_IMAGE_CACHE_KIND = 'NodeImageCache';
 export const NODE_IMAGE_CACHES = 'nodeimagecaches';
 
-export interface CachedImage {
-  image: string;
+/**
+ * One entry of `status.images`: the engine's report as the API stores it — without the spelling
+ * and the pull time, the reason left out when empty, and the message cut to MESSAGE_LIMIT.
+ */
+export type CachedImage = Omit<
+  ImageReport,
+  'written' | 'pullDurationMs' | 'requiredBy' | 'reason'
+> & {
   requiredBy: string[];
-  state: ImageState;
-  digest?: string;
-  registryDigest?: string;
-  imageId?: string;
-  size?: number;
-  pinned?: boolean;
-  lastVerified?: string;
-  attempts: number;
   reason?: string;
-  message?: string;
-  /** The error code behind the reason (docs/errors.md). */
-  code?: string;
-}
+};
 
 export interface Condition {
   type: string;
