@@ -25,6 +25,9 @@ Commands:
             (\`prepull sync --help\`)
   agent     the in-cluster DaemonSet: watch PrePulls through the Kubernetes API, keep this
             node's images, report NodeImageCache status and Events (\`prepull agent --help\`)
+  audit     find, from manifests, the containers whose image no PrePull keeps on their nodes
+            (\`prepull audit --help\`)
+  generate  write a PrePull listing every image the manifests use (\`prepull generate --help\`)
 
 Flags:
   -h, --help      print this help and exit
@@ -53,10 +56,16 @@ export function run(argv: readonly string[], io: Output = stdio): number {
   }
 }
 
+const COMMANDS = new Set(['sync', 'agent', 'audit', 'generate']);
+
 export async function main(argv: readonly string[], io: Output = stdio): Promise<number> {
   const [command, ...rest] = argv;
-  if (command !== 'sync' && command !== 'agent') return run(argv, io);
+  if (command === undefined || !COMMANDS.has(command)) return run(argv, io);
   try {
+    if (command === 'audit' || command === 'generate') {
+      const { runAudit, runGenerate } = await import('./audit.ts');
+      return command === 'audit' ? runAudit(rest, io, version()) : runGenerate(rest, io);
+    }
     if (command === 'agent') {
       const { runAgent } = await import('./agent.ts');
       return await runAgent(rest, io);

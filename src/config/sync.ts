@@ -68,17 +68,17 @@ export function withHelpHint<T>(command: string, parse: () => T): T {
   }
 }
 
-export function parseLabels(text: string): Record<string, string> {
+export function parseLabels(text: string, flag = '--node-labels'): Record<string, string> {
   const labels: Record<string, string> = {};
   for (const pair of text
     .split(',')
     .map((p) => p.trim())
     .filter(Boolean)) {
     const eq = pair.indexOf('=');
-    if (eq <= 0) throw usage(`--node-labels: "${pair}" is not key=value`);
+    if (eq <= 0) throw usage(`${flag}: "${pair}" is not key=value`);
     const key = pair.slice(0, eq);
     const problem = labelKeyProblem(key);
-    if (problem !== undefined) throw usage(`--node-labels: invalid label key "${key}": ${problem}`);
+    if (problem !== undefined) throw usage(`${flag}: invalid label key "${key}": ${problem}`);
     labels[key] = pair.slice(eq + 1);
   }
   return labels;

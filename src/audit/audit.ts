@@ -1,0 +1,93 @@
+// `audit(inputs, options)`: manifests in, findings out. The one entry the command line (and a
+// benchmark) calls; everything below it is pure over the texts given.
+import {
+  emptyManifests,
+  type Manifests,
+  POD_SPEC_PATHS,
+  type ReadProblem,
+  readManifests,
+  type Source,
+} from './manifests.ts';
+import { checkContainer, type Finding, listedImages, type Level } from './rules.ts';
+
+export interface AuditInputs {
+  /** Manifests to audit; PrePulls among them count too. */
+  manifests: readonly Source[];
+  /** Further files holding PrePulls (other kinds in them are ignored). */
+  prePulls: readonly Source[];
+  /** Problems met before parsing (a file that cannot be read), reported with the rest. */
+  problems?: readonly ReadProblem[];
+}
+
+export interface AuditOptions {
+  airGapped: boolean;
+  /** Kind → path of its pod spec, for custom kinds (and to override a built-in kind's). */
+  podTemplatePaths: Readonly<Record<string, readonly string[]>>;
+}
+
+export interface AuditSummary {
+  files: number;
+  objects: number;
+  containers: number;
+  prePulls: number;
+  errors: number;
+  warnings: number;
+  problems: number;
+}
+
+export interface AuditReport {
+  findings: Finding[];
+  problems: ReadProblem[];
+  summary: AuditSummary;
+}
+
+export function readAll(
+  inputs: AuditInputs,
+  options: Pick<AuditOptions, 'podTemplatePaths'>,
+): Manifests {
+  const paths = { ...POD_SPEC_PATHS, ...options.podTemplatePaths };
+  const manifests = emptyManifests();
+  manifests.problems.push(...(inputs.problems ?? []));
+  for (const source of inputs.manifests) readManifests(source, paths, manifests);
+  // Only PrePulls count in --prepulls files: their Deployments are not the ones audited.
+  const prePulls = emptyManifests();
+  for (const source of inputs.prePulls) readManifests(source, {}, prePulls);
+  manifests.prePulls.push(...prePulls.prePulls);
+  manifests.problems.push(...prePulls.problems);
+  return manifests;
+}
+
+function count(findings: readonly Finding[], level: Level): number {
+  return findings.filter((f) => f.level === level).length;
+}
+
+export function audit(inputs: AuditInputs, options: AuditOptions): AuditReport {
+  const manifests = readAll(inputs, options);
+  const listed = listedImages(manifests.prePulls);
+  const findings = manifests.containers.flatMap((site) => checkContainer(site, listed, options));
+  return {
+    findings,
+    problems: manifests.problems,
+    summary: {
+      files: inputs.manifests.length,
+      objects: manifests.objects,
+      containers: manifests.containers.length,
+      prePulls: manifests.prePulls.length,
+      errors: count(findings, 'error'),
+      warnings: count(findings, 'warning'),
+      problems: manifests.problems.length,
+    },
+  };
+}
+
+/**
+ * 2 when some input could not be read (after auditing the rest), 1 when a finding is at or above
+ * `failOn`, else 0.
+ */
+export function exitCode(report: AuditReport, failOn: Level | 'never'): number {
+  if (report.problems.length > 0) return 2;
+  if (failOn === 'never') return 0;
+  const failing =
+    failOn === 'warning' ? report.summary.errors + report.summary.warnings : report.summary.errors;
+  return failing > 0 ? 1 : 0;
+}

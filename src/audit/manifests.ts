@@ -1,0 +1,268 @@
+// Reads Kubernetes manifests as kubectl, `helm template` and `kustomize build` write them
+// (multi-document YAML or JSON, `List` kinds) into the pod specs they hold and the PrePulls among
+// them, each with the file, the document's 0-based index and a line number. Pure over text: the
+// command line reads the files. A document that does not parse is a problem for that document
+// only; every other document is still read.
+import { type Document, isCollection, isSeq, LineCounter, parseAllDocuments } from 'yaml';
+import { GROUP, KIND, type PrePull, validatePrePull } from '../api/prepull.ts';
+
+export interface Source {
+  /** The path as given (or "-" for standard input): findings repeat it. */
+  file: string;
+  text: string;
+}
+
+export type ContainerType = 'container' | 'initContainer' | 'ephemeralContainer';
+
+/** Where a pod may be scheduled, as far as the audit looks: nodeSelector and required affinity. */
+export interface Placement {
+  nodeSelector: Record<string, string>;
+  /** requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms, when given. */
+  nodeSelectorTerms?: unknown[];
+}
+
+export interface Location {
+  file: string;
+  /** 0-based index of the YAML document in the file. */
+  document: number;
+  /** 1-based line. */
+  line: number;
+}
+
+export interface ContainerSite extends Location {
+  /** `Kind namespace/name` (namespace omitted when the manifest names none). */
+  object: string;
+  container: string;
+  containerType: ContainerType;
+  image: unknown;
+  imagePullPolicy: unknown;
+  placement: Placement;
+}
+
+export interface LocatedPrePull extends Location {
+  prePull: PrePull;
+}
+
+export interface ReadProblem {
+  file: string;
+  document?: number;
+  line?: number;
+  message: string;
+}
+
+export interface Manifests {
+  containers: ContainerSite[];
+  prePulls: LocatedPrePull[];
+  problems: ReadProblem[];
+  /** Objects read that hold pod specs. */
+  objects: number;
+}
+
+/** Kind → path of its pod spec, for kinds whose spec Kubernetes defines. */
+export const POD_SPEC_PATHS: Readonly<Record<string, readonly string[]>> = {
+  Pod: ['spec'],
+  PodTemplate: ['template', 'spec'],
+  Deployment: ['spec', 'template', 'spec'],
+  ReplicaSet: ['spec', 'template', 'spec'],
+  StatefulSet: ['spec', 'template', 'spec'],
+  DaemonSet: ['spec', 'template', 'spec'],
+  Job: ['spec', 'template', 'spec'],
+  ReplicationController: ['spec', 'template', 'spec'],
+  CronJob: ['spec', 'jobTemplate', 'spec', 'template', 'spec'],
+};
+
+const CONTAINER_FIELDS: readonly (readonly [string, ContainerType])[] = [
+  ['initContainers', 'initContainer'],
+  ['containers', 'container'],
+  ['ephemeralContainers', 'ephemeralContainer'],
+];
+
+type Path = readonly (string | number)[];
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function at(value: unknown, path: Path): unknown {
+  let here = value;
+  for (const key of path) {
+    if (Array.isArray(here) && typeof key === 'number') here = here[key];
+    else if (isRecord(here) && typeof key === 'string') here = here[key];
+    else return undefined;
+  }
+  return here;
+}
+
+/** Reads one object of a document: a List's item, or the document itself. */
+class ObjectReader {
+  readonly #doc: Document;
+  readonly #lines: LineCounter;
+  readonly #base: Path;
+  readonly #fallback: number;
+
+  constructor(doc: Document, lines: LineCounter, base: Path) {
+    this.#doc = doc;
+    this.#lines = lines;
+    this.#base = base;
+    this.#fallback = this.#lineOf([]) ?? 1;
+  }
+
+  /** The line of the node at `path` below this object, or of the nearest ancestor read. */
+  line(path: Path): number {
+    for (let n = path.length; n > 0; n--) {
+      const line = this.#lineOf(path.slice(0, n));
+      if (line !== undefined) return line;
+    }
+    return this.#fallback;
+  }
+
+  #lineOf(path: Path): number | undefined {
+    const full = [...this.#base, ...path];
+    const node: unknown = full.length === 0 ? this.#doc.contents : this.#doc.getIn(full, true);
+    const range = (node as { range?: [number, number, number] } | null | undefined)?.range;
+    return range === undefined ? undefined : this.#lines.linePos(range[0]).line;
+  }
+}
+
+function isPrePullKind(value: Record<string, unknown>): boolean {
+  const { apiVersion, kind } = value;
+  return kind === KIND || (typeof apiVersion === 'string' && apiVersion.startsWith(`${GROUP}/`));
+}
+
+function describe(value: Record<string, unknown>): string {
+  const kind = typeof value.kind === 'string' ? value.kind : '(no kind)';
+  const meta = isRecord(value.metadata) ? value.metadata : {};
+  const name = typeof meta.name === 'string' ? meta.name : '(no name)';
+  return `${kind} ${typeof meta.namespace === 'string' ? `${meta.namespace}/` : ''}${name}`;
+}
+
+function stringMap(value: unknown): Record<string, string> {
+  const map: Record<string, string> = {};
+  if (!isRecord(value)) return map;
+  for (const [key, v] of Object.entries(value)) if (typeof v === 'string') map[key] = v;
+  return map;
+}
+
+function placementOf(spec: Record<string, unknown>): Placement {
+  const terms = at(spec, [
+    'affinity',
+    'nodeAffinity',
+    'requiredDuringSchedulingIgnoredDuringExecution',
+    'nodeSelectorTerms',
+  ]);
+  return {
+    nodeSelector: stringMap(spec.nodeSelector),
+    ...(Array.isArray(terms) ? { nodeSelectorTerms: terms } : {}),
+  };
+}
+
+interface ReadContext {
+  file: string;
+  document: number;
+  podSpecPaths: Readonly<Record<string, readonly string[]>>;
+  into: Manifests;
+}
+
+function readPrePull(value: Record<string, unknown>, where: Location, into: Manifests): void {
+  const { prePull, issues } = validatePrePull(value);
+  if (prePull === undefined) {
+    const details = issues.map((i) => `${i.field}: ${i.message}`).join('; ');
+    into.problems.push({ ...where, message: `invalid ${describe(value)}: ${details}` });
+    return;
+  }
+  into.prePulls.push({ ...where, prePull });
+}
+
+function readContainers(
+  spec: Record<string, unknown>,
+  specPath: Path,
+  reader: ObjectReader,
+  site: Omit<ContainerSite, 'line' | 'container' | 'containerType' | 'image' | 'imagePullPolicy'>,
+  into: Manifests,
+): void {
+  for (const [field, containerType] of CONTAINER_FIELDS) {
+    const list = spec[field];
+    if (!Array.isArray(list)) continue;
+    list.forEach((entry: unknown, index) => {
+      const container = isRecord(entry) ? entry : {};
+      into.containers.push({
+        ...site,
+        line: reader.line([...specPath, field, index]),
+        container: typeof container.name === 'string' ? container.name : `#${index}`,
+        containerType,
+        image: container.image,
+        imagePullPolicy: container.imagePullPolicy,
+      });
+    });
+  }
+}
+
+function readObject(value: unknown, reader: ObjectReader, context: ReadContext): void {
+  if (!isRecord(value)) return;
+  const where = { file: context.file, document: context.document, line: reader.line([]) };
+  if (isPrePullKind(value)) {
+    readPrePull(value, where, context.into);
+    return;
+  }
+  const kind = typeof value.kind === 'string' ? value.kind : undefined;
+  const path = kind === undefined ? undefined : context.podSpecPaths[kind];
+  if (path === undefined) return;
+  const spec = at(value, path);
+  if (!isRecord(spec)) {
+    context.into.problems.push({
+      ...where,
+      message: `${describe(value)} has no pod spec at ${path.join('.')}`,
+    });
+    return;
+  }
+  context.into.objects++;
+  const site = { ...where, object: describe(value), placement: placementOf(spec) };
+  readContainers(spec, path, reader, site, context.into);
+}
+
+function readDocument(doc: Document, lines: LineCounter, context: ReadContext): void {
+  const value: unknown = doc.toJS();
+  if (isRecord(value) && typeof value.kind === 'string' && value.kind.endsWith('List')) {
+    const items = doc.get('items', true);
+    if (Array.isArray(value.items) && isSeq(items)) {
+      value.items.forEach((item: unknown, index) => {
+        readObject(item, new ObjectReader(doc, lines, ['items', index]), context);
+      });
+      return;
+    }
+  }
+  if (doc.contents === null || !isCollection(doc.contents)) return;
+  readObject(value, new ObjectReader(doc, lines, []), context);
+}
+
+/**
+ * Reads every document of `source` into `into`. `podSpecPaths` maps kinds to their pod spec
+ * (POD_SPEC_PATHS plus --pod-template-path); objects of other kinds are skipped.
+ */
+export function readManifests(
+  source: Source,
+  podSpecPaths: Readonly<Record<string, readonly string[]>>,
+  into: Manifests,
+): void {
+  const lines = new LineCounter();
+  const documents = parseAllDocuments(source.text, { lineCounter: lines, prettyErrors: true });
+  const list = Array.isArray(documents) ? documents : [documents];
+  list.forEach((doc, document) => {
+    const [first] = doc.errors;
+    if (first !== undefined) {
+      const line = first.linePos?.[0].line;
+      into.problems.push({
+        file: source.file,
+        document,
+        ...(line !== undefined ? { line } : {}),
+        message: `not valid YAML or JSON: ${first.message.split('\n')[0] ?? 'parse error'}`,
+      });
+      return;
+    }
+    readDocument(doc, lines, { file: source.file, document, podSpecPaths, into });
+  });
+}
+
+export function emptyManifests(): Manifests {
+  return { containers: [], prePulls: [], problems: [], objects: 0 };
+}

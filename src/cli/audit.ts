@@ -1,0 +1,86 @@
+// `prepull audit` and `prepull generate`: read the files (or standard input), call src/audit,
+// print, return the exit code.
+import { readFileSync } from 'node:fs';
+import { listManifestFiles } from '../api/files.ts';
+import { audit, exitCode, readAll } from '../audit/audit.ts';
+import type { ReadProblem, Source } from '../audit/manifests.ts';
+import { formatReport, problemText } from '../audit/output.ts';
+import { generatePrePull, prePullYaml } from '../audit/generate.ts';
+import { AUDIT_USAGE, GENERATE_USAGE, parseAuditArgs, parseGenerateArgs } from '../config/audit.ts';
+import type { Output } from './io.ts';
+
+/** Reads a file's text; injected so tests can stand in for standard input. */
+export type ReadText = (path: string | 0) => string;
+
+const readText: ReadText = (path) => readFileSync(path, 'utf8');
+
+/** The sources named by paths ("-" is standard input, read once), and what could not be read. */
+export function readSources(
+  paths: readonly string[],
+  read: ReadText = readText,
+): { sources: Source[]; problems: ReadProblem[] } {
+  const sources: Source[] = [];
+  const problems: ReadProblem[] = [];
+  const named = paths.filter((p) => p !== '-');
+  if (named.length < paths.length) sources.push({ file: '-', text: read(0) });
+  const { files, errors } = listManifestFiles(named);
+  for (const error of errors) problems.push({ file: '', message: error.message });
+  for (const file of files) {
+    try {
+      sources.push({ file, text: read(file) });
+    } catch (error) {
+      problems.push({ file, message: `cannot read the file: ${(error as Error).message}` });
+    }
+  }
+  return { sources, problems };
+}
+
+export function runAudit(
+  argv: readonly string[],
+  io: Output,
+  /** prepull's version, for SARIF's tool.driver (main.ts reads it). */
+  version: string,
+  read: ReadText = readText,
+): number {
+  const config = parseAuditArgs(argv);
+  if (config === 'help') {
+    io.out(AUDIT_USAGE);
+    return 0;
+  }
+  const manifests = readSources(config.files, read);
+  const prePulls = readSources(config.prePulls, read);
+  const report = audit(
+    {
+      manifests: manifests.sources,
+      prePulls: prePulls.sources,
+      problems: [...manifests.problems, ...prePulls.problems],
+    },
+    { airGapped: config.airGapped, podTemplatePaths: config.podTemplatePaths },
+  );
+  io.out(formatReport(report, config.output, version));
+  // Unreadable input goes to stderr too, so a CI log shows it when stdout is a SARIF file.
+  for (const problem of report.problems) io.err(`prepull audit: ${problemText(problem)}\n`);
+  return exitCode(report, config.failOn);
+}
+
+export function runGenerate(
+  argv: readonly string[],
+  io: Output,
+  read: ReadText = readText,
+): number {
+  const config = parseGenerateArgs(argv);
+  if (config === 'help') {
+    io.out(GENERATE_USAGE);
+    return 0;
+  }
+  const { sources, problems } = readSources(config.files, read);
+  const manifests = readAll(
+    { manifests: sources, prePulls: [], problems },
+    { podTemplatePaths: {} },
+  );
+  for (const problem of manifests.problems) io.err(`prepull generate: ${problemText(problem)}\n`);
+  const { prePull, skipped } = generatePrePull(manifests.containers, config);
+  for (const line of skipped) io.err(`prepull generate: skipped ${line}\n`);
+  io.out(prePullYaml(prePull));
+  return manifests.problems.length > 0 ? 2 : 0;
+}

@@ -1,0 +1,162 @@
+// Flags of `prepull audit` and `prepull generate`, parsed and validated once into typed objects.
+import { parseArgs } from 'node:util';
+import { PrepullError } from '../errors.ts';
+import { oneOf, parseLabels, withHelpHint } from './sync.ts';
+
+export interface AuditConfig {
+  /** Files, directories, or "-" for standard input. */
+  files: string[];
+  prePulls: string[];
+  output: 'table' | 'json' | 'sarif';
+  failOn: 'error' | 'warning' | 'never';
+  airGapped: boolean;
+  /** Kind → path of its pod spec. */
+  podTemplatePaths: Record<string, string[]>;
+}
+
+export interface GenerateConfig {
+  files: string[];
+  name: string;
+  namespace: string;
+  nodeSelector: Record<string, string>;
+}
+
+export const AUDIT_USAGE = `Usage: prepull audit -f FILE|DIR|- [-f ...] [flags]
+
+Finds the containers that would not start because their image is not on the node: workloads
+whose images have imagePullPolicy Never (with --air-gapped: any policy) and that no PrePull
+keeps on the nodes they can run on. Reads manifests as kubectl, helm template and kustomize
+build write them; PrePulls among them count. See docs/audit.md.
+
+Flags:
+  -f, --filename FILE|DIR|-    manifests: a file, a directory (*.yaml, *.yml, *.json) or - for
+                               standard input (repeatable, required)
+      --prepulls FILE|DIR      further PrePull files (repeatable)
+  -o, --output table|json|sarif  report format (default table)
+      --fail-on error|warning|never  exit 1 when a finding is at least this (default error)
+      --air-gapped             nodes cannot pull at all: every image must be in a PrePull
+      --pod-template-path KIND=PATH  where a custom kind keeps its pod spec, as a dotted path:
+                               Rollout=spec.template.spec (repeatable)
+  -h, --help                   this help
+
+Exit codes: 0 no finding at --fail-on; 1 findings at or above --fail-on; 2 a usage error or an
+input that could not be read (the rest is still audited and reported).
+`;
+
+export const GENERATE_USAGE = `Usage: prepull generate -f FILE|DIR|- [-f ...] --name N --namespace NS [flags]
+
+Writes one PrePull (YAML, on standard output) listing every image the manifests' containers use,
+canonical, deduplicated and sorted. See docs/audit.md.
+
+Flags:
+  -f, --filename FILE|DIR|-    manifests (repeatable, required)
+      --name N                 the PrePull's name (required)
+      --namespace NS           its namespace (required)
+      --node-selector k=v,...  its spec.nodeSelector (default: every node)
+  -h, --help                   this help
+`;
+
+function usage(message: string): PrepullError {
+  return new PrepullError('ERR_USAGE', message);
+}
+
+const SEGMENT = /^[A-Za-z0-9_-]+$/;
+
+/** KIND=PATH, PATH dotted and optionally written as kubectl's {.a.b} or .a.b. */
+export function parsePodTemplatePaths(values: readonly string[]): Record<string, string[]> {
+  const paths: Record<string, string[]> = {};
+  for (const value of values) {
+    const eq = value.indexOf('=');
+    const kind = value.slice(0, eq);
+    const path = value
+      .slice(eq + 1)
+      .replace(/^\{(.*)\}$/, '$1')
+      .replace(/^\./, '')
+      .split('.');
+    if (eq <= 0 || !/^[A-Za-z][A-Za-z0-9]*$/.test(kind) || !path.every((s) => SEGMENT.test(s))) {
+      throw usage(
+        `--pod-template-path: "${value}" is not KIND=PATH with a dotted PATH such as Rollout=spec.template.spec`,
+      );
+    }
+    paths[kind] = path;
+  }
+  return paths;
+}
+
+/** node:util parseArgs, its errors as usage errors. */
+function parsed<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (error) {
+    throw usage(error instanceof Error ? error.message : String(error));
+  }
+}
+
+export function parseAuditArgs(argv: readonly string[]): AuditConfig | 'help' {
+  return withHelpHint('audit', () => {
+    const { values: v } = parsed(() =>
+      parseArgs({
+        args: [...argv],
+        allowPositionals: false,
+        options: {
+          filename: { type: 'string', short: 'f', multiple: true },
+          prepulls: { type: 'string', multiple: true },
+          output: { type: 'string', short: 'o' },
+          'fail-on': { type: 'string' },
+          'air-gapped': { type: 'boolean' },
+          'pod-template-path': { type: 'string', multiple: true },
+          help: { type: 'boolean', short: 'h' },
+        },
+      }),
+    );
+    if (v.help === true) return 'help';
+    const files = v.filename ?? [];
+    if (files.length === 0) throw usage('-f FILE|DIR|- is required');
+    return {
+      files,
+      prePulls: v.prepulls ?? [],
+      output: oneOf('--output', v.output, ['table', 'json', 'sarif'] as const) ?? 'table',
+      failOn: oneOf('--fail-on', v['fail-on'], ['error', 'warning', 'never'] as const) ?? 'error',
+      airGapped: v['air-gapped'] === true,
+      podTemplatePaths: parsePodTemplatePaths(v['pod-template-path'] ?? []),
+    };
+  });
+}
+
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+function required(flag: string, value: string | undefined): string {
+  if (value === undefined || value === '') throw usage(`${flag} is required`);
+  if (value.length > 253 || !DNS_SUBDOMAIN.test(value)) {
+    throw usage(`${flag}: "${value}" is not a lowercase DNS name`);
+  }
+  return value;
+}
+
+export function parseGenerateArgs(argv: readonly string[]): GenerateConfig | 'help' {
+  return withHelpHint('generate', () => {
+    const { values: v } = parsed(() =>
+      parseArgs({
+        args: [...argv],
+        allowPositionals: false,
+        options: {
+          filename: { type: 'string', short: 'f', multiple: true },
+          name: { type: 'string' },
+          namespace: { type: 'string', short: 'n' },
+          'node-selector': { type: 'string' },
+          help: { type: 'boolean', short: 'h' },
+        },
+      }),
+    );
+    if (v.help === true) return 'help';
+    const files = v.filename ?? [];
+    if (files.length === 0) throw usage('-f FILE|DIR|- is required');
+    const nodeSelector = parseLabels(v['node-selector'] ?? '', '--node-selector');
+    return {
+      files,
+      name: required('--name', v.name),
+      namespace: required('--namespace', v.namespace),
+      nodeSelector,
+    };
+  });
+}
