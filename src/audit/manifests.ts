@@ -255,7 +255,7 @@ export function readManifests(
         file: source.file,
         document,
         ...(line !== undefined ? { line } : {}),
-        message: `not valid YAML or JSON: ${first.message.split('\n')[0] ?? 'parse error'}`,
+        message: `not valid YAML or JSON: ${(first.message.split('\n')[0] ?? 'parse error').replace(/:$/, '')}`,
       });
       return;
     }

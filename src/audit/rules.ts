@@ -94,8 +94,10 @@ function whyNotCovered(wanted: ImageReference, sameName: readonly Listed[]): str
   const base = `no PrePull lists ${wanted.canonical}`;
   const names = sameName.map((l) => `${l.ref.familiar} (PrePull ${id(l.prePull)})`).join(', ');
   if (sameName.length === 0) return base;
-  if (wanted.digest !== undefined && sameName.some((l) => l.ref.digest === undefined)) {
-    return `${base}; ${names} may resolve to ${wanted.digest}, but that cannot be proven without the registry (--resolve is not implemented)`;
+  const tagsOnly = sameName.filter((l) => l.ref.digest === undefined);
+  if (wanted.digest !== undefined && tagsOnly.length > 0) {
+    const tags = tagsOnly.map((l) => `${l.ref.familiar} (PrePull ${id(l.prePull)})`).join(', ');
+    return `${base}; ${tags} may resolve to ${wanted.digest}, but that cannot be proven without the registry (--resolve is not implemented)`;
   }
   if (wanted.digest === undefined && sameName.some((l) => l.ref.tag === wanted.tag)) {
     return `${base}; ${names} is pulled by digest, which creates no tag ${wanted.tag ?? ''} on the node`;

@@ -23,13 +23,16 @@ export function readSources(
   const problems: ReadProblem[] = [];
   const named = paths.filter((p) => p !== '-');
   if (named.length < paths.length) sources.push({ file: '-', text: read(0) });
-  const { files, errors } = listManifestFiles(named);
-  for (const error of errors) problems.push({ file: '', message: error.message });
-  for (const file of files) {
-    try {
-      sources.push({ file, text: read(file) });
-    } catch (error) {
-      problems.push({ file, message: `cannot read the file: ${(error as Error).message}` });
+  for (const path of named) {
+    // One path at a time, so a path that cannot be read is named as the problem's file.
+    const { files, errors } = listManifestFiles([path]);
+    if (errors.length > 0) problems.push({ file: path, message: 'no such file or directory' });
+    for (const file of files) {
+      try {
+        sources.push({ file, text: read(file) });
+      } catch (error) {
+        problems.push({ file, message: `cannot read the file: ${(error as Error).message}` });
+      }
     }
   }
   return { sources, problems };
