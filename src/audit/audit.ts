@@ -8,6 +8,7 @@ import {
   readManifests,
   type Source,
 } from './manifests.ts';
+import { type Resolutions, type TagResolver, resolveTags, tagsToResolve } from './resolve.ts';
 import { checkContainer, type Finding, listedImages, type Level } from './rules.ts';
 
 export interface AuditInputs {
@@ -21,6 +22,8 @@ export interface AuditInputs {
 
 export interface AuditOptions {
   airGapped: boolean;
+  /** With --resolve: what the PrePull tags resolve to (resolutions()). */
+  resolved?: Resolutions | undefined;
   /** Kind → path of its pod spec, for custom kinds (and to override a built-in kind's). */
   podTemplatePaths: Readonly<Record<string, readonly string[]>>;
 }
@@ -55,6 +58,22 @@ export function readAll(
   manifests.prePulls.push(...prePulls.prePulls);
   manifests.problems.push(...prePulls.problems);
   return manifests;
+}
+
+/**
+ * --resolve: asks `resolver` about every PrePull tag that could cover a workload's digest, for
+ * audit()'s `resolved`. Reads the inputs once more; only HEADs reach the registry.
+ */
+export async function resolutions(
+  inputs: AuditInputs,
+  options: Pick<AuditOptions, 'podTemplatePaths'>,
+  resolver: TagResolver,
+): Promise<Resolutions> {
+  const manifests = readAll(inputs, options);
+  return resolveTags(
+    tagsToResolve(manifests.containers, listedImages(manifests.prePulls)),
+    resolver,
+  );
 }
 
 function count(findings: readonly Finding[], level: Level): number {

@@ -4,6 +4,7 @@ import type { PrePull } from '../api/prepull.ts';
 import { type ImageReference, parseReference } from '../image/reference.ts';
 import type { ContainerSite, LocatedPrePull, Placement } from './manifests.ts';
 import { effectivePullPolicy } from './policy.ts';
+import type { Resolutions } from './resolve.ts';
 
 export type Level = 'error' | 'warning';
 
@@ -17,6 +18,12 @@ export const RULES = {
     level: 'error',
     summary: 'The PrePulls listing the image do not select every node the Pod may run on.',
     help: "Give the Pod a nodeSelector (or a single-value In affinity) implying the PrePull's nodeSelector labels, or widen the PrePull's nodeSelector.",
+  },
+  'digest-mismatch': {
+    level: 'error',
+    summary:
+      'The workload pins a digest that the tag a PrePull lists does not resolve to (with --resolve).',
+    help: 'List the digest in the PrePull (name@sha256:…), or move the workload to the digest the tag names now.',
   },
   'invalid-image': {
     level: 'error',
@@ -53,9 +60,11 @@ export interface Finding {
 export interface RuleOptions {
   /** Every image must be kept by a PrePull, whatever its pull policy: nodes cannot pull. */
   airGapped: boolean;
+  /** With --resolve: what the registry says PrePull tags resolve to (canonical tag → answer). */
+  resolved?: Resolutions | undefined;
 }
 
-interface Listed {
+export interface Listed {
   ref: ImageReference;
   prePull: PrePull;
 }
@@ -84,20 +93,61 @@ function id(prePull: PrePull): string {
  * is matched by digest; a tag only by the same tag without a digest, because pulling by digest
  * records `name@digest` and creates no tag (docs/runtimes.md).
  */
-function covers(listed: ImageReference, wanted: ImageReference): boolean {
+function covers(
+  listed: ImageReference,
+  wanted: ImageReference,
+  resolved: Resolutions | undefined,
+): boolean {
   if (listed.name !== wanted.name) return false;
-  if (wanted.digest !== undefined) return listed.digest === wanted.digest;
+  if (wanted.digest !== undefined) {
+    if (listed.digest === wanted.digest) return true;
+    // A tag covers a digest when the registry says the tag names it now (--resolve).
+    const answer = listed.digest === undefined ? resolved?.get(listed.canonical) : undefined;
+    return answer !== undefined && 'digest' in answer && answer.digest === wanted.digest;
+  }
   return listed.digest === undefined && listed.tag === wanted.tag;
 }
 
-function whyNotCovered(wanted: ImageReference, sameName: readonly Listed[]): string {
+/** With --resolve: the PrePull tags of the workload's repository that resolve elsewhere. */
+function mismatch(
+  wanted: ImageReference,
+  sameName: readonly Listed[],
+  resolved: Resolutions | undefined,
+): string | undefined {
+  if (wanted.digest === undefined || resolved === undefined) return undefined;
+  const other: string[] = [];
+  for (const l of sameName) {
+    const answer = l.ref.digest === undefined ? resolved.get(l.ref.canonical) : undefined;
+    if (answer !== undefined && 'digest' in answer) {
+      other.push(`${l.ref.familiar} (PrePull ${id(l.prePull)}) resolves to ${answer.digest}`);
+    }
+  }
+  if (other.length === 0) return undefined;
+  return `the workload pins ${wanted.digest}, but ${other.join('; ')}: the nodes will hold other content than the workload names`;
+}
+
+function whyNotCovered(
+  wanted: ImageReference,
+  sameName: readonly Listed[],
+  resolved: Resolutions | undefined,
+): string {
   const base = `no PrePull lists ${wanted.canonical}`;
   const names = sameName.map((l) => `${l.ref.familiar} (PrePull ${id(l.prePull)})`).join(', ');
   if (sameName.length === 0) return base;
   const tagsOnly = sameName.filter((l) => l.ref.digest === undefined);
   if (wanted.digest !== undefined && tagsOnly.length > 0) {
     const tags = tagsOnly.map((l) => `${l.ref.familiar} (PrePull ${id(l.prePull)})`).join(', ');
-    return `${base}; ${tags} may resolve to ${wanted.digest}, but that cannot be proven without the registry (--resolve is not implemented)`;
+    if (resolved === undefined) {
+      return `${base}; ${tags} may resolve to ${wanted.digest}, but that cannot be proven without the registry (run with --resolve)`;
+    }
+    const failed = tagsOnly
+      .map((l) => [l, resolved.get(l.ref.canonical)] as const)
+      .filter(([, answer]) => answer !== undefined && 'error' in answer)
+      .map(
+        ([l, answer]) =>
+          `${l.ref.familiar}: ${answer !== undefined && 'error' in answer ? answer.error : ''}`,
+      );
+    if (failed.length > 0) return `${base}; the registry could not say what ${failed.join('; ')}`;
   }
   if (wanted.digest === undefined && sameName.some((l) => l.ref.tag === wanted.tag)) {
     return `${base}; ${names} is pulled by digest, which creates no tag ${wanted.tag ?? ''} on the node`;
@@ -187,10 +237,12 @@ export function checkContainer(
   const findings: Finding[] = [];
   const policy = effectivePullPolicy(image, site.imagePullPolicy);
   if (policy.policy === 'Never' || options.airGapped) {
-    const covering = listed.filter((l) => covers(l.ref, ref));
+    const covering = listed.filter((l) => covers(l.ref, ref, options.resolved));
     if (covering.length === 0) {
       const sameName = listed.filter((l) => l.ref.name === ref.name);
-      findings.push(finding('not-covered', whyNotCovered(ref, sameName)));
+      const mismatched = mismatch(ref, sameName, options.resolved);
+      if (mismatched !== undefined) findings.push(finding('digest-mismatch', mismatched));
+      else findings.push(finding('not-covered', whyNotCovered(ref, sameName, options.resolved)));
     } else {
       const gap = selectorGap(site.placement, covering);
       if (gap !== undefined) findings.push(finding('selector-gap', gap));

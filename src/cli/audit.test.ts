@@ -70,12 +70,12 @@ describe('prepull audit', () => {
     expect(result.err).toContain(`${T}/broken.yaml:14 (document 1): not valid YAML or JSON`);
   });
 
-  it('reads standard input for -f -', () => {
+  it('reads standard input for -f -', async () => {
     let out = '';
     const stdin = readFileSync(`${T}/manifests/helm.yaml`, 'utf8');
     const read = (path: string | 0): string => (path === 0 ? stdin : readFileSync(path, 'utf8'));
     const io = { out: (t: string) => (out += t), err: () => undefined };
-    expect(runAudit(['-f', '-'], io, '0.0.0', read)).toBe(1);
+    expect(await runAudit(['-f', '-'], io, '0.0.0', read)).toBe(1);
     expect(out).toContain('-:28\terror\tnot-covered');
   });
 });

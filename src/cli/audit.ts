@@ -2,11 +2,19 @@
 // print, return the exit code.
 import { readFileSync } from 'node:fs';
 import { listManifestFiles } from '../api/files.ts';
-import { audit, exitCode, readAll } from '../audit/audit.ts';
+import { type AuditInputs, audit, exitCode, readAll, resolutions } from '../audit/audit.ts';
 import type { ReadProblem, Source } from '../audit/manifests.ts';
 import { formatReport, problemText } from '../audit/output.ts';
 import { generatePrePull, prePullYaml } from '../audit/generate.ts';
-import { AUDIT_USAGE, GENERATE_USAGE, parseAuditArgs, parseGenerateArgs } from '../config/audit.ts';
+import type { Resolutions, TagResolver } from '../audit/resolve.ts';
+import {
+  AUDIT_USAGE,
+  type AuditConfig,
+  GENERATE_USAGE,
+  parseAuditArgs,
+  parseGenerateArgs,
+} from '../config/audit.ts';
+import { PrepullError } from '../errors.ts';
 import type { Output } from './io.ts';
 
 /** Reads a file's text; injected so tests can stand in for standard input. */
@@ -38,13 +46,64 @@ export function readSources(
   return { sources, problems };
 }
 
-export function runAudit(
+/** The registry as `--resolve` asks it: anonymous, or with the --docker-config credentials. */
+export type ResolverFactory = (
+  config: AuditConfig,
+) => Promise<TagResolver & { close(): Promise<void> }>;
+
+const registryResolver: ResolverFactory = async (config) => {
+  // Loaded only for --resolve: the HTTP client is the heaviest part of the registry code.
+  const [{ newRegistryClient }, { Keyring, parseDockerConfigFile }] = await Promise.all([
+    import('./registry.ts'),
+    import('../registry/credentials.ts'),
+  ]);
+  let keyring: InstanceType<typeof Keyring> | undefined;
+  if (config.dockerConfig !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(config.dockerConfig, 'utf8');
+    } catch (cause) {
+      throw new PrepullError(
+        'ERR_USAGE',
+        `--docker-config ${config.dockerConfig}: cannot read the file`,
+        { cause },
+      );
+    }
+    keyring = new Keyring([parseDockerConfigFile(text, `docker config ${config.dockerConfig}`)]);
+  }
+  const client = newRegistryClient(config);
+  return {
+    resolve: (ref, options) =>
+      client.resolve(ref, {
+        ...(keyring === undefined ? {} : { credentials: keyring.lookup(ref) }),
+        ...(options?.signal === undefined ? {} : { signal: options.signal }),
+      }),
+    close: () => client.close(),
+  };
+};
+
+async function resolved(
+  config: AuditConfig,
+  inputs: AuditInputs,
+  makeResolver: ResolverFactory,
+): Promise<Resolutions | undefined> {
+  if (!config.resolve) return undefined;
+  const resolver = await makeResolver(config);
+  try {
+    return await resolutions(inputs, config, resolver);
+  } finally {
+    await resolver.close();
+  }
+}
+
+export async function runAudit(
   argv: readonly string[],
   io: Output,
   /** prepull's version, for SARIF's tool.driver (main.ts reads it). */
   version: string,
   read: ReadText = readText,
-): number {
+  makeResolver: ResolverFactory = registryResolver,
+): Promise<number> {
   const config = parseAuditArgs(argv);
   if (config === 'help') {
     io.out(AUDIT_USAGE);
@@ -52,14 +111,16 @@ export function runAudit(
   }
   const manifests = readSources(config.files, read);
   const prePulls = readSources(config.prePulls, read);
-  const report = audit(
-    {
-      manifests: manifests.sources,
-      prePulls: prePulls.sources,
-      problems: [...manifests.problems, ...prePulls.problems],
-    },
-    { airGapped: config.airGapped, podTemplatePaths: config.podTemplatePaths },
-  );
+  const inputs: AuditInputs = {
+    manifests: manifests.sources,
+    prePulls: prePulls.sources,
+    problems: [...manifests.problems, ...prePulls.problems],
+  };
+  const report = audit(inputs, {
+    airGapped: config.airGapped,
+    podTemplatePaths: config.podTemplatePaths,
+    resolved: await resolved(config, inputs, makeResolver),
+  });
   io.out(formatReport(report, config.output, version));
   // Unreadable input goes to stderr too, so a CI log shows it when stdout is a SARIF file.
   for (const problem of report.problems) io.err(`prepull audit: ${problemText(problem)}\n`);

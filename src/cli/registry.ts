@@ -2,7 +2,7 @@
 // the flags, proxies from the environment (as every runtime reads them), request metrics.
 import { readFileSync } from 'node:fs';
 import { PrepullError } from '../errors.ts';
-import { RegistryClient } from '../registry/client.ts';
+import { RegistryClient, type RegistryClientOptions } from '../registry/client.ts';
 import type { RegistryHostsConfig } from '../registry/mirrors.ts';
 import { proxyFromEnv } from '../registry/proxy.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
@@ -29,20 +29,22 @@ export function registryHosts(config: RegistryFlags): RegistryHostsConfig {
   return hosts;
 }
 
-export function newRegistryClient(config: RegistryFlags, metrics: Metrics): RegistryClient {
+/** The registry client; its requests counted in `metrics` when given (`audit` keeps none). */
+export function newRegistryClient(config: RegistryFlags, metrics?: Metrics): RegistryClient {
   return new RegistryClient({
     registries: registryHosts(config),
     // The one place the environment is read for the registry client: proxies, as every runtime does.
     proxy: proxyFromEnv(process.env),
-    onRequest: (event) => {
-      metrics.registryRequests.inc({
-        registry: event.registry,
-        code: event.status === undefined ? 'error' : String(event.status),
-      });
-      metrics.registryRequestDuration.observe(
-        { registry: event.registry },
-        event.durationMs / 1000,
-      );
-    },
+    ...(metrics === undefined ? {} : { onRequest: requestMetrics(metrics) }),
   });
+}
+
+function requestMetrics(metrics: Metrics): NonNullable<RegistryClientOptions['onRequest']> {
+  return (event) => {
+    metrics.registryRequests.inc({
+      registry: event.registry,
+      code: event.status === undefined ? 'error' : String(event.status),
+    });
+    metrics.registryRequestDuration.observe({ registry: event.registry }, event.durationMs / 1000);
+  };
 }

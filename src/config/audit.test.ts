@@ -10,6 +10,30 @@ describe('prepull audit flags', () => {
       failOn: 'error',
       airGapped: false,
       podTemplatePaths: {},
+      resolve: false,
+      insecureRegistries: [],
+      registryCAs: {},
+    });
+  });
+
+  it('reads the registry flags of --resolve', () => {
+    expect(
+      parseAuditArgs([
+        '-f',
+        'a.yaml',
+        '--resolve',
+        '--docker-config',
+        'c.json',
+        '--insecure-registry',
+        'r:5000',
+        '--registry-ca',
+        'r.test=ca.pem',
+      ]),
+    ).toMatchObject({
+      resolve: true,
+      dockerConfig: 'c.json',
+      insecureRegistries: ['r:5000'],
+      registryCAs: { 'r.test': 'ca.pem' },
     });
   });
 

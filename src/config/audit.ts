@@ -1,7 +1,7 @@
 // Flags of `prepull audit` and `prepull generate`, parsed and validated once into typed objects.
 import { parseArgs } from 'node:util';
 import { PrepullError } from '../errors.ts';
-import { oneOf, parseLabels, withHelpHint } from './sync.ts';
+import { oneOf, parseLabels, parseRegistryCAs, withHelpHint } from './sync.ts';
 
 export interface AuditConfig {
   /** Files, directories, or "-" for standard input. */
@@ -12,6 +12,11 @@ export interface AuditConfig {
   airGapped: boolean;
   /** Kind → path of its pod spec. */
   podTemplatePaths: Record<string, string[]>;
+  /** Ask the registry what PrePull tags resolve to (HEAD requests only). */
+  resolve: boolean;
+  dockerConfig?: string;
+  insecureRegistries: string[];
+  registryCAs: Record<string, string>;
 }
 
 export interface GenerateConfig {
@@ -37,6 +42,14 @@ Flags:
       --air-gapped             nodes cannot pull at all: every image must be in a PrePull
       --pod-template-path KIND=PATH  where a custom kind keeps its pod spec, as a dotted path:
                                Rollout=spec.template.spec (repeatable)
+      --resolve                ask the registry (HEAD requests, never a download) what the
+                               tags PrePulls list resolve to, to match workloads that pin a
+                               digest (rule digest-mismatch)
+      --docker-config FILE     with --resolve: registry credentials from a docker config.json
+      --insecure-registry H    with --resolve: registry H (host[:port]) over plain HTTP
+                               (repeatable)
+      --registry-ca H=FILE     with --resolve: trust the CA bundle FILE for registry H
+                               (repeatable)
   -h, --help                   this help
 
 Exit codes: 0 no finding at --fail-on; 1 findings at or above --fail-on; 2 a usage error or an
@@ -105,6 +118,10 @@ export function parseAuditArgs(argv: readonly string[]): AuditConfig | 'help' {
           'fail-on': { type: 'string' },
           'air-gapped': { type: 'boolean' },
           'pod-template-path': { type: 'string', multiple: true },
+          resolve: { type: 'boolean' },
+          'docker-config': { type: 'string' },
+          'insecure-registry': { type: 'string', multiple: true },
+          'registry-ca': { type: 'string', multiple: true },
           help: { type: 'boolean', short: 'h' },
         },
       }),
@@ -112,6 +129,10 @@ export function parseAuditArgs(argv: readonly string[]): AuditConfig | 'help' {
     if (v.help === true) return 'help';
     const files = v.filename ?? [];
     if (files.length === 0) throw usage('-f FILE|DIR|- is required');
+    const registry = [v['docker-config'], v['insecure-registry'], v['registry-ca']];
+    if (v.resolve !== true && registry.some((x) => x !== undefined)) {
+      throw usage('--docker-config, --insecure-registry and --registry-ca go with --resolve');
+    }
     return {
       files,
       prePulls: v.prepulls ?? [],
@@ -119,6 +140,10 @@ export function parseAuditArgs(argv: readonly string[]): AuditConfig | 'help' {
       failOn: oneOf('--fail-on', v['fail-on'], ['error', 'warning', 'never'] as const) ?? 'error',
       airGapped: v['air-gapped'] === true,
       podTemplatePaths: parsePodTemplatePaths(v['pod-template-path'] ?? []),
+      resolve: v.resolve === true,
+      ...(v['docker-config'] !== undefined ? { dockerConfig: v['docker-config'] } : {}),
+      insecureRegistries: v['insecure-registry'] ?? [],
+      registryCAs: parseRegistryCAs(v['registry-ca'] ?? []),
     };
   });
 }
