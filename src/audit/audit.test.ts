@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import Ajv04 from 'ajv-draft-04';
 import { parse } from 'yaml';
 import { audit, type AuditInputs, exitCode, readAll } from './audit.ts';
 import { generatePrePull, prePullYaml } from './generate.ts';
@@ -23,6 +24,11 @@ function sources(dir: string): Source[] {
 
 const corpus: AuditInputs = { manifests: sources('manifests'), prePulls: sources('prepulls') };
 const ROLLOUT = { Rollout: ['spec', 'workload', 'template', 'spec'] };
+
+/** The corpus audited with every rule able to fire. */
+function corpusReport(): ReturnType<typeof audit> {
+  return audit(corpus, { airGapped: false, podTemplatePaths: ROLLOUT });
+}
 
 function brief(inputs: AuditInputs, airGapped = false, podTemplatePaths = {}): string[] {
   return audit(inputs, { airGapped, podTemplatePaths }).findings.map(
@@ -190,5 +196,46 @@ describe('generate', () => {
       { airGapped: false, podTemplatePaths: {} },
     );
     expect(report.findings.map((f) => f.rule)).toEqual(['mutable-never']);
+  });
+});
+
+describe('SARIF output against the SARIF 2.1.0 schema', () => {
+  // The OASIS schema (2.1.0-rtm.5, JSON Schema draft-04) as Microsoft's SARIF SDK ships it, checked
+  // with ajv's draft-04 class.
+  function validator(): (log: unknown) => string[] {
+    const schema: unknown = JSON.parse(
+      readFileSync('node_modules/@microsoft/jest-sarif/lib/schemas/sarif-2.1.0-rtm.5.json', 'utf8'),
+    );
+    // unicodeRegExp off: the schema's language-tag pattern is valid only without the u flag.
+    const validate = new Ajv04.default({
+      strict: false,
+      allErrors: true,
+      unicodeRegExp: false,
+    }).compile(schema as object);
+    return (log) =>
+      validate(log)
+        ? []
+        : (validate.errors ?? []).map((e) => `${e.instancePath} ${e.message ?? ''}`);
+  }
+
+  it('validates, for the corpus and for a clean run', () => {
+    const errors = validator();
+    const log = (report: ReturnType<typeof audit>): unknown =>
+      JSON.parse(formatReport(report, 'sarif', '1.2.3'));
+    expect(errors(log(corpusReport()))).toEqual([]);
+    expect(
+      errors(
+        log(audit({ manifests: [], prePulls: [] }, { airGapped: false, podTemplatePaths: {} })),
+      ),
+    ).toEqual([]);
+  });
+
+  it('rejects a log that breaks the schema (the check can fail)', () => {
+    const errors = validator();
+    const broken = JSON.parse(formatReport(corpusReport(), 'sarif', '1.2.3')) as {
+      runs: { results: { level: string }[] }[];
+    };
+    broken.runs[0]!.results[0]!.level = 'fatal';
+    expect(errors(broken).join('\n')).toContain('/runs/0/results/0/level');
   });
 });
