@@ -26,7 +26,9 @@ describe('prepull audit', () => {
     const result = await cli(['audit', '--output', 'xml', '-f', T]);
     expect(result.code).toBe(2);
     expect(result.err).toContain('--output must be one of table, json, sarif');
-    expect((await cli(['audit'])).err).toContain('-f FILE|DIR|- is required');
+    expect((await cli(['audit'])).err).toContain(
+      '-f FILE|DIR|- (or --kubeconfig FILE, to audit a cluster) is required',
+    );
   });
 
   it('exits 1 with findings at --fail-on, 0 with --fail-on never (table)', async () => {
@@ -70,12 +72,12 @@ describe('prepull audit', () => {
     expect(result.err).toContain(`${T}/broken.yaml:14 (document 1): not valid YAML or JSON`);
   });
 
-  it('reads standard input for -f -', () => {
+  it('reads standard input for -f -', async () => {
     let out = '';
     const stdin = readFileSync(`${T}/manifests/helm.yaml`, 'utf8');
     const read = (path: string | 0): string => (path === 0 ? stdin : readFileSync(path, 'utf8'));
     const io = { out: (t: string) => (out += t), err: () => undefined };
-    expect(runAudit(['-f', '-'], io, '0.0.0', read)).toBe(1);
+    expect(await runAudit(['-f', '-'], io, '0.0.0', read)).toBe(1);
     expect(out).toContain('-:28\terror\tnot-covered');
   });
 });

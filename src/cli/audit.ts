@@ -1,12 +1,20 @@
-// `prepull audit` and `prepull generate`: read the files (or standard input), call src/audit,
-// print, return the exit code.
+// `prepull audit` and `prepull generate`: read the files (or standard input) — or, with
+// --kubeconfig, the cluster, through lazily loaded modules — call src/audit, print, return the
+// exit code.
 import { readFileSync } from 'node:fs';
 import { listManifestFiles } from '../api/files.ts';
-import { audit, exitCode, readAll } from '../audit/audit.ts';
+import { audit, type AuditReport, exitCode, readAll } from '../audit/audit.ts';
 import type { ReadProblem, Source } from '../audit/manifests.ts';
 import { formatReport, problemText } from '../audit/output.ts';
 import { generatePrePull, prePullYaml } from '../audit/generate.ts';
-import { AUDIT_USAGE, GENERATE_USAGE, parseAuditArgs, parseGenerateArgs } from '../config/audit.ts';
+import {
+  AUDIT_USAGE,
+  type AuditConfig,
+  GENERATE_USAGE,
+  parseAuditArgs,
+  parseGenerateArgs,
+} from '../config/audit.ts';
+import { isPrepullError } from '../errors.ts';
 import type { Output } from './io.ts';
 
 /** Reads a file's text; injected so tests can stand in for standard input. */
@@ -38,21 +46,24 @@ export function readSources(
   return { sources, problems };
 }
 
-export function runAudit(
-  argv: readonly string[],
-  io: Output,
-  /** prepull's version, for SARIF's tool.driver (main.ts reads it). */
-  version: string,
-  read: ReadText = readText,
-): number {
-  const config = parseAuditArgs(argv);
-  if (config === 'help') {
-    io.out(AUDIT_USAGE);
-    return 0;
-  }
+/** Live mode: the cluster's report. The Kubernetes client is loaded only here. */
+async function auditLive(config: AuditConfig & { kubeconfig: string }): Promise<AuditReport> {
+  const [{ KubeClient }, { auditCluster }] = await Promise.all([
+    import('../kube/client.ts'),
+    import('../audit/live.ts'),
+  ]);
+  const kube = KubeClient.load(config.kubeconfig);
+  return auditCluster(kube, {
+    airGapped: config.airGapped,
+    cluster: kube.server,
+    ...(config.namespace === undefined ? {} : { namespace: config.namespace }),
+  });
+}
+
+function auditFiles(config: AuditConfig, read: ReadText): AuditReport {
   const manifests = readSources(config.files, read);
   const prePulls = readSources(config.prePulls, read);
-  const report = audit(
+  return audit(
     {
       manifests: manifests.sources,
       prePulls: prePulls.sources,
@@ -60,6 +71,33 @@ export function runAudit(
     },
     { airGapped: config.airGapped, podTemplatePaths: config.podTemplatePaths },
   );
+}
+
+export async function runAudit(
+  argv: readonly string[],
+  io: Output,
+  /** prepull's version, for SARIF's tool.driver (main.ts reads it). */
+  version: string,
+  read: ReadText = readText,
+): Promise<number> {
+  const config = parseAuditArgs(argv);
+  if (config === 'help') {
+    io.out(AUDIT_USAGE);
+    return 0;
+  }
+  const { kubeconfig } = config;
+  let report: AuditReport;
+  try {
+    report =
+      kubeconfig === undefined
+        ? auditFiles(config, read)
+        : await auditLive({ ...config, kubeconfig });
+  } catch (error) {
+    // A kubeconfig that cannot be loaded is input that cannot be read: exit 2, as for a file.
+    if (!isPrepullError(error) || error.code !== 'ERR_KUBE_CONFIG') throw error;
+    io.err(`prepull audit: ${error.message} (${error.code})\n`);
+    return 2;
+  }
   io.out(formatReport(report, config.output, version));
   // Unreadable input goes to stderr too, so a CI log shows it when stdout is a SARIF file.
   for (const problem of report.problems) io.err(`prepull audit: ${problemText(problem)}\n`);

@@ -64,7 +64,7 @@ export async function main(argv: readonly string[], io: Output = stdio): Promise
   try {
     if (command === 'audit' || command === 'generate') {
       const { runAudit, runGenerate } = await import('./audit.ts');
-      return command === 'audit' ? runAudit(rest, io, version()) : runGenerate(rest, io);
+      return command === 'audit' ? await runAudit(rest, io, version()) : runGenerate(rest, io);
     }
     if (command === 'agent') {
       const { runAgent } = await import('./agent.ts');
