@@ -58,7 +58,7 @@ interface ListBody {
 
 function metaOf(item: Item): ObjectMeta {
   const m = item.metadata;
-  return typeof m === 'object' && m !== null ? (m as ObjectMeta) : {};
+  return typeof m === 'object' && m !== null ? (m) : {};
 }
 
 function groupPath(group: string): string {
@@ -98,14 +98,18 @@ async function readLists(
   wanted: readonly Omit<Read, 'items'>[],
   into: Manifests,
 ): Promise<Read[]> {
-  const results = await Promise.allSettled(wanted.map((w) => listAll(kube, w.path)));
-  const read: Read[] = [];
-  results.forEach((result, i) => {
-    const w = wanted[i]!;
-    if (result.status === 'fulfilled') read.push({ ...w, items: result.value });
-    else into.problems.push({ file: w.path, message: (result.reason as Error).message });
-  });
-  return read;
+  const results = await Promise.all(
+    wanted.map(async (w) => {
+      try {
+        return { ...w, items: await listAll(kube, w.path) };
+      } catch (error) {
+        return { file: w.path, message: (error as Error).message };
+      }
+    }),
+  );
+  // Problems in the order asked, whatever order the answers came in.
+  for (const r of results) if (!('items' in r)) into.problems.push(r);
+  return results.filter((r) => 'items' in r);
 }
 
 function objectPath(read: Read, item: Item): string {
