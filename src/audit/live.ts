@@ -58,7 +58,7 @@ interface ListBody {
 
 function metaOf(item: Item): ObjectMeta {
   const m = item.metadata;
-  return typeof m === 'object' && m !== null ? (m) : {};
+  return typeof m === 'object' && m !== null ? m : {};
 }
 
 function groupPath(group: string): string {
