@@ -29,6 +29,8 @@ export interface AuditOptions {
 }
 
 export interface AuditSummary {
+  /** Live mode: the API server audited (then `files` is 0). */
+  cluster?: string;
   files: number;
   objects: number;
   containers: number;
@@ -80,15 +82,22 @@ function count(findings: readonly Finding[], level: Level): number {
   return findings.filter((f) => f.level === level).length;
 }
 
-export function audit(inputs: AuditInputs, options: AuditOptions): AuditReport {
-  const manifests = readAll(inputs, options);
+/** The report over what was read: the rules on every container, then `extra` findings. */
+export function reportOn(
+  manifests: Manifests,
+  options: Pick<AuditOptions, 'airGapped'>,
+  source: { files: number; cluster?: string },
+  extra: (listed: ReturnType<typeof listedImages>) => Finding[] = () => [],
+): AuditReport {
   const listed = listedImages(manifests.prePulls);
   const findings = manifests.containers.flatMap((site) => checkContainer(site, listed, options));
+  findings.push(...extra(listed));
   return {
     findings,
     problems: manifests.problems,
     summary: {
-      files: inputs.manifests.length,
+      ...(source.cluster === undefined ? {} : { cluster: source.cluster }),
+      files: source.files,
       objects: manifests.objects,
       containers: manifests.containers.length,
       prePulls: manifests.prePulls.length,
@@ -97,6 +106,10 @@ export function audit(inputs: AuditInputs, options: AuditOptions): AuditReport {
       problems: manifests.problems.length,
     },
   };
+}
+
+export function audit(inputs: AuditInputs, options: AuditOptions): AuditReport {
+  return reportOn(readAll(inputs, options), options, { files: inputs.manifests.length });
 }
 
 /**

@@ -32,7 +32,7 @@ export function generatePrePull(
       images.add(parseReference(image).canonical);
     } catch (error) {
       skipped.push(
-        `${site.file}:${site.line}: ${site.object} ${site.container}: ${(error as Error).message}`,
+        `${site.file}${site.line === undefined ? '' : `:${site.line}`}: ${site.object} ${site.container}: ${(error as Error).message}`,
       );
     }
   }

@@ -21,12 +21,14 @@ export interface Placement {
   nodeSelectorTerms?: unknown[];
 }
 
+/** Where an object was read: a file's document and line, or (live mode) its API path alone. */
 export interface Location {
+  /** The path as given, or the object's API path (`/api/v1/namespaces/shop/pods/web-1`). */
   file: string;
-  /** 0-based index of the YAML document in the file. */
-  document: number;
-  /** 1-based line. */
-  line: number;
+  /** 0-based index of the YAML document in the file; absent for objects read from the API. */
+  document?: number;
+  /** 1-based line; absent for objects read from the API. */
+  line?: number;
 }
 
 export interface ContainerSite extends Location {
@@ -129,7 +131,7 @@ function isPrePullKind(value: Record<string, unknown>): boolean {
   return kind === KIND || (typeof apiVersion === 'string' && apiVersion.startsWith(`${GROUP}/`));
 }
 
-function describe(value: Record<string, unknown>): string {
+export function describe(value: Record<string, unknown>): string {
   const kind = typeof value.kind === 'string' ? value.kind : '(no kind)';
   const meta = isRecord(value.metadata) ? value.metadata : {};
   const name = typeof meta.name === 'string' ? meta.name : '(no name)';
@@ -173,12 +175,17 @@ function readPrePull(value: Record<string, unknown>, where: Location, into: Mani
   into.prePulls.push({ ...where, prePull });
 }
 
+type SiteBase = Omit<
+  ContainerSite,
+  'line' | 'container' | 'containerType' | 'image' | 'imagePullPolicy'
+>;
+
 function readContainers(
   spec: Record<string, unknown>,
-  specPath: Path,
-  reader: ObjectReader,
-  site: Omit<ContainerSite, 'line' | 'container' | 'containerType' | 'image' | 'imagePullPolicy'>,
+  site: SiteBase,
   into: Manifests,
+  /** The line of the container at (field, index), when read from a file. */
+  lineOf?: (field: string, index: number) => number,
 ): void {
   for (const [field, containerType] of CONTAINER_FIELDS) {
     const list = spec[field];
@@ -187,7 +194,7 @@ function readContainers(
       const container = isRecord(entry) ? entry : {};
       into.containers.push({
         ...site,
-        line: reader.line([...specPath, field, index]),
+        ...(lineOf === undefined ? {} : { line: lineOf(field, index) }),
         container: typeof container.name === 'string' ? container.name : `#${index}`,
         containerType,
         image: container.image,
@@ -217,7 +224,7 @@ function readObject(value: unknown, reader: ObjectReader, context: ReadContext):
   }
   context.into.objects++;
   const site = { ...where, object: describe(value), placement: placementOf(spec) };
-  readContainers(spec, path, reader, site, context.into);
+  readContainers(spec, site, context.into, (field, index) => reader.line([...path, field, index]));
 }
 
 function readDocument(doc: Document, lines: LineCounter, context: ReadContext): void {
@@ -265,4 +272,30 @@ export function readManifests(
 
 export function emptyManifests(): Manifests {
   return { containers: [], prePulls: [], problems: [], objects: 0 };
+}
+
+/**
+ * Reads one object fetched from the API (its `kind` set by the caller: list items carry none),
+ * located by its API path. Returns false when it has no pod spec at `specPath`.
+ */
+export function readApiObject(
+  value: Record<string, unknown>,
+  specPath: readonly string[],
+  file: string,
+  into: Manifests,
+): boolean {
+  const spec = at(value, specPath);
+  if (!isRecord(spec)) return false;
+  into.objects++;
+  readContainers(spec, { file, object: describe(value), placement: placementOf(spec) }, into);
+  return true;
+}
+
+/** Validates a PrePull fetched from the API, as `readManifests` does one from a file. */
+export function readApiPrePull(
+  value: Record<string, unknown>,
+  file: string,
+  into: Manifests,
+): void {
+  readPrePull(value, { file }, into);
 }

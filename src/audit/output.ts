@@ -24,7 +24,7 @@ export function formatTable(report: AuditReport): string {
   lines.push(...report.problems.map((p) => `${problemText(p)}\tunreadable`));
   const s = report.summary;
   lines.push(
-    `${s.errors} error(s), ${s.warnings} warning(s) in ${s.containers} container(s) of ${s.objects} object(s) from ${s.files} file(s), against ${s.prePulls} PrePull(s)${s.problems > 0 ? `; ${s.problems} input problem(s)` : ''}`,
+    `${s.errors} error(s), ${s.warnings} warning(s) in ${s.containers} container(s) of ${s.objects} object(s) from ${s.cluster === undefined ? `${s.files} file(s)` : `the cluster at ${s.cluster}`}, against ${s.prePulls} PrePull(s)${s.problems > 0 ? `; ${s.problems} input problem(s)` : ''}`,
   );
   return `${lines.join('\n')}\n`;
 }
@@ -39,7 +39,7 @@ interface SarifResult {
   level: 'error' | 'warning';
   message: { text: string };
   locations: {
-    physicalLocation: { artifactLocation: { uri: string }; region: { startLine: number } };
+    physicalLocation: { artifactLocation: { uri: string }; region?: { startLine: number } };
   }[];
 }
 
@@ -67,9 +67,10 @@ function sarifResult(f: Finding): SarifResult {
     locations: [
       {
         physicalLocation: {
-          // A relative path as given: code scanning resolves it against the checkout.
+          // A relative path as given: code scanning resolves it against the checkout. In live
+          // mode, the object's API path, and no region (an API object has no lines).
           artifactLocation: { uri: f.file.replaceAll('\\', '/') },
-          region: { startLine: f.line },
+          ...(f.line === undefined ? {} : { region: { startLine: f.line } }),
         },
       },
     ],

@@ -40,6 +40,12 @@ export const RULES = {
     summary: 'The container sets no imagePullPolicy, so Kubernetes defaults one.',
     help: 'Set imagePullPolicy explicitly; with Never, list the image in a PrePull.',
   },
+  'never-pull-failed': {
+    level: 'error',
+    summary:
+      'A running Pod is in ErrImageNeverPull: its node does not hold the image (live mode only).',
+    help: "List the image in a PrePull selecting the Pod's node; when one does, read the node's NodeImageCache entry (why the agent could not pull it) or start the agent there.",
+  },
 } as const satisfies Record<string, { level: Level; summary: string; help: string }>;
 
 export type RuleId = keyof typeof RULES;
@@ -48,8 +54,9 @@ export interface Finding {
   rule: RuleId;
   level: Level;
   file: string;
-  document: number;
-  line: number;
+  /** Absent for objects read from the API (live mode), which have no document or line. */
+  document?: number;
+  line?: number;
   object: string;
   container: string;
   containerType: ContainerSite['containerType'];
@@ -64,12 +71,12 @@ export interface RuleOptions {
   resolved?: Resolutions | undefined;
 }
 
+/** The parsed images of every PrePull. References that do not parse are left out: they fail there. */
 export interface Listed {
   ref: ImageReference;
   prePull: PrePull;
 }
 
-/** The parsed images of every PrePull. References that do not parse are left out: they fail there. */
 export function listedImages(prePulls: readonly LocatedPrePull[]): Listed[] {
   const listed: Listed[] = [];
   for (const { prePull } of prePulls) {
@@ -93,10 +100,10 @@ function id(prePull: PrePull): string {
  * is matched by digest; a tag only by the same tag without a digest, because pulling by digest
  * records `name@digest` and creates no tag (docs/runtimes.md).
  */
-function covers(
+export function covers(
   listed: ImageReference,
   wanted: ImageReference,
-  resolved: Resolutions | undefined,
+  resolved?: Resolutions,
 ): boolean {
   if (listed.name !== wanted.name) return false;
   if (wanted.digest !== undefined) {
@@ -208,6 +215,100 @@ function selectorGap(placement: Placement, covering: readonly Listed[]): string 
     )}, but the Pod's nodeSelector and required node affinity do not imply ${best.missing.join(', ')}; it may be scheduled where the image is missing`;
 }
 
+function findingAt(site: ContainerSite, rule: RuleId, message: string): Finding {
+  return {
+    rule,
+    level: RULES[rule].level,
+    file: site.file,
+    ...(site.document === undefined ? {} : { document: site.document }),
+    ...(site.line === undefined ? {} : { line: site.line }),
+    object: site.object,
+    container: site.container,
+    containerType: site.containerType,
+    image: typeof site.image === 'string' ? site.image : '',
+    message,
+  };
+}
+
+/** One node's NodeImageCache entry, as far as the explanation reads it. */
+export interface NodeImageEntry {
+  image: string;
+  state: string;
+  reason?: string;
+  message?: string;
+  code?: string;
+}
+
+function entryText(entry: NodeImageEntry): string {
+  const why = [entry.reason, entry.message].filter((t) => t !== undefined && t !== '').join(': ');
+  const code = entry.code === undefined || entry.code === '' ? '' : ` (${entry.code})`;
+  return why === '' ? code : `: ${why}${code}`;
+}
+
+function onNode(
+  ref: ImageReference,
+  node: string,
+  by: string,
+  entries: readonly NodeImageEntry[] | undefined,
+): string {
+  if (entries === undefined) {
+    return `${by}, but node ${node} reports no NodeImageCache (is the agent running there?)`;
+  }
+  const entry = entries.find((e) => {
+    try {
+      return covers(parseReference(e.image), ref);
+    } catch {
+      return false;
+    }
+  });
+  if (entry === undefined) {
+    return `${by}, but node ${node}'s NodeImageCache does not list it: the PrePull's nodeSelector does not select ${node}, or the agent there has not seen the PrePull yet`;
+  }
+  if (entry.state === 'Present') {
+    return `${by} and Present on node ${node}, yet kubelet did not find it: it was removed since the agent's last report, or kubelet's runtime is not the one the agent reads`;
+  }
+  return `${by}, but ${entry.state} on node ${node}${entryText(entry)}`;
+}
+
+/**
+ * Why a container of a running Pod is in ErrImageNeverPull on `node`: its image is not covered by
+ * any PrePull, or the node's NodeImageCache (`caches`: node → entries) says why it is not there.
+ */
+export function explainNeverPull(
+  site: ContainerSite,
+  node: string,
+  listed: readonly Listed[],
+  caches: ReadonlyMap<string, readonly NodeImageEntry[]>,
+): Finding {
+  const image = typeof site.image === 'string' ? site.image : '';
+  const failed = `ErrImageNeverPull on node ${node === '' ? '(none)' : node}`;
+  let ref: ImageReference;
+  try {
+    ref = parseReference(image);
+  } catch (error) {
+    return findingAt(site, 'never-pull-failed', `${failed}: ${(error as Error).message}`);
+  }
+  const covering = listed.filter((l) => covers(l.ref, ref));
+  if (covering.length === 0) {
+    const why = whyNotCovered(
+      ref,
+      listed.filter((l) => l.ref.name === ref.name),
+      undefined,
+    );
+    return findingAt(
+      site,
+      'never-pull-failed',
+      `${failed}: ${ref.canonical} is not covered by any PrePull (${why})`,
+    );
+  }
+  const by = `covered by ${[...new Set(covering.map((l) => `PrePull ${id(l.prePull)}`))].join(', ')}`;
+  return findingAt(
+    site,
+    'never-pull-failed',
+    `${failed}: ${onNode(ref, node, by, caches.get(node))}`,
+  );
+}
+
 /** The findings for one container: those of its image, then of its policy. */
 export function checkContainer(
   site: ContainerSite,
@@ -215,18 +316,7 @@ export function checkContainer(
   options: RuleOptions,
 ): Finding[] {
   const image = typeof site.image === 'string' ? site.image : '';
-  const finding = (rule: RuleId, message: string): Finding => ({
-    rule,
-    level: RULES[rule].level,
-    file: site.file,
-    document: site.document,
-    line: site.line,
-    object: site.object,
-    container: site.container,
-    containerType: site.containerType,
-    image,
-    message,
-  });
+  const finding = (rule: RuleId, message: string): Finding => findingAt(site, rule, message);
   let ref: ImageReference;
   try {
     ref = parseReference(image);

@@ -26,7 +26,9 @@ describe('prepull audit', () => {
     const result = await cli(['audit', '--output', 'xml', '-f', T]);
     expect(result.code).toBe(2);
     expect(result.err).toContain('--output must be one of table, json, sarif');
-    expect((await cli(['audit'])).err).toContain('-f FILE|DIR|- is required');
+    expect((await cli(['audit'])).err).toContain(
+      '-f FILE|DIR|- (or --kubeconfig FILE, to audit a cluster) is required',
+    );
   });
 
   it('exits 1 with findings at --fail-on, 0 with --fail-on never (table)', async () => {

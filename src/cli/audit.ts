@@ -1,8 +1,16 @@
-// `prepull audit` and `prepull generate`: read the files (or standard input), call src/audit,
-// print, return the exit code.
+// `prepull audit` and `prepull generate`: read the files (or standard input) — or, with
+// --kubeconfig, the cluster, through lazily loaded modules — call src/audit, print, return the
+// exit code.
 import { readFileSync } from 'node:fs';
 import { listManifestFiles } from '../api/files.ts';
-import { type AuditInputs, audit, exitCode, readAll, resolutions } from '../audit/audit.ts';
+import {
+  type AuditInputs,
+  type AuditReport,
+  audit,
+  exitCode,
+  readAll,
+  resolutions,
+} from '../audit/audit.ts';
 import type { ReadProblem, Source } from '../audit/manifests.ts';
 import { formatReport, problemText } from '../audit/output.ts';
 import { generatePrePull, prePullYaml } from '../audit/generate.ts';
@@ -14,7 +22,7 @@ import {
   parseAuditArgs,
   parseGenerateArgs,
 } from '../config/audit.ts';
-import { PrepullError } from '../errors.ts';
+import { PrepullError, isPrepullError } from '../errors.ts';
 import type { Output } from './io.ts';
 
 /** Reads a file's text; injected so tests can stand in for standard input. */
@@ -96,6 +104,39 @@ async function resolved(
   }
 }
 
+/** Live mode: the cluster's report. The Kubernetes client is loaded only here. */
+async function auditLive(config: AuditConfig & { kubeconfig: string }): Promise<AuditReport> {
+  const [{ KubeClient }, { auditCluster }] = await Promise.all([
+    import('../kube/client.ts'),
+    import('../audit/live.ts'),
+  ]);
+  const kube = KubeClient.load(config.kubeconfig);
+  return auditCluster(kube, {
+    airGapped: config.airGapped,
+    cluster: kube.server,
+    ...(config.namespace === undefined ? {} : { namespace: config.namespace }),
+  });
+}
+
+async function auditFiles(
+  config: AuditConfig,
+  read: ReadText,
+  makeResolver: ResolverFactory,
+): Promise<AuditReport> {
+  const manifests = readSources(config.files, read);
+  const prePulls = readSources(config.prePulls, read);
+  const inputs: AuditInputs = {
+    manifests: manifests.sources,
+    prePulls: prePulls.sources,
+    problems: [...manifests.problems, ...prePulls.problems],
+  };
+  return audit(inputs, {
+    airGapped: config.airGapped,
+    podTemplatePaths: config.podTemplatePaths,
+    resolved: await resolved(config, inputs, makeResolver),
+  });
+}
+
 export async function runAudit(
   argv: readonly string[],
   io: Output,
@@ -109,18 +150,19 @@ export async function runAudit(
     io.out(AUDIT_USAGE);
     return 0;
   }
-  const manifests = readSources(config.files, read);
-  const prePulls = readSources(config.prePulls, read);
-  const inputs: AuditInputs = {
-    manifests: manifests.sources,
-    prePulls: prePulls.sources,
-    problems: [...manifests.problems, ...prePulls.problems],
-  };
-  const report = audit(inputs, {
-    airGapped: config.airGapped,
-    podTemplatePaths: config.podTemplatePaths,
-    resolved: await resolved(config, inputs, makeResolver),
-  });
+  const { kubeconfig } = config;
+  let report: AuditReport;
+  try {
+    report =
+      kubeconfig === undefined
+        ? await auditFiles(config, read, makeResolver)
+        : await auditLive({ ...config, kubeconfig });
+  } catch (error) {
+    // A kubeconfig that cannot be loaded is input that cannot be read: exit 2, as for a file.
+    if (!isPrepullError(error) || error.code !== 'ERR_KUBE_CONFIG') throw error;
+    io.err(`prepull audit: ${error.message} (${error.code})\n`);
+    return 2;
+  }
   io.out(formatReport(report, config.output, version));
   // Unreadable input goes to stderr too, so a CI log shows it when stdout is a SARIF file.
   for (const problem of report.problems) io.err(`prepull audit: ${problemText(problem)}\n`);

@@ -17,6 +17,10 @@ export interface AuditConfig {
   dockerConfig?: string;
   insecureRegistries: string[];
   registryCAs: Record<string, string>;
+  /** Live mode: audit the cluster this kubeconfig reaches instead of files. */
+  kubeconfig?: string;
+  /** Live mode: only this namespace's workloads and Pods. */
+  namespace?: string;
 }
 
 export interface GenerateConfig {
@@ -27,15 +31,22 @@ export interface GenerateConfig {
 }
 
 export const AUDIT_USAGE = `Usage: prepull audit -f FILE|DIR|- [-f ...] [flags]
+       prepull audit --kubeconfig FILE [--namespace NS] [flags]
 
 Finds the containers that would not start because their image is not on the node: workloads
 whose images have imagePullPolicy Never (with --air-gapped: any policy) and that no PrePull
 keeps on the nodes they can run on. Reads manifests as kubectl, helm template and kustomize
-build write them; PrePulls among them count. See docs/audit.md.
+build write them; PrePulls among them count. With --kubeconfig, reads the cluster instead
+(GET only): its Pods, workloads, PrePulls and NodeImageCaches, and explains every container in
+ErrImageNeverPull. See docs/audit.md.
 
 Flags:
   -f, --filename FILE|DIR|-    manifests: a file, a directory (*.yaml, *.yml, *.json) or - for
-                               standard input (repeatable, required)
+                               standard input (repeatable; required without --kubeconfig)
+      --kubeconfig FILE        live mode: audit the cluster of this kubeconfig's current
+                               context (not with -f, --prepulls or --pod-template-path)
+  -n, --namespace NS           live mode: only this namespace's Pods and workloads (PrePulls
+                               and NodeImageCaches are read cluster-wide)
       --prepulls FILE|DIR      further PrePull files (repeatable)
   -o, --output table|json|sarif  report format (default table)
       --fail-on error|warning|never  exit 1 when a finding is at least this (default error)
@@ -53,7 +64,8 @@ Flags:
   -h, --help                   this help
 
 Exit codes: 0 no finding at --fail-on; 1 findings at or above --fail-on; 2 a usage error or an
-input that could not be read (the rest is still audited and reported).
+input that could not be read, a file or (live) a list the API server refused (the rest is still
+audited and reported).
 `;
 
 export const GENERATE_USAGE = `Usage: prepull generate -f FILE|DIR|- [-f ...] --name N --namespace NS [flags]
@@ -122,17 +134,23 @@ export function parseAuditArgs(argv: readonly string[]): AuditConfig | 'help' {
           'docker-config': { type: 'string' },
           'insecure-registry': { type: 'string', multiple: true },
           'registry-ca': { type: 'string', multiple: true },
+          kubeconfig: { type: 'string' },
+          namespace: { type: 'string', short: 'n' },
           help: { type: 'boolean', short: 'h' },
         },
       }),
     );
     if (v.help === true) return 'help';
     const files = v.filename ?? [];
-    if (files.length === 0) throw usage('-f FILE|DIR|- is required');
-    const registry = [v['docker-config'], v['insecure-registry'], v['registry-ca']];
-    if (v.resolve !== true && registry.some((x) => x !== undefined)) {
-      throw usage('--docker-config, --insecure-registry and --registry-ca go with --resolve');
+    const live = liveFlags(v.kubeconfig, v.namespace, {
+      '-f': files.length > 0,
+      '--prepulls': (v.prepulls ?? []).length > 0,
+      '--pod-template-path': (v['pod-template-path'] ?? []).length > 0,
+    });
+    if (files.length === 0 && live.kubeconfig === undefined) {
+      throw usage('-f FILE|DIR|- (or --kubeconfig FILE, to audit a cluster) is required');
     }
+    const registry = registryFlags(v, live.kubeconfig !== undefined);
     return {
       files,
       prePulls: v.prepulls ?? [],
@@ -140,12 +158,59 @@ export function parseAuditArgs(argv: readonly string[]): AuditConfig | 'help' {
       failOn: oneOf('--fail-on', v['fail-on'], ['error', 'warning', 'never'] as const) ?? 'error',
       airGapped: v['air-gapped'] === true,
       podTemplatePaths: parsePodTemplatePaths(v['pod-template-path'] ?? []),
-      resolve: v.resolve === true,
-      ...(v['docker-config'] !== undefined ? { dockerConfig: v['docker-config'] } : {}),
-      insecureRegistries: v['insecure-registry'] ?? [],
-      registryCAs: parseRegistryCAs(v['registry-ca'] ?? []),
+      ...registry,
+      ...live,
     };
   });
+}
+
+/** --resolve and the registry flags that go with it (file mode only). */
+function registryFlags(
+  v: {
+    resolve?: boolean | undefined;
+    'docker-config'?: string | undefined;
+    'insecure-registry'?: string[] | undefined;
+    'registry-ca'?: string[] | undefined;
+  },
+  live: boolean,
+): Pick<AuditConfig, 'resolve' | 'dockerConfig' | 'insecureRegistries' | 'registryCAs'> {
+  if (live && v.resolve === true) {
+    throw usage(
+      '--resolve checks the tags of PrePull files; it cannot be combined with --kubeconfig',
+    );
+  }
+  const given = [v['docker-config'], v['insecure-registry'], v['registry-ca']];
+  if (v.resolve !== true && given.some((x) => x !== undefined)) {
+    throw usage('--docker-config, --insecure-registry and --registry-ca go with --resolve');
+  }
+  return {
+    resolve: v.resolve === true,
+    ...(v['docker-config'] !== undefined ? { dockerConfig: v['docker-config'] } : {}),
+    insecureRegistries: v['insecure-registry'] ?? [],
+    registryCAs: parseRegistryCAs(v['registry-ca'] ?? []),
+  };
+}
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+/** --kubeconfig and --namespace, checked against the file-mode flags they exclude. */
+function liveFlags(
+  kubeconfig: string | undefined,
+  namespace: string | undefined,
+  fileFlags: Record<string, boolean>,
+): Pick<AuditConfig, 'kubeconfig' | 'namespace'> {
+  if (kubeconfig === undefined) {
+    if (namespace !== undefined) throw usage('--namespace needs --kubeconfig');
+    return {};
+  }
+  if (kubeconfig === '') throw usage('--kubeconfig: the path is empty');
+  for (const [flag, given] of Object.entries(fileFlags)) {
+    if (given) throw usage(`${flag} reads files; it cannot be combined with --kubeconfig`);
+  }
+  if (namespace !== undefined && !DNS_LABEL.test(namespace)) {
+    throw usage(`--namespace: "${namespace}" is not a namespace name (a lowercase DNS label)`);
+  }
+  return { kubeconfig, ...(namespace === undefined ? {} : { namespace }) };
 }
 
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;

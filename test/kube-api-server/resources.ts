@@ -67,6 +67,26 @@ function builtin(spec: BuiltinSpec): ResourceType {
 
 const RBAC = 'rbac.authorization.k8s.io';
 
+/** An apps/v1 or batch/v1 workload: namespaced, a status subresource, generation kept. */
+function workload(
+  group: 'apps' | 'batch',
+  resource: string,
+  kind: string,
+  shortNames: string[],
+): ResourceType {
+  return builtin({
+    group,
+    version: 'v1',
+    resource,
+    kind,
+    namespaced: true,
+    shortNames,
+    status: true,
+    statusOnCreate: false,
+    generation: true,
+  });
+}
+
 export const BUILTIN_TYPES: readonly ResourceType[] = [
   builtin({
     group: '',
@@ -98,6 +118,14 @@ export const BUILTIN_TYPES: readonly ResourceType[] = [
     returnDeleted: true,
     statusOnCreate: false,
   }),
+  // Workloads, stored only: no controller-manager behind them, so a Deployment makes no
+  // ReplicaSet and a Job no Pod, as kube-apiserver's storage alone would not.
+  workload('apps', 'deployments', 'Deployment', ['deploy']),
+  workload('apps', 'replicasets', 'ReplicaSet', ['rs']),
+  workload('apps', 'statefulsets', 'StatefulSet', ['sts']),
+  workload('apps', 'daemonsets', 'DaemonSet', ['ds']),
+  workload('batch', 'jobs', 'Job', []),
+  workload('batch', 'cronjobs', 'CronJob', ['cj']),
   builtin({ group: '', version: 'v1', resource: 'secrets', kind: 'Secret', namespaced: true }),
   builtin({
     group: '',
