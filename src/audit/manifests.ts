@@ -3,7 +3,7 @@
 // them, each with the file, the document's 0-based index and a line number. Pure over text: the
 // command line reads the files. A document that does not parse is a problem for that document
 // only; every other document is still read.
-import { type Document, isCollection, isSeq, LineCounter, parseAllDocuments } from 'yaml';
+import { type ParsedDocument, isDocumentError, readDocuments } from './documents.ts';
 import { GROUP, KIND, type PrePull, validatePrePull } from '../api/prepull.ts';
 
 export interface Source {
@@ -97,32 +97,17 @@ function at(value: unknown, path: Path): unknown {
 
 /** Reads one object of a document: a List's item, or the document itself. */
 class ObjectReader {
-  readonly #doc: Document;
-  readonly #lines: LineCounter;
+  readonly #doc: ParsedDocument;
   readonly #base: Path;
-  readonly #fallback: number;
 
-  constructor(doc: Document, lines: LineCounter, base: Path) {
+  constructor(doc: ParsedDocument, base: Path) {
     this.#doc = doc;
-    this.#lines = lines;
     this.#base = base;
-    this.#fallback = this.#lineOf([]) ?? 1;
   }
 
   /** The line of the node at `path` below this object, or of the nearest ancestor read. */
   line(path: Path): number {
-    for (let n = path.length; n > 0; n--) {
-      const line = this.#lineOf(path.slice(0, n));
-      if (line !== undefined) return line;
-    }
-    return this.#fallback;
-  }
-
-  #lineOf(path: Path): number | undefined {
-    const full = [...this.#base, ...path];
-    const node: unknown = full.length === 0 ? this.#doc.contents : this.#doc.getIn(full, true);
-    const range = (node as { range?: [number, number, number] } | null | undefined)?.range;
-    return range === undefined ? undefined : this.#lines.linePos(range[0]).line;
+    return this.#doc.line([...this.#base, ...path]);
   }
 }
 
@@ -227,19 +212,17 @@ function readObject(value: unknown, reader: ObjectReader, context: ReadContext):
   readContainers(spec, site, context.into, (field, index) => reader.line([...path, field, index]));
 }
 
-function readDocument(doc: Document, lines: LineCounter, context: ReadContext): void {
-  const value: unknown = doc.toJS();
+function readDocument(doc: ParsedDocument, context: ReadContext): void {
+  const value = doc.value;
   if (isRecord(value) && typeof value.kind === 'string' && value.kind.endsWith('List')) {
-    const items = doc.get('items', true);
-    if (Array.isArray(value.items) && isSeq(items)) {
+    if (Array.isArray(value.items)) {
       value.items.forEach((item: unknown, index) => {
-        readObject(item, new ObjectReader(doc, lines, ['items', index]), context);
+        readObject(item, new ObjectReader(doc, ['items', index]), context);
       });
       return;
     }
   }
-  if (doc.contents === null || !isCollection(doc.contents)) return;
-  readObject(value, new ObjectReader(doc, lines, []), context);
+  readObject(value, new ObjectReader(doc, []), context);
 }
 
 /**
@@ -251,23 +234,18 @@ export function readManifests(
   podSpecPaths: Readonly<Record<string, readonly string[]>>,
   into: Manifests,
 ): void {
-  const lines = new LineCounter();
-  const documents = parseAllDocuments(source.text, { lineCounter: lines, prettyErrors: true });
-  const list = Array.isArray(documents) ? documents : [documents];
-  list.forEach((doc, document) => {
-    const [first] = doc.errors;
-    if (first !== undefined) {
-      const line = first.linePos?.[0].line;
+  for (const doc of readDocuments(source.text)) {
+    if (isDocumentError(doc)) {
       into.problems.push({
         file: source.file,
-        document,
-        ...(line !== undefined ? { line } : {}),
-        message: `not valid YAML or JSON: ${(first.message.split('\n')[0] ?? 'parse error').replace(/:$/, '')}`,
+        document: doc.index,
+        ...(doc.line !== undefined ? { line: doc.line } : {}),
+        message: `not valid YAML or JSON: ${doc.message}`,
       });
-      return;
+      continue;
     }
-    readDocument(doc, lines, { file: source.file, document, podSpecPaths, into });
-  });
+    readDocument(doc, { file: source.file, document: doc.index, podSpecPaths, into });
+  }
 }
 
 export function emptyManifests(): Manifests {
