@@ -147,3 +147,30 @@ describe('other rules', () => {
     expect(implicit?.message).toContain('defaults it to Always');
   });
 });
+
+describe('never-pull-failed wording', () => {
+  it('does not tell a cluster audit to run with --resolve, which it does not offer', async () => {
+    const { explainNeverPull, listedImages } = await import('./rules.ts');
+    const { validatePrePull } = await import('../api/prepull.ts');
+    const { prePull: listed } = validatePrePull(JSON.parse(prePull(['r.test/app:1'])) as object);
+    const site = {
+      file: '/api/v1/namespaces/ns/pods/x',
+      document: 0,
+      line: 0,
+      object: 'Pod ns/x',
+      placement: { nodeSelector: {} },
+      container: 'c',
+      containerType: 'container' as const,
+      image: `r.test/app@${A}`,
+      imagePullPolicy: 'Never',
+    };
+    const finding = explainNeverPull(
+      site,
+      'n1',
+      listedImages([{ file: 'p', document: 0, line: 1, prePull: listed! }]),
+      new Map(),
+    );
+    expect(finding.message).toContain('`prepull audit -f` with --resolve can check it');
+    expect(finding.message).not.toContain('run with --resolve');
+  });
+});

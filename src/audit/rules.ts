@@ -136,7 +136,8 @@ function mismatch(
 function whyNotCovered(
   wanted: ImageReference,
   sameName: readonly Listed[],
-  resolved: Resolutions | undefined,
+  /** 'live': the cluster audit, where --resolve is not offered. */
+  resolved: Resolutions | 'live' | undefined,
 ): string {
   const base = `no PrePull lists ${wanted.canonical}`;
   const names = sameName.map((l) => `${l.ref.familiar} (PrePull ${id(l.prePull)})`).join(', ');
@@ -144,8 +145,12 @@ function whyNotCovered(
   const tagsOnly = sameName.filter((l) => l.ref.digest === undefined);
   if (wanted.digest !== undefined && tagsOnly.length > 0) {
     const tags = tagsOnly.map((l) => `${l.ref.familiar} (PrePull ${id(l.prePull)})`).join(', ');
-    if (resolved === undefined) {
-      return `${base}; ${tags} may resolve to ${wanted.digest}, but that cannot be proven without the registry (run with --resolve)`;
+    if (resolved === undefined || resolved === 'live') {
+      const hint =
+        resolved === 'live'
+          ? '`prepull audit -f` with --resolve can check it'
+          : 'run with --resolve';
+      return `${base}; ${tags} may resolve to ${wanted.digest}, but that cannot be proven without the registry (${hint})`;
     }
     const failed = tagsOnly
       .map((l) => [l, resolved.get(l.ref.canonical)] as const)
@@ -293,7 +298,7 @@ export function explainNeverPull(
     const why = whyNotCovered(
       ref,
       listed.filter((l) => l.ref.name === ref.name),
-      undefined,
+      'live',
     );
     return findingAt(
       site,
