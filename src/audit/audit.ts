@@ -63,15 +63,13 @@ export function readAll(
 }
 
 /**
- * --resolve: asks `resolver` about every PrePull tag that could cover a workload's digest, for
- * audit()'s `resolved`. Reads the inputs once more; only HEADs reach the registry.
+ * --resolve: asks `resolver` about every PrePull tag that could cover a workload's digest in what
+ * was read, for the rules' `resolved`; only HEADs reach the registry.
  */
 export async function resolutions(
-  inputs: AuditInputs,
-  options: Pick<AuditOptions, 'podTemplatePaths'>,
+  manifests: Manifests,
   resolver: TagResolver,
 ): Promise<Resolutions> {
-  const manifests = readAll(inputs, options);
   return resolveTags(
     tagsToResolve(manifests.containers, listedImages(manifests.prePulls)),
     resolver,
@@ -85,7 +83,7 @@ function count(findings: readonly Finding[], level: Level): number {
 /** The report over what was read: the rules on every container, then `extra` findings. */
 export function reportOn(
   manifests: Manifests,
-  options: Pick<AuditOptions, 'airGapped'>,
+  options: Pick<AuditOptions, 'airGapped' | 'resolved'>,
   source: { files: number; cluster?: string },
   extra: (listed: ReturnType<typeof listedImages>) => Finding[] = () => [],
 ): AuditReport {

@@ -3,7 +3,7 @@
 // image not-covered with its reason. Only the tags that could matter are asked about, once each.
 import { describe, expect, it } from '@jest/globals';
 import { parseReference } from '../image/reference.ts';
-import { type AuditInputs, audit, resolutions } from './audit.ts';
+import { type AuditInputs, audit, readAll, reportOn, resolutions } from './audit.ts';
 import type { TagResolver } from './resolve.ts';
 import { resolveTags } from './resolve.ts';
 import { runAudit } from '../cli/audit.ts';
@@ -56,8 +56,9 @@ function registry(tags: Record<string, string>): TagResolver & { asked: string[]
 async function findings(workload: string[], listed: string[], tags: Record<string, string>) {
   const given = inputs(workload, listed);
   const resolver = registry(tags);
-  const resolved = await resolutions(given, { podTemplatePaths: {} }, resolver);
-  const report = audit(given, { airGapped: false, podTemplatePaths: {}, resolved });
+  const manifests = readAll(given, { podTemplatePaths: {} });
+  const resolved = await resolutions(manifests, resolver);
+  const report = reportOn(manifests, { airGapped: false, resolved }, { files: 1 });
   return { findings: report.findings, asked: resolver.asked };
 }
 

@@ -4,6 +4,7 @@
 // registry client never downloads a manifest body to answer.
 import type { ImageReference } from '../image/reference.ts';
 import { parseReference } from '../image/reference.ts';
+import { Semaphore } from '../semaphore.ts';
 import type { ContainerSite } from './manifests.ts';
 
 /** Tag → digest, as the registry says now (src/registry/client.ts implements it). */
@@ -48,19 +49,21 @@ export async function resolveTags(
   resolver: TagResolver,
   concurrency = 8,
 ): Promise<Map<string, Resolution>> {
+  const slots = new Semaphore(concurrency);
   const answers = new Map<string, Resolution>();
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    for (let tag = tags[next++]; tag !== undefined; tag = tags[next++]) {
+  await Promise.all(
+    tags.map(async (tag) => {
+      const release = await slots.acquire();
       try {
         answers.set(tag.canonical, { digest: (await resolver.resolve(tag)).digest });
       } catch (error) {
         answers.set(tag.canonical, {
           error: error instanceof Error ? error.message : String(error),
         });
+      } finally {
+        release();
       }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, tags.length) }, worker));
+    }),
+  );
   return answers;
 }

@@ -6,12 +6,12 @@ import { listManifestFiles } from '../api/files.ts';
 import {
   type AuditInputs,
   type AuditReport,
-  audit,
+  reportOn,
   exitCode,
   readAll,
   resolutions,
 } from '../audit/audit.ts';
-import type { ReadProblem, Source } from '../audit/manifests.ts';
+import type { Manifests, ReadProblem, Source } from '../audit/manifests.ts';
 import { formatReport, problemText } from '../audit/output.ts';
 import { generatePrePull, prePullYaml } from '../audit/generate.ts';
 import type { Resolutions, TagResolver } from '../audit/resolve.ts';
@@ -22,7 +22,7 @@ import {
   parseAuditArgs,
   parseGenerateArgs,
 } from '../config/audit.ts';
-import { PrepullError, isPrepullError } from '../errors.ts';
+import { isPrepullError } from '../errors.ts';
 import type { Output } from './io.ts';
 
 /** Reads a file's text; injected so tests can stand in for standard input. */
@@ -61,24 +61,9 @@ export type ResolverFactory = (
 
 const registryResolver: ResolverFactory = async (config) => {
   // Loaded only for --resolve: the HTTP client is the heaviest part of the registry code.
-  const [{ newRegistryClient }, { Keyring, parseDockerConfigFile }] = await Promise.all([
-    import('./registry.ts'),
-    import('../registry/credentials.ts'),
-  ]);
-  let keyring: InstanceType<typeof Keyring> | undefined;
-  if (config.dockerConfig !== undefined) {
-    let text: string;
-    try {
-      text = readFileSync(config.dockerConfig, 'utf8');
-    } catch (cause) {
-      throw new PrepullError(
-        'ERR_USAGE',
-        `--docker-config ${config.dockerConfig}: cannot read the file`,
-        { cause },
-      );
-    }
-    keyring = new Keyring([parseDockerConfigFile(text, `docker config ${config.dockerConfig}`)]);
-  }
+  const { dockerConfigKeyring, newRegistryClient } = await import('./registry.ts');
+  const keyring =
+    config.dockerConfig === undefined ? undefined : dockerConfigKeyring(config.dockerConfig);
   const client = newRegistryClient(config);
   return {
     resolve: (ref, options) =>
@@ -92,13 +77,13 @@ const registryResolver: ResolverFactory = async (config) => {
 
 async function resolved(
   config: AuditConfig,
-  inputs: AuditInputs,
+  manifests: Manifests,
   makeResolver: ResolverFactory,
 ): Promise<Resolutions | undefined> {
   if (!config.resolve) return undefined;
   const resolver = await makeResolver(config);
   try {
-    return await resolutions(inputs, config, resolver);
+    return await resolutions(manifests, resolver);
   } finally {
     await resolver.close();
   }
@@ -130,11 +115,13 @@ async function auditFiles(
     prePulls: prePulls.sources,
     problems: [...manifests.problems, ...prePulls.problems],
   };
-  return audit(inputs, {
+  // Read once: --resolve asks about the tags of what was read, then the rules run on it.
+  const parsed = readAll(inputs, config);
+  const options = {
     airGapped: config.airGapped,
-    podTemplatePaths: config.podTemplatePaths,
-    resolved: await resolved(config, inputs, makeResolver),
-  });
+    resolved: await resolved(config, parsed, makeResolver),
+  };
+  return reportOn(parsed, options, { files: inputs.manifests.length });
 }
 
 export async function runAudit(

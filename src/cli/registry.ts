@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { PrepullError } from '../errors.ts';
 import { RegistryClient, type RegistryClientOptions } from '../registry/client.ts';
+import { Keyring, parseDockerConfigFile } from '../registry/credentials.ts';
 import type { RegistryHostsConfig } from '../registry/mirrors.ts';
 import { proxyFromEnv } from '../registry/proxy.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
@@ -27,6 +28,17 @@ export function registryHosts(config: RegistryFlags): RegistryHostsConfig {
     hosts[host] = { ...hosts[host], ca };
   }
   return hosts;
+}
+
+/** The credentials of a `--docker-config FILE`, matched to images as kubelet matches them. */
+export function dockerConfigKeyring(path: string): Keyring {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (cause) {
+    throw new PrepullError('ERR_USAGE', `--docker-config ${path}: cannot read the file`, { cause });
+  }
+  return new Keyring([parseDockerConfigFile(text, `docker config ${path}`)]);
 }
 
 /** The registry client; its requests counted in `metrics` when given (`audit` keeps none). */

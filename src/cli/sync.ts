@@ -2,7 +2,7 @@
 // registry client, credentials, metrics and logs, then either reconciles once and exits (0 when
 // every image is Present and verified where asked) or keeps reconciling and reloads the files
 // when they change. Entry point only: parse, wire, run.
-import { type FSWatcher, readFileSync, watch } from 'node:fs';
+import { type FSWatcher, watch } from 'node:fs';
 import type { PrePull } from '../api/prepull.ts';
 import { loadPrePullFiles } from '../api/files.ts';
 import { systemClock } from '../clock.ts';
@@ -13,7 +13,6 @@ import { Engine } from '../reconcile/engine.ts';
 import type { CredentialProvider } from '../reconcile/types.ts';
 import type { ImageReport } from '../image/report.ts';
 import type { RegistryClient } from '../registry/client.ts';
-import { Keyring, parseDockerConfigFile } from '../registry/credentials.ts';
 import { detectRuntime } from '../runtime/detect.ts';
 import { imageMatchesDigest } from '../image/digest.ts';
 import type { ImageRuntime, RuntimeInfo } from '../runtime/types.ts';
@@ -23,18 +22,12 @@ import { type TelemetryServer, startTelemetryServer } from '../telemetry/server.
 import type { Output } from './io.ts';
 import { releaseWhenQuiet } from './heap.ts';
 import { type SyncResult, renderJson, renderTable } from './output.ts';
-import { newRegistryClient } from './registry.ts';
+import { dockerConfigKeyring, newRegistryClient } from './registry.ts';
 
 /** Credentials for `sync`: a docker config.json, for every image (there is no API to read secrets from). */
 function dockerConfigCredentials(path: string | undefined, log: Logger): CredentialProvider {
   if (path === undefined) return { forImage: () => Promise.resolve([]) };
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (cause) {
-    throw new PrepullError('ERR_USAGE', `--docker-config ${path}: cannot read the file`, { cause });
-  }
-  const keyring = new Keyring([parseDockerConfigFile(text, `docker config ${path}`)]);
+  const keyring = dockerConfigKeyring(path);
   let warned = false;
   return {
     forImage: (image) => {
