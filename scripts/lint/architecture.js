@@ -16,7 +16,7 @@ export const FLOORS = [
   ['config', 'registry', 'runtime'],
   ['reconcile'],
   ['kube'],
-  ['agent', 'audit'],
+  ['agent', 'audit', 'controller'],
   ['cli'],
 ];
 

@@ -23,6 +23,7 @@ describe('validatePrePull', () => {
       pin: true,
       timeoutSeconds: 1800,
       backoffLimit: 6,
+      cleanup: 'Unpin',
     });
   });
 
@@ -37,6 +38,9 @@ describe('validatePrePull', () => {
       pin: false,
       timeoutSeconds: 60,
       backoffLimit: 0,
+      rollout: { maxConcurrentNodes: '10%', paused: true },
+      nodeLabel: 'shop-images',
+      cleanup: 'Remove',
     };
     expect(validatePrePull(base(spec)).prePull?.spec).toEqual(spec);
   });
@@ -138,6 +142,34 @@ describe('validatePrePull', () => {
       'spec',
       /required/,
     ],
+    [
+      'maxConcurrentNodes zero',
+      base({ rollout: { maxConcurrentNodes: 0 } }),
+      'spec.rollout.maxConcurrentNodes',
+      /whole number of nodes from 1 to 5000/,
+    ],
+    [
+      'maxConcurrentNodes 150%',
+      base({ rollout: { maxConcurrentNodes: '150%' } }),
+      'spec.rollout.maxConcurrentNodes',
+      /percent from "1%" to "100%"/,
+    ],
+    [
+      'maxConcurrentNodes "ten"',
+      base({ rollout: { maxConcurrentNodes: 'ten' } }),
+      'spec.rollout.maxConcurrentNodes',
+      /percent/,
+    ],
+    ['paused "yes"', base({ rollout: { paused: 'yes' } }), 'spec.rollout.paused', /true or false/],
+    ['unknown rollout field', base({ rollout: { max: 3 } }), 'spec.rollout.max', /unknown field/],
+    [
+      'nodeLabel with a slash',
+      base({ nodeLabel: 'a/b' }),
+      'spec.nodeLabel',
+      /name part of a label key/,
+    ],
+    ['nodeLabel too long', base({ nodeLabel: 'a'.repeat(64) }), 'spec.nodeLabel', /1-63/],
+    ['cleanup Delete', base({ cleanup: 'Delete' }), 'spec.cleanup', /must be one of Unpin, Remove/],
   ];
 
   it.each(cases)('rejects %s, naming %s', (_label, input, field, message) => {

@@ -16,10 +16,23 @@ export const DEFAULTS = {
   pin: true,
   timeoutSeconds: 1800,
   backoffLimit: 6,
+  cleanup: 'Unpin',
 } as const;
 
 export type PullPolicy = 'IfNotPresent' | 'Always';
 export type VerifyMode = 'Registry' | 'None';
+/** What happens to an image no PrePull wants any more: unpinned, or also removed (ADR 0014). */
+export type CleanupPolicy = 'Unpin' | 'Remove';
+
+/** How many nodes may pull at once, and whether new nodes may start (the controller paces). */
+export interface RolloutSpec {
+  /** A count of nodes (1-5000) or a percent of the selected nodes ("10%", at least one node). */
+  maxConcurrentNodes?: number | string;
+  paused?: boolean;
+}
+
+/** The longest `spec.nodeLabel`: it is the name part of the label key `prepull.dev/NAME`. */
+export const NODE_LABEL_PREFIX = 'prepull.dev/';
 
 export interface PrePullSpec {
   images: { image: string }[];
@@ -31,6 +44,11 @@ export interface PrePullSpec {
   pin: boolean;
   timeoutSeconds: number;
   backoffLimit: number;
+  /** Paced by the controller (ADR 0014); absent: every selected node pulls at once. */
+  rollout?: RolloutSpec;
+  /** The controller keeps `prepull.dev/<nodeLabel>=true` on the selected nodes ready for it. */
+  nodeLabel?: string;
+  cleanup: CleanupPolicy;
 }
 
 export interface PrePull {
@@ -63,6 +81,9 @@ const SPEC_FIELDS = new Set([
   'pin',
   'timeoutSeconds',
   'backoffLimit',
+  'rollout',
+  'nodeLabel',
+  'cleanup',
 ]);
 
 // Kubernetes' DNS-1123 subdomain (object names) and label syntax.
@@ -259,6 +280,75 @@ function checkSchedule(value: unknown, issues: FieldIssue[]): string | undefined
   return value;
 }
 
+/** The largest count `spec.rollout.maxConcurrentNodes` takes (the CRD's maximum). */
+export const MAX_CONCURRENT_NODES = 5000;
+const PERCENT = /^([0-9]{1,3})%$/;
+
+/** Why `value` is not a valid maxConcurrentNodes, or undefined when it is. */
+export function maxConcurrentProblem(value: unknown): string | undefined {
+  if (typeof value === 'number') {
+    return Number.isInteger(value) && value >= 1 && value <= MAX_CONCURRENT_NODES
+      ? undefined
+      : `must be a whole number of nodes from 1 to ${MAX_CONCURRENT_NODES} or a percent like "10%", got ${show(value)}`;
+  }
+  if (typeof value === 'string') {
+    const match = PERCENT.exec(value);
+    const percent = match === null ? Number.NaN : Number(match[1]);
+    return percent >= 1 && percent <= 100
+      ? undefined
+      : `must be a percent from "1%" to "100%" or a whole number of nodes, got ${show(value)}`;
+  }
+  return `must be a whole number of nodes or a percent like "10%", got ${show(value)}`;
+}
+
+function checkRollout(value: unknown, issues: FieldIssue[]): RolloutSpec | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!isRecord(value)) {
+    issues.push({
+      field: 'spec.rollout',
+      message: `must be an object like {maxConcurrentNodes: 10%, paused: false}, got ${show(value)}`,
+    });
+    return undefined;
+  }
+  const rollout: RolloutSpec = {};
+  for (const key of Object.keys(value)) {
+    if (key !== 'maxConcurrentNodes' && key !== 'paused')
+      issues.push({
+        field: `spec.rollout.${key}`,
+        message: 'unknown field; known fields are maxConcurrentNodes, paused',
+      });
+  }
+  const max = value.maxConcurrentNodes;
+  if (max !== undefined && max !== null) {
+    const problem = maxConcurrentProblem(max);
+    if (problem !== undefined)
+      issues.push({ field: 'spec.rollout.maxConcurrentNodes', message: problem });
+    else rollout.maxConcurrentNodes = max as number | string;
+  }
+  const paused = value.paused;
+  if (paused !== undefined && paused !== null) {
+    if (typeof paused !== 'boolean')
+      issues.push({
+        field: 'spec.rollout.paused',
+        message: `must be true or false, got ${show(paused)}`,
+      });
+    else rollout.paused = paused;
+  }
+  return rollout;
+}
+
+function checkNodeLabel(value: unknown, issues: FieldIssue[]): string | undefined {
+  if (value === undefined || value === null || value === '') return undefined;
+  if (typeof value !== 'string' || labelKeyProblem(NODE_LABEL_PREFIX + value) !== undefined) {
+    issues.push({
+      field: 'spec.nodeLabel',
+      message: `must be the name part of a label key (the node gets ${NODE_LABEL_PREFIX}NAME=true): 1-63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit, got ${show(value)}`,
+    });
+    return undefined;
+  }
+  return value;
+}
+
 function checkSpec(spec: Record<string, unknown>, issues: FieldIssue[]): PrePullSpec {
   for (const key of Object.keys(spec)) {
     if (!SPEC_FIELDS.has(key)) {
@@ -300,7 +390,14 @@ function checkSpec(spec: Record<string, unknown>, issues: FieldIssue[]): PrePull
       DEFAULTS.backoffLimit,
       issues,
     ),
+    ...optional('rollout', checkRollout(spec.rollout, issues)),
+    ...optional('nodeLabel', checkNodeLabel(spec.nodeLabel, issues)),
+    cleanup: checkEnum(spec.cleanup, 'spec.cleanup', ['Unpin', 'Remove'], DEFAULTS.cleanup, issues),
   };
+}
+
+function optional<K extends string, V>(key: K, value: V | undefined): Partial<Record<K, V>> {
+  return value === undefined ? {} : ({ [key]: value } as Record<K, V>);
 }
 
 function checkMetadata(

@@ -84,6 +84,9 @@ describe('PrePull admission', () => {
       pin: false,
       timeoutSeconds: 600,
       backoffLimit: 0,
+      rollout: { maxConcurrentNodes: '25%', paused: false },
+      nodeLabel: 'shop-images',
+      cleanup: 'Remove',
     };
     expect((await admit(prePull(spec))).created.spec).toEqual(spec);
   });
@@ -109,6 +112,30 @@ describe('PrePull admission', () => {
       { images: images(1), timeoutSeconds: -5 },
       'FieldValueInvalid',
       'spec.timeoutSeconds',
+    ],
+    [
+      'maxConcurrentNodes 0',
+      { images: images(1), rollout: { maxConcurrentNodes: 0 } },
+      'FieldValueInvalid',
+      'spec.rollout.maxConcurrentNodes',
+    ],
+    [
+      'maxConcurrentNodes "150%"',
+      { images: images(1), rollout: { maxConcurrentNodes: '150%' } },
+      'FieldValueInvalid',
+      'spec.rollout.maxConcurrentNodes',
+    ],
+    [
+      'a nodeLabel with a slash',
+      { images: images(1), nodeLabel: 'a/b' },
+      'FieldValueInvalid',
+      'spec.nodeLabel',
+    ],
+    [
+      'a bad cleanup',
+      { images: images(1), cleanup: 'Delete' },
+      'FieldValueNotSupported',
+      'spec.cleanup',
     ],
     ['no spec', undefined, 'FieldValueRequired', 'spec'],
   ])('refuses %s with 422 naming the field', async (_what, spec, reason, field) => {

@@ -28,7 +28,7 @@ import {
   ServiceMonitor,
   type IServiceMonitor,
 } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
-import { DEFAULTS, MAX_IMAGES } from '../../src/api/prepull.ts';
+import { DEFAULTS, MAX_CONCURRENT_NODES, MAX_IMAGES } from '../../src/api/prepull.ts';
 import { DEFAULT_SOCKETS } from '../../src/runtime/detect.ts';
 import { parseAgentArgs } from '../../src/config/agent.ts';
 import {
@@ -496,7 +496,9 @@ describe('the CRDs', () => {
     for (const m of crds) {
       const problems: string[] = [];
       walk(schemaOf(m.doc as unknown as ICustomResourceDefinition), (node, path) => {
-        if (node.type === undefined) problems.push(`${path}: no type`);
+        // An int-or-string (kube's IntOrString) is the one node that may go without a type.
+        if (node.type === undefined && node['x-kubernetes-int-or-string'] !== true)
+          problems.push(`${path}: no type`);
         if (node['x-kubernetes-preserve-unknown-fields'] !== undefined)
           problems.push(`${path}: preserves unknown fields`);
         if (
@@ -515,12 +517,16 @@ describe('the CRDs', () => {
   it('PrePull: printer columns, and the defaults and bounds of src/api/prepull.ts', () => {
     const pp = crd('prepulls.prepull.dev');
     const columns = pp.spec.versions[0]!.additionalPrinterColumns!;
-    expect(columns.map((c) => [c.name, c.type, c.jsonPath])).toEqual([
-      ['Policy', 'string', '.spec.pullPolicy'],
-      ['Verify', 'string', '.spec.verify'],
-      ['Pin', 'boolean', '.spec.pin'],
-      ['Schedule', 'string', '.spec.schedule'],
-      ['Age', 'date', '.metadata.creationTimestamp'],
+    expect(columns.map((c) => [c.name, c.type, c.jsonPath, c.priority ?? 0])).toEqual([
+      ['Nodes', 'integer', '.status.nodes.selected', 0],
+      ['Ready', 'integer', '.status.nodes.ready', 0],
+      ['Failed', 'integer', '.status.nodes.failed', 0],
+      ['Message', 'string', '.status.message', 0],
+      ['Age', 'date', '.metadata.creationTimestamp', 0],
+      ['Policy', 'string', '.spec.pullPolicy', 1],
+      ['Verify', 'string', '.spec.verify', 1],
+      ['Pin', 'boolean', '.spec.pin', 1],
+      ['Schedule', 'string', '.spec.schedule', 1],
     ]);
     const spec = schemaOf(pp).properties!.spec!;
     expect(spec.required).toEqual(['images']);
@@ -553,8 +559,17 @@ describe('the CRDs', () => {
         'pin',
         'timeoutSeconds',
         'backoffLimit',
+        'rollout',
+        'nodeLabel',
+        'cleanup',
       ].sort(),
     );
+    expect(p.cleanup).toMatchObject({ enum: ['Unpin', 'Remove'], default: DEFAULTS.cleanup });
+    expect(p.rollout!.properties!.maxConcurrentNodes).toMatchObject({
+      'x-kubernetes-int-or-string': true,
+      minimum: 1,
+      maximum: MAX_CONCURRENT_NODES,
+    });
   });
 
   it('NodeImageCache: printer columns, and the shape the agent writes', () => {
