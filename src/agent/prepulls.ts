@@ -1,6 +1,7 @@
 // The PrePulls the agent's informer holds, as the engine takes them: validated, each invalid one
 // warned about once per version, and which pull secrets changed with them.
 import { type PrePull, validatePrePull } from '../api/prepull.ts';
+import { admits } from '../api/rollout.ts';
 import type { KubernetesObject } from '../kube/client.ts';
 import type { SecretRef } from '../reconcile/desired.ts';
 import type { Logger } from '../telemetry/logger.ts';
@@ -36,9 +37,16 @@ export class PrePullView {
     this.#log = log;
   }
 
-  /** Valid PrePulls, and the pull secrets of those that changed since the last call. */
-  read(objects: readonly KubernetesObject[]): { prePulls: PrePull[]; changedSecrets: SecretRef[] } {
+  /**
+   * Valid PrePulls, the pull secrets of those that changed since the last call, and those that
+   * admit `node` to start pulls (unpaced, or paced with the node in status.rollout.admitted).
+   */
+  read(
+    objects: readonly KubernetesObject[],
+    admission: { node: string; requireAdmission: boolean } = { node: '', requireAdmission: false },
+  ): { prePulls: PrePull[]; changedSecrets: SecretRef[]; admitting: Set<string> } {
     const prePulls: PrePull[] = [];
+    const admitting = new Set<string>();
     const changedSecrets: SecretRef[] = [];
     const seen = new Set<string>();
     for (const object of objects) {
@@ -55,6 +63,9 @@ export class PrePullView {
         continue;
       }
       prePulls.push(prePull);
+      const status = (object as { status?: unknown }).status;
+      if (admits({ spec: prePull.spec, status }, admission.node, admission.requireAdmission))
+        admitting.add(key);
       if (object.metadata?.uid !== undefined) this.uids.set(key, object.metadata.uid);
       if (this.#versions.get(key) !== version) {
         this.#versions.set(key, version);
@@ -67,6 +78,6 @@ export class PrePullView {
         this.uids.delete(key);
       }
     }
-    return { prePulls, changedSecrets };
+    return { prePulls, changedSecrets, admitting };
   }
 }
