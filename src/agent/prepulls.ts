@@ -52,7 +52,7 @@ export class PrePullView {
     for (const object of objects) {
       const namespace = object.metadata?.namespace ?? '';
       const key = `${namespace}/${object.metadata?.name ?? ''}`;
-      const version = object.metadata?.resourceVersion ?? '';
+      const version = specVersion(object);
       seen.add(key);
       const { prePull, issues } = validated(object, namespace);
       if (prePull === undefined) {
@@ -72,12 +72,25 @@ export class PrePullView {
         changedSecrets.push(...secretsOf(prePull));
       }
     }
+    this.#forgetAllBut(seen);
+    return { prePulls, changedSecrets, admitting };
+  }
+
+  #forgetAllBut(seen: ReadonlySet<string>): void {
     for (const key of this.#versions.keys()) {
       if (!seen.has(key)) {
         this.#versions.delete(key);
         this.uids.delete(key);
       }
     }
-    return { prePulls, changedSecrets, admitting };
   }
+}
+
+/**
+ * Which spec this is: its generation (a status write by the controller leaves it alone, so the
+ * pull secrets are not read again for every status write), or the resourceVersion without one.
+ */
+function specVersion(object: KubernetesObject): string {
+  const generation = object.metadata?.generation;
+  return generation !== undefined ? `g${generation}` : (object.metadata?.resourceVersion ?? '');
 }
