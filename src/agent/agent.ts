@@ -78,6 +78,7 @@ export class Agent {
     this.writer = new NodeImageCacheWriter(kube, {
       clock,
       log,
+      heartbeatMs: config.heartbeatMs,
       onWrite: (result) => {
         metrics.statusWrites.inc({ result });
       },
@@ -146,6 +147,9 @@ export class Agent {
       );
     }
     await this.writer.ensure({ name: config.nodeName, uid: node.metadata.uid });
+    // What the node held before a restart is repaired without waiting for a paced rollout.
+    const previous = this.writer.lastWritten?.images ?? [];
+    this.engine.rememberHeld(previous.filter((i) => i.state === 'Present').map((i) => i.image));
     await this.prePulls.start();
     this.engine.onChange((reports) => {
       this.#report(reports);
@@ -194,10 +198,14 @@ export class Agent {
     this.#pendingPrePulls = true;
     setImmediate(() => {
       this.#pendingPrePulls = false;
-      const { prePulls, changedSecrets } = this.#view.read(this.prePulls.list());
+      const { config } = this.#parts;
+      const { prePulls, changedSecrets, admitting } = this.#view.read(this.prePulls.list(), {
+        node: config.nodeName,
+        requireAdmission: config.requireAdmission,
+      });
       this.secrets.forget(changedSecrets);
       this.secrets.retain(prePulls.flatMap(secretsOf));
-      this.engine.setPrePulls(prePulls);
+      this.engine.setPrePulls(prePulls, admitting);
     });
   }
 

@@ -11,6 +11,7 @@ import { KubeApiServer } from '../../test/kube-api-server/index.ts';
 import type { NodeImageCache } from '../api/nodeimagecache.ts';
 import type { JsonObject } from '../../test/kube-api-server/json.ts';
 import { FakeRuntime, detectedFake } from '../runtime/testing/fake.ts';
+import { KubeClient } from '../kube/client.ts';
 import { runAgent } from './agent.ts';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
@@ -273,5 +274,59 @@ describe('prepull agent', () => {
 
     f.signals.emit('SIGTERM');
     expect(await f.exit).toBe(0);
+  }, 60_000);
+
+  it('pulls a paced PrePull only once its status admits the node; a held image is repaired without admission', async () => {
+    server.apply(
+      node('node-p', { 'kubernetes.io/hostname': 'node-p', zone: 'p' }),
+      prePull('shop', 'paced', [IMG('cache')], {
+        nodeSelector: { zone: 'p' },
+        rollout: { maxConcurrentNodes: 1 },
+      }),
+    );
+    const p = startAgent('node-p');
+    publishAll(p.runtime);
+    const state = (): string | undefined =>
+      cache('node-p')?.status?.images.find((i) => i.image === IMG('cache'))?.reason;
+    await eventually(() => state() === 'AwaitingAdmission');
+    // Not admitted: a second look, a while later, still shows no pull.
+    await new Promise((r) => setTimeout(r, 500));
+    expect(p.runtime.calls.filter((c) => c.op === 'pull')).toEqual([]);
+    expect(cache('node-p')?.status?.images[0]?.message).toMatch(/admit this node/);
+
+    // The controller's write, as it makes it: a merge patch of the status subresource.
+    const admin = KubeClient.load(server.adminKubeconfig());
+    await admin.request(
+      'PATCH',
+      '/apis/prepull.dev/v1alpha1/namespaces/shop/prepulls/paced/status',
+      {
+        contentType: 'application/merge-patch+json',
+        body: {
+          status: {
+            rollout: {
+              paused: false,
+              admitted: [{ node: 'node-p', since: new Date().toISOString() }],
+            },
+          },
+        },
+      },
+    );
+    await eventually(() => presentImages('node-p').includes(IMG('cache')));
+
+    // Admission withdrawn (the node is ready), then the image disappears: a repair, at once.
+    await admin.request(
+      'PATCH',
+      '/apis/prepull.dev/v1alpha1/namespaces/shop/prepulls/paced/status',
+      {
+        contentType: 'application/merge-patch+json',
+        body: { status: { rollout: { paused: false, admitted: [] } } },
+      },
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    await p.runtime.remove(IMG('cache'));
+    const pulls = (): number => p.runtime.calls.filter((c) => c.op === 'pull').length;
+    await eventually(() => pulls() === 2 && presentImages('node-p').includes(IMG('cache')));
+    p.signals.emit('SIGTERM');
+    expect(await p.exit).toBe(0);
   }, 60_000);
 });

@@ -10,6 +10,8 @@ describe('prepull agent flags', () => {
       logLevel: 'info',
       shutdownGraceMs: 20_000,
       insecureRegistries: [],
+      requireAdmission: false,
+      heartbeatMs: 60_000,
     });
     expect(config).not.toHaveProperty('kubeconfig');
   });
@@ -35,6 +37,9 @@ describe('prepull agent flags', () => {
         '5',
         '--log-level',
         'debug',
+        '--require-admission',
+        '--heartbeat-interval',
+        '15',
       ],
       { NODE_NAME: 'ignored' },
     );
@@ -49,6 +54,8 @@ describe('prepull agent flags', () => {
       metricsAddress: { host: '0.0.0.0', port: 9464 },
       logLevel: 'debug',
       shutdownGraceMs: 5000,
+      requireAdmission: true,
+      heartbeatMs: 15_000,
     });
   });
 
@@ -63,6 +70,9 @@ describe('prepull agent flags', () => {
       /--pull-concurrency must be a whole number from 1 to 64, got "0"; run `prepull agent --help`/,
     );
     expect(() => parseAgentArgs(['--bogus'], { NODE_NAME: 'n' })).toThrow(/--bogus/);
+    expect(() => parseAgentArgs(['--heartbeat-interval', '0'], { NODE_NAME: 'n' })).toThrow(
+      /--heartbeat-interval must be a number of seconds from 1 to 3600, got "0"/,
+    );
     expect(parseAgentArgs(['--help'], {})).toBe('help');
   });
 });

@@ -25,6 +25,10 @@ export interface AgentConfig {
   logLevel: LogLevel;
   /** How long SIGTERM waits for pulls in flight before aborting them. */
   shutdownGraceMs: number;
+  /** Every PrePull is paced: pull only what the controller admitted (ADR 0014). */
+  requireAdmission: boolean;
+  /** While pulling, the NodeImageCache is written at least this often (the controller's sign of life). */
+  heartbeatMs: number;
 }
 
 export const AGENT_USAGE = `Usage: prepull agent [flags]
@@ -45,6 +49,12 @@ Flags:
       --pull-concurrency N    pulls at once (default 2)
       --metrics-address H:P   serve /metrics, /healthz and /readyz (default: off)
       --shutdown-grace S      seconds SIGTERM lets pulls in flight finish (default 20)
+      --require-admission     pace every PrePull: pull an image the node never held only
+                              once prepull's controller admits the node (set it with the
+                              controller's --max-concurrent-nodes; docs/controller.md)
+      --heartbeat-interval S  while pulling, write the NodeImageCache at least every S
+                              seconds even if nothing changed (default 60; keep the
+                              controller's --admission-timeout above twice this)
       --log-level LEVEL       ${LOG_LEVELS.join(', ')} (default info)
   -h, --help                  this help
 `;
@@ -55,6 +65,17 @@ function parseGrace(text: string | undefined): number {
     throw new PrepullError(
       'ERR_USAGE',
       `--shutdown-grace must be a number of seconds from 0 to 3600, got "${text ?? ''}"`,
+    );
+  }
+  return value * 1000;
+}
+
+function parseHeartbeat(text: string | undefined): number {
+  const value = Number(text ?? '60');
+  if (!Number.isFinite(value) || value < 1 || value > 3600) {
+    throw new PrepullError(
+      'ERR_USAGE',
+      `--heartbeat-interval must be a number of seconds from 1 to 3600, got "${text ?? ''}"`,
     );
   }
   return value * 1000;
@@ -79,6 +100,8 @@ function parseAgent(
         'pull-concurrency': { type: 'string' },
         'metrics-address': { type: 'string' },
         'shutdown-grace': { type: 'string' },
+        'require-admission': { type: 'boolean' },
+        'heartbeat-interval': { type: 'string' },
         'log-level': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -108,6 +131,8 @@ function parseAgent(
       : {}),
     logLevel: oneOf('--log-level', v['log-level'], LOG_LEVELS) ?? 'info',
     shutdownGraceMs: parseGrace(v['shutdown-grace']),
+    requireAdmission: v['require-admission'] === true,
+    heartbeatMs: parseHeartbeat(v['heartbeat-interval']),
   };
 }
 

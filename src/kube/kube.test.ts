@@ -121,6 +121,36 @@ describe('NodeImageCacheWriter', () => {
     await writer.stop();
   });
 
+  it('repeats the status while an image is Pulling (a heartbeat), and stops once none is', async () => {
+    const writer = new NodeImageCacheWriter(kube, {
+      clock: systemClock,
+      log,
+      minIntervalMs: 50,
+      heartbeatMs: 150,
+    });
+    await writer.ensure({ name: 'n-heartbeat', uid: 'uid-hb' });
+    const stamp = (): string | undefined => stored('n-heartbeat')?.status?.lastUpdateTime;
+    const seen = new Set<string>();
+    const watch = setInterval(() => {
+      const value = stamp();
+      if (value !== undefined) seen.add(value);
+    }, 10);
+    try {
+      writer.update(status(1, 2));
+      // Nothing changes, yet the writes go on: the heartbeat of a node with a pull in flight.
+      await until(() => seen.size >= 4, 5000);
+      // Every image Present: one write of that, then silence.
+      writer.update(status(2, 2));
+      await until(() => stored('n-heartbeat')?.status?.summary.present === 2);
+      const last = stamp();
+      await new Promise((r) => setTimeout(r, 600));
+      expect(stamp()).toBe(last);
+    } finally {
+      clearInterval(watch);
+      await writer.stop();
+    }
+  });
+
   it('survives a conflicting write and re-creates a deleted object', async () => {
     const writer = new NodeImageCacheWriter(kube, { clock: systemClock, log, minIntervalMs: 50 });
     await writer.ensure({ name: 'n2', uid: 'uid-n2' });

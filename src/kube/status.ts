@@ -27,6 +27,12 @@ export interface StatusWriterOptions {
   minIntervalMs?: number;
   /** Counts writes by result: ok, conflict, error. */
   onWrite?: (result: 'ok' | 'conflict' | 'error') => void;
+  /**
+   * While an image is Pulling, write the status again (a new lastUpdateTime) at least this often
+   * even when nothing changed: the controller reads a NIC that stops changing mid-pull as a dead
+   * or stalled agent and gives its rollout slot to another node (ADR 0014). Default 60 s; 0: never.
+   */
+  heartbeatMs?: number;
 }
 
 function comparable(status: NodeImageCacheStatus): string {
@@ -50,10 +56,11 @@ export class NodeImageCacheWriter {
   #writing: Promise<void> | undefined;
   #failures = 0;
   #stopped = false;
+  #heartbeat: AbortController | undefined;
 
   constructor(api: KubeRequester, options: StatusWriterOptions) {
     this.#api = api;
-    this.#options = { minIntervalMs: 2000, ...options };
+    this.#options = { minIntervalMs: 2000, heartbeatMs: 60_000, ...options };
   }
 
   /** The status last written (for tests and readiness). */
@@ -100,6 +107,8 @@ export class NodeImageCacheWriter {
     this.#stopped = true;
     this.#timer?.abort();
     this.#timer = undefined;
+    this.#heartbeat?.abort();
+    this.#heartbeat = undefined;
     await this.#writing;
   }
 
@@ -166,13 +175,34 @@ export class NodeImageCacheWriter {
     );
   }
 
-  async #write(): Promise<void> {
-    const status = this.#pending;
+  /** After a write of a status with pulls in flight: repeat it if nothing else is written first. */
+  #scheduleHeartbeat(status: NodeImageCacheStatus): void {
+    this.#heartbeat?.abort();
+    this.#heartbeat = undefined;
+    const { clock, heartbeatMs } = this.#options;
+    if (heartbeatMs <= 0 || status.summary.pulling === 0 || this.#stopped) return;
+    const timer = new AbortController();
+    this.#heartbeat = timer;
+    const writtenAt = this.#lastWriteAt;
+    clock.sleep(heartbeatMs, timer.signal).then(
+      () => {
+        if (this.#heartbeat === timer) this.#heartbeat = undefined;
+        // Something was written meanwhile (it scheduled its own heartbeat), or more is pending.
+        if (this.#lastWriteAt !== writtenAt || this.#pending !== undefined) return;
+        if (this.#writing !== undefined || this.#stopped) return;
+        void this.#write(status, true);
+      },
+      () => undefined,
+    );
+  }
+
+  async #write(heartbeat?: NodeImageCacheStatus, force = false): Promise<void> {
+    const status = heartbeat ?? this.#pending;
     const node = this.#node;
     if (status === undefined || node === undefined) return;
-    this.#pending = undefined;
+    if (heartbeat === undefined) this.#pending = undefined;
     // Back where the last write left it (a change and its undoing within one interval).
-    if (comparable(status) === this.#lastWritten) return;
+    if (!force && comparable(status) === this.#lastWritten) return;
     const run = this.#put(node, status);
     this.#writing = run;
     try {
@@ -216,6 +246,7 @@ export class NodeImageCacheWriter {
         this.#lastWritten = text;
         this.#failures = 0;
         onWrite?.('ok');
+        this.#scheduleHeartbeat(status);
         return;
       } catch (error) {
         if (isKubeApiError(error, 409)) {

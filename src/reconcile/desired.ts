@@ -27,6 +27,11 @@ export interface DesiredImage extends Wanted {
   secrets: SecretRef[];
   /** Cron schedules of those PrePulls, without repeats. */
   schedules: string[];
+  /**
+   * May this node start pulling it? True when any PrePull that wants it admits the node (an
+   * unpaced PrePull admits every node; a paced one those its status lists — ADR 0014).
+   */
+  admitted: boolean;
 }
 
 function stricter(into: DesiredImage, prePull: PrePull): void {
@@ -79,6 +84,7 @@ function newEntry(
     requiredBy: [],
     secrets: [],
     schedules: [],
+    admitted: false,
   };
 }
 
@@ -97,6 +103,7 @@ function add(
   written: string,
   prePull: PrePull | undefined,
   owner: string,
+  admitted: boolean,
 ): void {
   const parsed = keyOf(written);
   let entry = desired.get(parsed.key);
@@ -107,17 +114,20 @@ function add(
     stricter(entry, prePull);
   }
   if (!entry.requiredBy.includes(owner)) entry.requiredBy.push(owner);
+  if (admitted) entry.admitted = true;
   if (prePull !== undefined) addOwner(entry, prePull);
 }
 
 /**
  * The desired set for a node with `labels`, from every known PrePull and the runtime's sandbox
- * image (when the runtime reveals it). Keyed by canonical reference.
+ * image (when the runtime reveals it). Keyed by canonical reference. `admitting` holds the
+ * PrePulls (`namespace/name`) that admit this node to pull; undefined: all of them do.
  */
 export function desiredImages(
   prePulls: readonly PrePull[],
   labels: Readonly<Record<string, string>>,
   sandboxImage?: string,
+  admitting?: ReadonlySet<string>,
 ): Map<string, DesiredImage> {
   const desired = new Map<string, DesiredImage>();
   // Plain code-unit order, not localeCompare: the same for the names Kubernetes allows, and it
@@ -127,10 +137,11 @@ export function desiredImages(
   for (const prePull of sorted) {
     if (!selectsNode(prePull.spec.nodeSelector, labels)) continue;
     const owner = `${prePull.metadata.namespace}/${prePull.metadata.name}`;
-    for (const { image } of prePull.spec.images) add(desired, image, prePull, owner);
+    const admitted = admitting === undefined || admitting.has(owner);
+    for (const { image } of prePull.spec.images) add(desired, image, prePull, owner, admitted);
   }
   if (sandboxImage !== undefined && sandboxImage !== '')
-    add(desired, sandboxImage, undefined, SANDBOX);
+    add(desired, sandboxImage, undefined, SANDBOX, true);
   for (const entry of desired.values()) entry.requiredBy.sort();
   return desired;
 }

@@ -11,7 +11,7 @@ import { findImage } from '../image/names.ts';
 import type { ImageReport } from '../image/report.ts';
 import type { RuntimeImage } from '../runtime/types.ts';
 import { PULL_BACKOFF } from './backoff.ts';
-import { desiredImages } from './desired.ts';
+import { type DesiredImage, desiredImages } from './desired.ts';
 import { Observer, observe, runtimeCall } from './observe.ts';
 import { Puller } from './pull.ts';
 import { WorkQueue } from './queue.ts';
@@ -33,6 +33,10 @@ export class Engine {
   /** Set by stop(): a watch that only becomes live afterwards is ended at once. */
   #stopRequested = false;
   #prePulls: readonly PrePull[] = [];
+  /** PrePulls that admit this node to pull (undefined: all; ADR 0014). */
+  #admitting: ReadonlySet<string> | undefined;
+  /** Images this node held before (its last report): repairs need no admission. */
+  readonly #held = new Set<string>();
   #sandboxImage: string | undefined;
   #started = false;
 
@@ -99,9 +103,29 @@ export class Engine {
     }
   }
 
-  setPrePulls(prePulls: readonly PrePull[]): void {
+  /**
+   * The PrePulls to reconcile, and which of them admit this node to start pulls (a paced
+   * rollout's admitted nodes; undefined: every PrePull admits it).
+   */
+  setPrePulls(prePulls: readonly PrePull[], admitting?: ReadonlySet<string>): void {
     this.#prePulls = prePulls;
+    this.#admitting = admitting;
     if (this.#started) this.#recompute();
+  }
+
+  /**
+   * Images (canonical references) this node held Present before, say in the report it wrote
+   * before a restart: pulling one back is a repair, which no paced rollout delays.
+   */
+  rememberHeld(refs: Iterable<string>): void {
+    for (const ref of refs) {
+      this.#held.add(ref);
+      const entry = this.#entries.get(ref);
+      if (entry !== undefined && entry.wasPresent !== true) {
+        entry.wasPresent = true;
+        this.#queue.add(ref);
+      }
+    }
   }
 
   setLabels(labels: Record<string, string>): void {
@@ -154,7 +178,12 @@ export class Engine {
 
   #recompute(images?: readonly RuntimeImage[]): void {
     const now = this.#deps.clock.now();
-    const desired = desiredImages(this.#prePulls, this.#options.labels, this.#sandboxImage);
+    const desired = desiredImages(
+      this.#prePulls,
+      this.#options.labels,
+      this.#sandboxImage,
+      this.#admitting,
+    );
     for (const ref of this.#entries.keys()) {
       if (desired.has(ref)) continue;
       this.#entries.delete(ref);
@@ -169,19 +198,22 @@ export class Engine {
           history: NEW_HISTORY,
           verifyRequested: true,
           forceVerify: false,
+          ...(this.#held.has(ref) ? { wasPresent: true } : {}),
         };
         // With a fresh list (start-up, a re-list) the entry is observed; without one (a PrePull
         // added later) handle() asks the runtime before it decides anything.
         if (images !== undefined) observe(entry, findImage(images, ref), now);
         this.#entries.set(ref, entry);
         this.#watchSchedules(entry);
-      } else if (JSON.stringify(existing.desired) !== JSON.stringify(want)) {
+      } else if (!sameWanted(existing.desired, want)) {
         // A change gives a failed image a fresh set of attempts and a fresh check.
         existing.desired = want;
         existing.history = afterReset(existing.history);
         existing.verifyRequested = true;
-      } else if (images !== undefined) {
-        observe(existing, findImage(images, ref), now);
+      } else {
+        // An admission given or withdrawn changes nothing but whether a pull may start.
+        existing.desired = want;
+        if (images !== undefined) observe(existing, findImage(images, ref), now);
       }
       this.#queue.add(ref);
     }
@@ -223,6 +255,7 @@ export class Engine {
           now,
           verifyDue: entry.verifyRequested,
           canPin: this.#deps.runtime.capabilities.pin && entry.pinError === undefined,
+          admitted: entry.desired.admitted || entry.wasPresent === true,
         },
       );
       this.#reporter.record(entry, decision);
@@ -255,12 +288,19 @@ export class Engine {
   }
 }
 
+/** The same wanted image, admission aside (a change of anything else resets its attempts). */
+function sameWanted(a: DesiredImage, b: DesiredImage): boolean {
+  return JSON.stringify({ ...a, admitted: true }) === JSON.stringify({ ...b, admitted: true });
+}
+
 /** Nothing left to wait for: the state will not change until the world or the wanted does. */
 function isResting(entry: Entry): boolean {
   const decision = entry.decision;
   if (decision === undefined) return false;
   // Present but unverified waits for its next check in the background: nothing to wait for.
   if (decision.reason === 'VerifyFailed' && decision.action.kind === 'wait') return true;
+  // Waiting for a paced rollout to admit the node: only the controller can change that.
+  if (decision.reason === 'AwaitingAdmission') return true;
   if (decision.action.kind !== 'none') return false;
   return decision.state !== 'Pulling' && decision.state !== 'Missing';
 }

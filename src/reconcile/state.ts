@@ -74,11 +74,17 @@ export interface DecideContext {
   verifyDue: boolean;
   /** The runtime can pin images. */
   canPin: boolean;
+  /**
+   * May a pull of an absent image start? False while a paced rollout has not admitted this node
+   * and the node never held the image (ADR 0014); undefined: yes.
+   */
+  admitted?: boolean;
 }
 
 const NONE: Action = { kind: 'none' };
 
-function absent(wanted: Wanted, history: History, now: number): Decision {
+function absent(wanted: Wanted, history: History, ctx: DecideContext): Decision {
+  const now = ctx.now;
   if (history.gaveUp !== undefined) {
     return {
       state: 'Failed',
@@ -97,6 +103,15 @@ function absent(wanted: Wanted, history: History, now: number): Decision {
       message: `retrying in ${seconds}s (attempt ${history.attempts + 1} of ${wanted.backoffLimit + 1}): ${last}`,
       ...(history.lastError !== undefined ? { code: history.lastError.code } : {}),
       action: { kind: 'wait', until: history.nextAttemptAt },
+    };
+  }
+  if (ctx.admitted === false) {
+    return {
+      state: 'Missing',
+      reason: 'AwaitingAdmission',
+      message:
+        "waiting for prepull's controller to admit this node to the paced rollout of the PrePulls that want it",
+      action: NONE,
     };
   }
   return { state: 'Missing', reason: 'NotPresent', action: { kind: 'pull' } };
@@ -186,9 +201,7 @@ export function decide(
     };
   }
   if (history.pulling) return { state: 'Pulling', reason: 'Pulling', action: NONE };
-  return observed.present
-    ? present(wanted, observed, history, ctx)
-    : absent(wanted, history, ctx.now);
+  return observed.present ? present(wanted, observed, history, ctx) : absent(wanted, history, ctx);
 }
 
 export function afterPullStarted(history: History): History {
