@@ -24,6 +24,8 @@ export interface ResourceType {
   statusOnCreate: boolean;
   /** Whether metadata.generation is maintained. */
   generation: boolean;
+  /** A CRD version's additionalPrinterColumns (server-side tables); undefined for built-ins. */
+  printerColumns?: JsonObject[];
 }
 
 export function apiVersionOf(t: Pick<ResourceType, 'group' | 'version'>): string {
@@ -229,6 +231,9 @@ export function typesFromCrd(crd: JsonObject): ResourceType[] {
         generation: true,
       };
       if (isObject(validation.openAPIV3Schema)) t.schema = validation.openAPIV3Schema;
+      if (Array.isArray(v.additionalPrinterColumns)) {
+        t.printerColumns = v.additionalPrinterColumns.filter(isObject);
+      }
       return t;
     });
 }
