@@ -8,6 +8,7 @@ import {
   APPLY_PATCH,
   JSON_PATCH,
   MERGE_PATCH,
+  PatchDecodeError,
   PatchError,
   STRATEGIC_PATCH,
   jsonPatch,
@@ -375,6 +376,7 @@ export class Objects {
           ? jsonPatch(base, request.body as JsonObject)
           : mergePatch(base, request.body as JsonObject);
     } catch (error) {
+      if (error instanceof PatchDecodeError) throw badRequest(error.message);
       if (error instanceof PatchError) throw patchInvalid(error.message);
       throw error;
     }
@@ -561,15 +563,19 @@ function pendingFinalizers(t: ResourceType, obj: JsonObject): string[] {
   return [...own, ...strList(obj.spec.finalizers)];
 }
 
+/**
+ * A JSON patch that does not apply (a failed `test`, a missing path): kube-apiserver's patch
+ * handler answers errors.NewGenericServerResponse(422, …) with the library's error as the cause.
+ */
 function patchInvalid(message: string): ApiError {
   return new ApiError({
     kind: 'Status',
     apiVersion: 'v1',
     metadata: {},
     status: 'Failure',
-    message,
+    message: 'the server rejected our request due to an error in our request',
     reason: 'Invalid',
-    details: {},
+    details: { causes: [{ message }] },
     code: 422,
   });
 }
