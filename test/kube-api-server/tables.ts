@@ -155,10 +155,14 @@ export interface TableRequest {
 
 const INCLUDE = new Set(['', 'None', 'Metadata', 'Object']);
 
-/** Refuses an includeObject kube-apiserver would refuse (400), before any work is done. */
+/** Refuses an includeObject kube-apiserver would refuse (400 BadRequest). */
 export function checkTableRequest(request: TableRequest): void {
   const include = request.includeObject ?? '';
-  if (!INCLUDE.has(include)) throw badRequest(`unrecognized includeObject value: "${include}"`);
+  if (INCLUDE.has(include)) return;
+  // handlers.optionsForTransform: ValidateTableOptions' one field.NotSupported error.
+  throw badRequest(
+    `Unable to convert to Table as requested: includeObject: Unsupported value: ${JSON.stringify(include)}: supported values: "Metadata", "None", "Object"`,
+  );
 }
 
 /** The Table for a list (an object with `items`) or for one object, as kube-apiserver's asTable. */
