@@ -23,6 +23,7 @@ import {
   methodNotSupported,
   pathNotFound,
   unauthorized,
+  unsupportedMediaType,
   type Status,
 } from './status.ts';
 import type { WatchHub } from './watch.ts';
@@ -84,6 +85,22 @@ function parseBody(text: string, contentType: string): unknown {
     return contentType.startsWith(APPLY_PATCH)
       ? (parseYaml(text) as unknown)
       : (JSON.parse(text) as unknown);
+  } catch (error) {
+    const detail = error instanceof Error ? error.message : String(error);
+    throw badRequest(`the object provided is unrecognized: ${detail}`);
+  }
+}
+
+/** Create and update bodies: the serializers this server has (kube-apiserver also has protobuf). */
+const OBJECT_MEDIA_TYPES = ['application/json', 'application/yaml'];
+
+function parseObjectBody(text: string, contentType: string): unknown {
+  const type = (contentType.split(';')[0] ?? '').trim().toLowerCase();
+  if (!OBJECT_MEDIA_TYPES.includes(type)) throw unsupportedMediaType(OBJECT_MEDIA_TYPES);
+  if (type === 'application/json') return parseBody(text, type);
+  if (text.trim() === '') return {};
+  try {
+    return parseYaml(text) as unknown;
   } catch (error) {
     const detail = error instanceof Error ? error.message : String(error);
     throw badRequest(`the object provided is unrecognized: ${detail}`);
@@ -256,13 +273,15 @@ export class HttpHandler {
         const created = o.create(
           t,
           t.namespaced ? ns : '',
-          asObject(parseBody(await readBody(req), contentType)),
+          asObject(parseObjectBody(await readBody(req), contentType)),
           ctx,
         );
         return ok(created, 201);
       }
       case 'update':
-        return ok(o.update(t, where, asObject(parseBody(await readBody(req), contentType)), ctx));
+        return ok(
+          o.update(t, where, asObject(parseObjectBody(await readBody(req), contentType)), ctx),
+        );
       case 'patch': {
         const body = parseBody(await readBody(req), contentType);
         const force = q.get('force') === 'true';

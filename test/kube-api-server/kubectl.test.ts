@@ -357,6 +357,42 @@ describeWithKubectl('kubectl against the test server', () => {
     ]);
   });
 
+  it('kubectl get prepull-all and get all: discovery categories', async () => {
+    const out = await ok('get', 'prepull-all', '-n', NS);
+    expect(out).toMatch(/^NAME\s+NODES\s+READY\s+FAILED\s+MESSAGE\s+AGE$/m);
+    expect(out).toMatch(/^prepull\.prepull\.dev\/web\s+3\s+2\s+1\s+/m);
+    await ok(
+      'create',
+      '--validate=false',
+      '-f',
+      manifest({
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: 'app', namespace: NS },
+        spec: {
+          replicas: 2,
+          selector: { matchLabels: { app: 'app' } },
+          template: {
+            metadata: { labels: { app: 'app' } },
+            spec: { containers: [{ name: 'app', image: 'registry.example/app:1.0' }] },
+          },
+        },
+      }),
+    );
+    const all = await ok('get', 'all', '-n', NS, '-o', 'wide');
+    expect(all).toMatch(
+      /^deployment\.apps\/app\s+0\/2\s+0\s+0\s+\S+\s+app\s+registry\.example\/app:1\.0\s+app=app$/m,
+    );
+  });
+
+  it('imperative kubectl create <kind> sends protobuf, which this server refuses with 415', async () => {
+    const run = await kubectl('create', 'configmap', 'c', '-n', NS, '--from-literal=a=b');
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain(
+      'the body of the request was in an unknown format - accepted media types include: application/json, application/yaml',
+    );
+  });
+
   it('kubectl get crd, ns: the default table convertor and the namespace printer', async () => {
     const crds = table(await ok('get', 'crd'));
     expect(crds.headers).toEqual(['NAME', 'CREATED AT']);
