@@ -291,13 +291,78 @@ describe('patch', () => {
     );
     expect(patched.spec.images).toEqual([{ image: 'nginx:1' }, { image: 'redis:7' }]);
     expect(patched.spec.pullPolicy).toBe('Always');
-    const { code } = await failure(
+    const before: Obj = await f.custom.getNamespacedCustomObject({ ...w(), name: 'pj' });
+    const { code, body } = await failure(
       f.custom.patchNamespacedCustomObject(
-        { ...w(), name: 'pj', body: [{ op: 'test', path: '/spec/pin', value: false }] },
+        {
+          ...w(),
+          name: 'pj',
+          body: [
+            { op: 'test', path: '/spec/pin', value: false },
+            { op: 'replace', path: '/spec/pin', value: false },
+          ],
+        },
         patchAs(k8s.PatchStrategy.JsonPatch),
       ),
     );
+    // handlers/patch.go: errors.NewGenericServerResponse(422, …) with json-patch's error as the
+    // only cause, no group, kind or name.
     expect(code).toBe(422);
+    expect(body).toEqual({
+      kind: 'Status',
+      apiVersion: 'v1',
+      metadata: {},
+      status: 'Failure',
+      message: 'the server rejected our request due to an error in our request',
+      reason: 'Invalid',
+      details: { causes: [{ message: 'testing value /spec/pin failed: test failed' }] },
+      code: 422,
+    });
+    const after: Obj = await f.custom.getNamespacedCustomObject({ ...w(), name: 'pj' });
+    expect(after.metadata.resourceVersion).toBe(before.metadata.resourceVersion);
+    // A test that holds lets the rest apply (the controller's test-and-replace of taints).
+    const replaced: Obj = await f.custom.patchNamespacedCustomObject(
+      {
+        ...w(),
+        name: 'pj',
+        body: [
+          { op: 'test', path: '/spec/pin', value: true },
+          { op: 'replace', path: '/spec/pin', value: false },
+        ],
+      },
+      patchAs(k8s.PatchStrategy.JsonPatch),
+    );
+    expect(replaced.spec.pin).toBe(false);
+    // A body that is no JSON patch at all is 400, not 422.
+    const notAPatch = await failure(
+      f.custom.patchNamespacedCustomObject(
+        { ...w(), name: 'pj', body: { op: 'test' } },
+        patchAs(k8s.PatchStrategy.JsonPatch),
+      ),
+    );
+    expect(notAPatch.code).toBe(400);
+  });
+
+  it("JSON patch test-and-replace of a node's spec.taints: applies once, then 422", async () => {
+    const pending = { key: 'prepull.dev/images-pending', effect: 'NoSchedule' };
+    const other = { key: 'dedicated', value: 'gpu', effect: 'NoExecute' };
+    await f.core.createNode({
+      body: { metadata: { name: 'n-taint' }, spec: { taints: [pending, other] } },
+    });
+    const ops = [
+      { op: 'test', path: '/spec/taints', value: [pending, other] },
+      { op: 'replace', path: '/spec/taints', value: [other] },
+    ];
+    const node = await f.core.patchNode(
+      { name: 'n-taint', body: ops },
+      patchAs(k8s.PatchStrategy.JsonPatch),
+    );
+    expect(node.spec?.taints).toEqual([other]);
+    const { code, body } = await failure(
+      f.core.patchNode({ name: 'n-taint', body: ops }, patchAs(k8s.PatchStrategy.JsonPatch)),
+    );
+    expect(code).toBe(422);
+    expect(body.details.causes[0].message).toBe('testing value /spec/taints failed: test failed');
   });
 
   it('applies strategic merge patches to built-in types and refuses them on custom resources (415)', async () => {
@@ -389,6 +454,135 @@ describe('status subresource and generation', () => {
     );
     expect(statusPatch.status).toEqual({ phase: 'Ready', observedGeneration: 2 });
     expect(statusPatch.metadata.generation).toBe(2);
+  });
+
+  it('a merge patch on /status drops spec and metadata changes, bumps resourceVersion, not generation', async () => {
+    const created: Obj = await f.custom.createNamespacedCustomObject({
+      ...w(),
+      body: widget('stm'),
+    });
+    const patched: Obj = await f.custom.patchNamespacedCustomObjectStatus(
+      {
+        ...w(),
+        name: 'stm',
+        body: {
+          metadata: { labels: { sneaky: 'yes' } },
+          spec: { pin: false, images: [{ image: 'changed' }] },
+          status: { phase: 'Progressing' },
+        },
+      },
+      patchAs(k8s.PatchStrategy.MergePatch),
+    );
+    expect(patched.status).toEqual({ phase: 'Progressing' });
+    expect(patched.spec).toEqual(created.spec);
+    expect(patched.metadata.labels).toBeUndefined();
+    expect(patched.metadata.generation).toBe(1);
+    expect(Number(patched.metadata.resourceVersion)).toBeGreaterThan(
+      Number(created.metadata.resourceVersion),
+    );
+    // null removes a status field; the same patch again writes nothing (same resourceVersion).
+    const removed: Obj = await f.custom.patchNamespacedCustomObjectStatus(
+      { ...w(), name: 'stm', body: { status: { phase: null, observedGeneration: 1 } } },
+      patchAs(k8s.PatchStrategy.MergePatch),
+    );
+    expect(removed.status).toEqual({ observedGeneration: 1 });
+    const again: Obj = await f.custom.patchNamespacedCustomObjectStatus(
+      { ...w(), name: 'stm', body: { status: { phase: null, observedGeneration: 1 } } },
+      patchAs(k8s.PatchStrategy.MergePatch),
+    );
+    expect(again.metadata.resourceVersion).toBe(removed.metadata.resourceVersion);
+    // A resourceVersion in the patch is a precondition: a stale one is 409.
+    const stale = await failure(
+      f.custom.patchNamespacedCustomObjectStatus(
+        {
+          ...w(),
+          name: 'stm',
+          body: {
+            metadata: { resourceVersion: created.metadata.resourceVersion },
+            status: { phase: 'Late' },
+          },
+        },
+        patchAs(k8s.PatchStrategy.MergePatch),
+      ),
+    );
+    expect(stale.code).toBe(409);
+    expect(stale.body.reason).toBe('Conflict');
+  });
+});
+
+describe('leases (coordination.k8s.io/v1), as leader election uses them', () => {
+  it('creates, gets and updates with the resourceVersion read; a stale update is 409 Conflict', async () => {
+    const leases = f.kc.makeApiClient(k8s.CoordinationV1Api);
+    const namespace = 'default';
+    const acquire = new Date().toISOString();
+    const created = await leases.createNamespacedLease({
+      namespace,
+      body: {
+        metadata: { name: 'prepull-controller' },
+        spec: {
+          holderIdentity: 'a',
+          leaseDurationSeconds: 15,
+          acquireTime: acquire as Obj,
+          renewTime: acquire as Obj,
+          leaseTransitions: 0,
+        },
+      },
+    });
+    const again = await failure(
+      leases.createNamespacedLease({
+        namespace,
+        body: { metadata: { name: 'prepull-controller' }, spec: { holderIdentity: 'b' } },
+      }),
+    );
+    expect(again.code).toBe(409);
+    expect(again.body.reason).toBe('AlreadyExists');
+    // Plain JSON, as a client that read it would hold it (client-node returns model classes).
+    const read: Obj = JSON.parse(
+      JSON.stringify(await leases.readNamespacedLease({ name: 'prepull-controller', namespace })),
+    );
+    expect(read.metadata?.resourceVersion).toBe(created.metadata?.resourceVersion);
+    const renewed = await leases.replaceNamespacedLease({
+      name: 'prepull-controller',
+      namespace,
+      body: { ...read, spec: { ...read.spec, renewTime: new Date().toISOString() as Obj } },
+    });
+    expect(Number(renewed.metadata?.resourceVersion)).toBeGreaterThan(
+      Number(read.metadata?.resourceVersion),
+    );
+    // A second candidate that read before the renewal loses: 409 with the apiserver's words.
+    const { code, body } = await failure(
+      leases.replaceNamespacedLease({
+        name: 'prepull-controller',
+        namespace,
+        body: { ...read, spec: { ...read.spec, holderIdentity: 'b', leaseTransitions: 1 } },
+      }),
+    );
+    expect(code).toBe(409);
+    expect(body).toEqual({
+      kind: 'Status',
+      apiVersion: 'v1',
+      metadata: {},
+      status: 'Failure',
+      message:
+        'Operation cannot be fulfilled on leases.coordination.k8s.io "prepull-controller": the object has been modified; please apply your changes to the latest version and try again',
+      reason: 'Conflict',
+      details: { name: 'prepull-controller', group: 'coordination.k8s.io', kind: 'leases' },
+      code: 409,
+    });
+    const held = await leases.readNamespacedLease({ name: 'prepull-controller', namespace });
+    expect(held.spec?.holderIdentity).toBe('a');
+    // Leases have no generation and no status subresource.
+    expect(held.metadata?.generation).toBeUndefined();
+    const status = await failure(
+      f.custom.getNamespacedCustomObjectStatus({
+        group: 'coordination.k8s.io',
+        version: 'v1',
+        namespace,
+        plural: 'leases',
+        name: 'prepull-controller',
+      }),
+    );
+    expect(status.code).toBe(404);
   });
 });
 

@@ -14,6 +14,7 @@ function resourceEntries(t: ResourceType): JsonObject[] {
     verbs: VERBS,
   };
   if (t.shortNames.length > 0) entry.shortNames = t.shortNames;
+  if (t.categories.length > 0) entry.categories = t.categories;
   const out = [entry];
   if (t.statusSubresource) {
     out.push({

@@ -13,6 +13,7 @@ import { forbiddenMessage, type Attributes, type Authorizer } from './rbac.ts';
 import type { ResourceType } from './resources.ts';
 import { parseRequest, type RequestInfo } from './router.ts';
 import { parseFieldSelector, parseLabelSelector } from './selectors.ts';
+import { checkTableRequest, negotiateTable, toTable, type TableRequest } from './tables.ts';
 import {
   ApiError,
   badRequest,
@@ -22,6 +23,7 @@ import {
   methodNotSupported,
   pathNotFound,
   unauthorized,
+  unsupportedMediaType,
   type Status,
 } from './status.ts';
 import type { WatchHub } from './watch.ts';
@@ -83,6 +85,22 @@ function parseBody(text: string, contentType: string): unknown {
     return contentType.startsWith(APPLY_PATCH)
       ? (parseYaml(text) as unknown)
       : (JSON.parse(text) as unknown);
+  } catch (error) {
+    const detail = error instanceof Error ? error.message : String(error);
+    throw badRequest(`the object provided is unrecognized: ${detail}`);
+  }
+}
+
+/** Create and update bodies: the serializers this server has (kube-apiserver also has protobuf). */
+const OBJECT_MEDIA_TYPES = ['application/json', 'application/yaml'];
+
+function parseObjectBody(text: string, contentType: string): unknown {
+  const type = (contentType.split(';')[0] ?? '').trim().toLowerCase();
+  if (!OBJECT_MEDIA_TYPES.includes(type)) throw unsupportedMediaType(OBJECT_MEDIA_TYPES);
+  if (type === 'application/json') return parseBody(text, type);
+  if (text.trim() === '') return {};
+  try {
+    return parseYaml(text) as unknown;
   } catch (error) {
     const detail = error instanceof Error ? error.message : String(error);
     throw badRequest(`the object provided is unrecognized: ${detail}`);
@@ -219,6 +237,20 @@ export class HttpHandler {
     };
     const o = this.#d.objects;
     const ns = info.namespace;
+    // `Accept: application/json;as=Table;g=meta.k8s.io;v=v1`: the answer is printed server-side.
+    const version = negotiateTable(req.headers.accept);
+    const table: TableRequest | undefined =
+      version === undefined ? undefined : { version, includeObject: q.get('includeObject') };
+    // A watch refuses bad table options before it starts; reads and writes when they answer.
+    if (table !== undefined && info.verb === 'watch') checkTableRequest(table);
+    const ok = (body: JsonObject | Status, code = 200): number => {
+      const printed =
+        table !== undefined && body.kind !== 'Status'
+          ? toTable(t, body as JsonObject, table)
+          : body;
+      sendJson(res, code, printed);
+      return code;
+    };
     const where = { namespace: ns, name: info.name, subresource: info.subresource };
     const listQuery = {
       labelSelector: q.get('labelSelector'),
@@ -228,11 +260,11 @@ export class HttpHandler {
     };
     switch (info.verb) {
       case 'get':
-        return ok(res, o.get(t, ns, info.name));
+        return ok(o.get(t, ns, info.name));
       case 'list':
-        return ok(res, o.list(t, ns, listQuery));
+        return ok(o.list(t, ns, listQuery));
       case 'watch':
-        this.#watch(res, q, info, t);
+        this.#watch(res, q, info, t, table);
         return 200;
       case 'create': {
         if (info.subresource !== '' || (t.resource === 'namespaces' && info.name !== '')) {
@@ -241,15 +273,14 @@ export class HttpHandler {
         const created = o.create(
           t,
           t.namespaced ? ns : '',
-          asObject(parseBody(await readBody(req), contentType)),
+          asObject(parseObjectBody(await readBody(req), contentType)),
           ctx,
         );
-        return ok(res, created, 201);
+        return ok(created, 201);
       }
       case 'update':
         return ok(
-          res,
-          o.update(t, where, asObject(parseBody(await readBody(req), contentType)), ctx),
+          o.update(t, where, asObject(parseObjectBody(await readBody(req), contentType)), ctx),
         );
       case 'patch': {
         const body = parseBody(await readBody(req), contentType);
@@ -258,7 +289,7 @@ export class HttpHandler {
           ? o.store.get(`${t.group}/${t.resource}`, ns, info.name) !== undefined
           : o.store.get(`${t.group}/${t.resource}`, '', info.name) !== undefined;
         const patched = o.patch(t, where, { contentType, body, force }, ctx);
-        return ok(res, patched, existed ? 200 : 201);
+        return ok(patched, existed ? 200 : 201);
       }
       case 'delete': {
         const body = parseBody(await readBody(req), 'application/json');
@@ -273,16 +304,22 @@ export class HttpHandler {
           preconditions.resourceVersion = pre.resourceVersion;
         const deleteOptions =
           policy === undefined ? { preconditions } : { propagationPolicy: policy, preconditions };
-        return ok(res, o.delete(t, ns, info.name, deleteOptions));
+        return ok(o.delete(t, ns, info.name, deleteOptions));
       }
       case 'deletecollection':
-        return ok(res, o.deleteCollection(t, ns, listQuery));
+        return ok(o.deleteCollection(t, ns, listQuery));
       default:
         throw methodNotSupported({ group: t.group, resource: t.resource }, info.verb);
     }
   }
 
-  #watch(res: ServerResponse, q: URLSearchParams, info: RequestInfo, t: ResourceType): void {
+  #watch(
+    res: ServerResponse,
+    q: URLSearchParams,
+    info: RequestInfo,
+    t: ResourceType,
+    table: TableRequest | undefined,
+  ): void {
     const timeout = Number(q.get('timeoutSeconds') ?? '');
     const fallback = this.#d.watchTimeoutSeconds * (1 + Math.random());
     this.#d.watches.serve(
@@ -294,15 +331,11 @@ export class HttpHandler {
         resourceVersion: q.get('resourceVersion') ?? '',
         bookmarks: q.get('allowWatchBookmarks') === 'true',
         timeoutMs: (timeout > 0 ? timeout : fallback) * 1000,
+        ...(table === undefined ? {} : { table }),
       },
       res,
     );
   }
-}
-
-function ok(res: ServerResponse, body: JsonObject | Status, code = 200): number {
-  sendJson(res, code, body);
-  return code;
 }
 
 function asObject(body: unknown): JsonObject {

@@ -8,6 +8,7 @@ import {
   APPLY_PATCH,
   JSON_PATCH,
   MERGE_PATCH,
+  PatchDecodeError,
   PatchError,
   STRATEGIC_PATCH,
   jsonPatch,
@@ -159,8 +160,8 @@ export class Objects {
     }
   }
 
-  #admitCustom(t: ResourceType, obj: JsonObject): JsonObject {
-    if (t.schema === undefined) return obj;
+  #admit(t: ResourceType, obj: JsonObject): JsonObject {
+    if (t.schema === undefined) return defaultBuiltin(t, obj);
     return pruneAndDefaultResource(obj, t.schema);
   }
 
@@ -180,7 +181,7 @@ export class Objects {
   }
 
   create(t: ResourceType, namespace: string, body: JsonObject, ctx: WriteContext): JsonObject {
-    const obj = this.#admitCustom(t, clone(body));
+    const obj = this.#admit(t, clone(body));
     const m = meta(obj);
     const bodyNs = str(m.namespace);
     if (t.namespaced && bodyNs !== '' && bodyNs !== namespace) {
@@ -294,7 +295,7 @@ export class Objects {
     subresource: string,
     ctx: WriteContext,
   ): JsonObject {
-    let next = this.#admitCustom(t, body);
+    let next = this.#admit(t, body);
     if (subresource === 'status') {
       const status = next.status;
       const fields = meta(next).managedFields;
@@ -375,6 +376,7 @@ export class Objects {
           ? jsonPatch(base, request.body as JsonObject)
           : mergePatch(base, request.body as JsonObject);
     } catch (error) {
+      if (error instanceof PatchDecodeError) throw badRequest(error.message);
       if (error instanceof PatchError) throw patchInvalid(error.message);
       throw error;
     }
@@ -411,7 +413,7 @@ export class Objects {
       if (where.subresource !== '') throw notFound(gr(t), where.name);
       const created = serverSideApply(undefined, config, who, request.force);
       const managed = meta(created).managedFields;
-      const obj = this.#admitCustom(t, created);
+      const obj = this.#admit(t, created);
       const m = meta(obj);
       if (t.namespaced) m.namespace = where.namespace;
       this.#requireNamespace(t, where.namespace);
@@ -422,7 +424,7 @@ export class Objects {
     }
     const merged = serverSideApply(this.present(t, previous), config, who, request.force);
     const managed = meta(merged).managedFields;
-    const next = this.#admitCustom(t, merged);
+    const next = this.#admit(t, merged);
     if (managed !== undefined) meta(next).managedFields = managed;
     return this.#replaceApplied(t, previous, next, where.subresource, ctx);
   }
@@ -554,6 +556,12 @@ export class Objects {
   }
 }
 
+/** The few built-in defaults clients can see here (SetDefaults_Secret: type Opaque). */
+function defaultBuiltin(t: ResourceType, obj: JsonObject): JsonObject {
+  if (t.group === '' && t.resource === 'secrets' && str(obj.type) === '') obj.type = 'Opaque';
+  return obj;
+}
+
 /** metadata.finalizers, plus a namespace's spec.finalizers (the namespace controller's). */
 function pendingFinalizers(t: ResourceType, obj: JsonObject): string[] {
   const own = strList(meta(obj).finalizers);
@@ -561,15 +569,19 @@ function pendingFinalizers(t: ResourceType, obj: JsonObject): string[] {
   return [...own, ...strList(obj.spec.finalizers)];
 }
 
+/**
+ * A JSON patch that does not apply (a failed `test`, a missing path): kube-apiserver's patch
+ * handler answers errors.NewGenericServerResponse(422, …) with the library's error as the cause.
+ */
 function patchInvalid(message: string): ApiError {
   return new ApiError({
     kind: 'Status',
     apiVersion: 'v1',
     metadata: {},
     status: 'Failure',
-    message,
+    message: 'the server rejected our request due to an error in our request',
     reason: 'Invalid',
-    details: {},
+    details: { causes: [{ message }] },
     code: 422,
   });
 }

@@ -7,7 +7,11 @@ export const JSON_PATCH = 'application/json-patch+json';
 export const STRATEGIC_PATCH = 'application/strategic-merge-patch+json';
 export const APPLY_PATCH = 'application/apply-patch+yaml';
 
+/** A patch that applies to nothing: kube-apiserver answers 422 with the patch library's words. */
 export class PatchError extends Error {}
+
+/** A body that is not a JSON patch at all: kube-apiserver answers 400 BadRequest. */
+export class PatchDecodeError extends PatchError {}
 
 export function mergePatch(target: Json, patch: Json): Json {
   if (!isObject(patch)) return clone(patch);
@@ -87,6 +91,17 @@ function getAt(doc: Json, path: string): Json {
   return node;
 }
 
+function testedValue(doc: Json, path: string): Json {
+  const tokens = parsePointer(path);
+  if (tokens.length === 0) return doc;
+  let parent: Json | undefined = doc;
+  for (const t of tokens.slice(0, -1)) parent = parent === undefined ? undefined : child(parent, t);
+  if (parent === undefined || parent === null || typeof parent !== 'object') {
+    throw new PatchError(`test operation does not apply: is missing path: ${path}`);
+  }
+  return child(parent, tokens[tokens.length - 1]!) ?? null;
+}
+
 function applyOperation(doc: Json, op: JsonObject): Json {
   const path = typeof op.path === 'string' ? op.path : '';
   const from = typeof op.from === 'string' ? op.from : '';
@@ -106,7 +121,8 @@ function applyOperation(doc: Json, op: JsonObject): Json {
     case 'copy':
       return addAt(doc, path, clone(getAt(doc, from)));
     case 'test':
-      if (!deepEqual(getAt(doc, path), value)) {
+      // evanphx/json-patch v4: a missing key under an existing parent tests as null.
+      if (!deepEqual(testedValue(doc, path), value)) {
         throw new PatchError(`testing value ${path} failed: test failed`);
       }
       return doc;
@@ -117,7 +133,9 @@ function applyOperation(doc: Json, op: JsonObject): Json {
 
 export function jsonPatch(target: Json, patch: Json): Json {
   if (!Array.isArray(patch)) {
-    throw new PatchError('json: cannot unmarshal object into Go value of type jsonpatch.Patch');
+    throw new PatchDecodeError(
+      'json: cannot unmarshal object into Go value of type jsonpatch.Patch',
+    );
   }
   let doc = clone(target);
   for (const op of patch) {

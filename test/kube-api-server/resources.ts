@@ -12,6 +12,8 @@ export interface ResourceType {
   listKind: string;
   namespaced: boolean;
   shortNames: string[];
+  /** Discovery categories (`kubectl get all`, `kubectl get prepull-all`). */
+  categories: string[];
   /** Whether a `status` subresource exists (main endpoint ignores status, /status the rest). */
   statusSubresource: boolean;
   /** openAPIV3Schema of a custom resource version; undefined for built-ins. */
@@ -24,6 +26,8 @@ export interface ResourceType {
   statusOnCreate: boolean;
   /** Whether metadata.generation is maintained. */
   generation: boolean;
+  /** A CRD version's additionalPrinterColumns (server-side tables); undefined for built-ins. */
+  printerColumns?: JsonObject[];
 }
 
 export function apiVersionOf(t: Pick<ResourceType, 'group' | 'version'>): string {
@@ -41,6 +45,7 @@ interface BuiltinSpec {
   kind: string;
   namespaced: boolean;
   shortNames?: string[];
+  categories?: string[];
   status?: boolean;
   returnDeleted?: boolean;
   statusOnCreate?: boolean;
@@ -57,6 +62,7 @@ function builtin(spec: BuiltinSpec): ResourceType {
     listKind: `${spec.kind}List`,
     namespaced: spec.namespaced,
     shortNames: spec.shortNames ?? [],
+    categories: spec.categories ?? [],
     statusSubresource: spec.status ?? false,
     custom: false,
     returnDeletedObject: spec.returnDeleted ?? false,
@@ -81,6 +87,7 @@ function workload(
     kind,
     namespaced: true,
     shortNames,
+    categories: ['all'],
     status: true,
     statusOnCreate: false,
     generation: true,
@@ -114,6 +121,7 @@ export const BUILTIN_TYPES: readonly ResourceType[] = [
     kind: 'Pod',
     namespaced: true,
     shortNames: ['po'],
+    categories: ['all'],
     status: true,
     returnDeleted: true,
     statusOnCreate: false,
@@ -222,6 +230,7 @@ export function typesFromCrd(crd: JsonObject): ResourceType[] {
         listKind: str(names.listKind) || `${kind}List`,
         namespaced: str(spec.scope) !== 'Cluster',
         shortNames: strList(names.shortNames),
+        categories: strList(names.categories),
         statusSubresource: isObject(subresources.status),
         custom: true,
         returnDeletedObject: true,
@@ -229,6 +238,9 @@ export function typesFromCrd(crd: JsonObject): ResourceType[] {
         generation: true,
       };
       if (isObject(validation.openAPIV3Schema)) t.schema = validation.openAPIV3Schema;
+      if (Array.isArray(v.additionalPrinterColumns)) {
+        t.printerColumns = v.additionalPrinterColumns.filter(isObject);
+      }
       return t;
     });
 }

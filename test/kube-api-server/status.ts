@@ -1,10 +1,11 @@
 // kube-apiserver's failure responses: metav1.Status objects with the reasons, messages and
 // details that k8s.io/apimachinery/pkg/api/errors builds, so clients classify them as they would
 // against a real cluster.
+/** metav1.StatusCause: every field is omitempty. */
 export interface StatusCause {
-  reason: string;
-  message: string;
-  field: string;
+  reason?: string;
+  message?: string;
+  field?: string;
 }
 
 export interface StatusDetails {

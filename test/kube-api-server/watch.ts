@@ -10,6 +10,7 @@ import type { Objects } from './objects.ts';
 import { apiVersionOf, typeKey, type ResourceType } from './resources.ts';
 import type { Selector } from './selectors.ts';
 import { expired } from './status.ts';
+import { toTable, type TableRequest } from './tables.ts';
 import type { Change, ChangeType } from './store.ts';
 
 export interface WatchRequest {
@@ -21,6 +22,11 @@ export interface WatchRequest {
   resourceVersion: string;
   bookmarks: boolean;
   timeoutMs: number;
+  /**
+   * Asked for `as=Table`: each event's object is a Table of one row, and only the first event's
+   * Table has columnDefinitions (kube-apiserver's watchEmbeddedEncoder sets NoHeaders after it).
+   */
+  table?: TableRequest;
 }
 
 export interface WatchOptions {
@@ -133,15 +139,24 @@ export class WatchHub {
     const inScope = (obj: JsonObject): boolean =>
       (!t.namespaced || req.namespace === '' || meta(obj).namespace === req.namespace) &&
       selects(req.labels, req.fields, obj);
+    let headersSent = false;
+    const printed = (type: string, object: JsonObject): Buffer => {
+      const table = req.table!;
+      const row = toTable(t, object, { ...table, noHeaders: headersSent });
+      headersSent = true;
+      return frame(line(type, row));
+    };
     const send = (change: Change): void => {
       const type = transition(change, inScope);
       if (type === undefined) return;
-      this.#write(res, serialized(change, type, apiVersion, t.kind));
+      if (req.table !== undefined) this.#write(res, printed(type, change.object));
+      else this.#write(res, serialized(change, type, apiVersion, t.kind));
     };
     if (req.resourceVersion === '' || req.resourceVersion === '0') {
       for (const obj of this.#objects.store.list(typeKey(t))) {
-        if (inScope(obj))
-          this.#write(res, frame(line('ADDED', { apiVersion, kind: t.kind, ...obj })));
+        if (!inScope(obj)) continue;
+        if (req.table !== undefined) this.#write(res, printed('ADDED', obj));
+        else this.#write(res, frame(line('ADDED', { apiVersion, kind: t.kind, ...obj })));
       }
     }
     for (const change of replay) send(change);
@@ -159,9 +174,11 @@ export class WatchHub {
     if (req.bookmarks) {
       const bookmark = (): void => {
         const rv = String(this.#objects.store.resourceVersion);
+        const object = { kind: t.kind, apiVersion, metadata: { resourceVersion: rv } };
+        // Bookmarks go through the same transform as every event in kube-apiserver.
         this.#write(
           res,
-          frame(line('BOOKMARK', { kind: t.kind, apiVersion, metadata: { resourceVersion: rv } })),
+          req.table !== undefined ? printed('BOOKMARK', object) : frame(line('BOOKMARK', object)),
         );
       };
       timers.push(setInterval(bookmark, this.#options.bookmarkIntervalMs));
