@@ -10,6 +10,9 @@ import { ResourceQuota } from 'kubernetes-models/v1/ResourceQuota';
 import { Service } from 'kubernetes-models/v1/Service';
 import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import { DaemonSet, type IDaemonSet } from 'kubernetes-models/apps/v1/DaemonSet';
+import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
+import { Role } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role';
+import { RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding';
 import {
   ClusterRole,
   type IClusterRole,
@@ -55,6 +58,9 @@ const MODELS: Record<string, new (data: never) => Validatable> = {
   'v1/Service': Service,
   'v1/ResourceQuota': ResourceQuota,
   'apps/v1/DaemonSet': DaemonSet,
+  'apps/v1/Deployment': Deployment,
+  'rbac.authorization.k8s.io/v1/Role': Role,
+  'rbac.authorization.k8s.io/v1/RoleBinding': RoleBinding,
   'rbac.authorization.k8s.io/v1/ClusterRole': ClusterRole,
   'rbac.authorization.k8s.io/v1/ClusterRoleBinding': ClusterRoleBinding,
   'apiextensions.k8s.io/v1/CustomResourceDefinition': CustomResourceDefinition,
@@ -190,6 +196,8 @@ describe('kustomization.yaml', () => {
       'resourcequota.yaml',
       'daemonset.yaml',
       'service.yaml',
+      'controller-rbac.yaml',
+      'controller.yaml',
     ]);
     const monitoring = kustomizations.find(
       (k) => k.file === 'deploy/monitoring/kustomization.yaml',
@@ -237,8 +245,13 @@ describe('RBAC', () => {
     const elsewhere = manifests.filter(
       (m) => /^(Cluster)?Role(Binding)?$/.test(String(m.doc.kind)) && m.file !== 'deploy/rbac.yaml',
     );
+    // The controller's grants: test/deploy/controller.test.ts.
     expect(elsewhere.map((m) => `${m.file} ${String(m.doc.kind)}`)).toEqual([
       'deploy/audit-rbac.yaml ClusterRole',
+      'deploy/controller-rbac.yaml ClusterRole',
+      'deploy/controller-rbac.yaml ClusterRoleBinding',
+      'deploy/controller-rbac.yaml Role',
+      'deploy/controller-rbac.yaml RoleBinding',
     ]);
   });
 
