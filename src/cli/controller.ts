@@ -128,6 +128,7 @@ export async function runController(
     log,
     metrics,
     kube,
+    identity: config.identity,
     ...(dependencies.watchBackoff !== undefined ? { watchBackoff: dependencies.watchBackoff } : {}),
   });
   const server = await serveTelemetry(config, metrics, controller, log);
