@@ -96,7 +96,7 @@ export class Agent {
           this.#event(event);
         },
       },
-      { labels: {}, pullConcurrency: config.pullConcurrency },
+      { labels: {}, pullConcurrency: config.pullConcurrency, cleanup: config.cleanup },
     );
     const restart = (resource: string) => () => {
       metrics.watchRestarts.inc({ resource });
@@ -147,6 +147,10 @@ export class Agent {
     }
     await this.writer.ensure({ name: config.nodeName, uid: node.metadata.uid });
     await this.prePulls.start();
+    // Before the engine starts, so what it releases at start (images the last status listed
+    // and no PrePull wants) is judged on the synced PrePulls, not on none (ADR 0014).
+    this.#applyPrePulls();
+    this.engine.remember(this.writer.lastWritten);
     this.engine.onChange((reports) => {
       this.#report(reports);
     });
@@ -176,7 +180,11 @@ export class Agent {
         reports,
         { name: info.name, version: info.version, endpoint: info.endpoint },
         this.engine.imageFilesystem(),
-        { now: new Date(clock.now()).toISOString(), previous: this.writer.lastWritten },
+        {
+          now: new Date(clock.now()).toISOString(),
+          previous: this.writer.lastWritten,
+          released: this.engine.released(),
+        },
       ),
     );
   }
@@ -194,11 +202,15 @@ export class Agent {
     this.#pendingPrePulls = true;
     setImmediate(() => {
       this.#pendingPrePulls = false;
-      const { prePulls, changedSecrets } = this.#view.read(this.prePulls.list());
-      this.secrets.forget(changedSecrets);
-      this.secrets.retain(prePulls.flatMap(secretsOf));
-      this.engine.setPrePulls(prePulls);
+      this.#applyPrePulls();
     });
+  }
+
+  #applyPrePulls(): void {
+    const { prePulls, changedSecrets } = this.#view.read(this.prePulls.list());
+    this.secrets.forget(changedSecrets);
+    this.secrets.retain(prePulls.flatMap(secretsOf));
+    this.engine.setPrePulls(prePulls);
   }
 
   #event(event: EngineEvent): void {

@@ -9,6 +9,7 @@ describe('prepull agent flags', () => {
       pullConcurrency: 2,
       logLevel: 'info',
       shutdownGraceMs: 20_000,
+      cleanup: 'Unpin',
       insecureRegistries: [],
     });
     expect(config).not.toHaveProperty('kubeconfig');
@@ -35,6 +36,8 @@ describe('prepull agent flags', () => {
         '5',
         '--log-level',
         'debug',
+        '--cleanup',
+        'Remove',
       ],
       { NODE_NAME: 'ignored' },
     );
@@ -49,6 +52,7 @@ describe('prepull agent flags', () => {
       metricsAddress: { host: '0.0.0.0', port: 9464 },
       logLevel: 'debug',
       shutdownGraceMs: 5000,
+      cleanup: 'Remove',
     });
   });
 
@@ -63,6 +67,9 @@ describe('prepull agent flags', () => {
       /--pull-concurrency must be a whole number from 1 to 64, got "0"; run `prepull agent --help`/,
     );
     expect(() => parseAgentArgs(['--bogus'], { NODE_NAME: 'n' })).toThrow(/--bogus/);
+    expect(() => parseAgentArgs(['--cleanup', 'Delete'], { NODE_NAME: 'n' })).toThrow(
+      /--cleanup must be one of Unpin, Remove, got "Delete"/,
+    );
     expect(parseAgentArgs(['--help'], {})).toBe('help');
   });
 });

@@ -1,11 +1,13 @@
 // Flags and environment of `prepull agent`, parsed and validated once into one typed object. The
 // node name comes from --node-name or NODE_NAME (the downward API in the DaemonSet).
 import { parseArgs } from 'node:util';
+import type { CleanupPolicy } from '../api/prepull.ts';
 import { PrepullError } from '../errors.ts';
 import { LOG_LEVELS, type LogLevel } from '../telemetry/logger.ts';
 import {
   oneOf,
   parseAddress,
+  parseCleanup,
   parseConcurrency,
   parseRegistryCAs,
   runtimeFlags,
@@ -25,6 +27,8 @@ export interface AgentConfig {
   logLevel: LogLevel;
   /** How long SIGTERM waits for pulls in flight before aborting them. */
   shutdownGraceMs: number;
+  /** What happens to images no PrePull wants any more, where the PrePulls do not ask Remove. */
+  cleanup: CleanupPolicy;
 }
 
 export const AGENT_USAGE = `Usage: prepull agent [flags]
@@ -45,6 +49,9 @@ Flags:
       --pull-concurrency N    pulls at once (default 2)
       --metrics-address H:P   serve /metrics, /healthz and /readyz (default: off)
       --shutdown-grace S      seconds SIGTERM lets pulls in flight finish (default 20)
+      --cleanup Unpin|Remove  images no PrePull wants any more: Unpin takes prepull's pin
+                              off; Remove also removes those prepull pulled, when no
+                              container uses them (default Unpin; a PrePull may ask Remove)
       --log-level LEVEL       ${LOG_LEVELS.join(', ')} (default info)
   -h, --help                  this help
 `;
@@ -80,6 +87,7 @@ function parseAgent(
         'metrics-address': { type: 'string' },
         'shutdown-grace': { type: 'string' },
         'log-level': { type: 'string' },
+        cleanup: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -108,6 +116,7 @@ function parseAgent(
       : {}),
     logLevel: oneOf('--log-level', v['log-level'], LOG_LEVELS) ?? 'info',
     shutdownGraceMs: parseGrace(v['shutdown-grace']),
+    cleanup: parseCleanup(v.cleanup),
   };
 }
 

@@ -363,6 +363,11 @@ export class FakeRuntime implements ImageRuntime {
     });
   }
 
+  /** A new process connects after close() (an agent restarting on the same node). */
+  reopen(): void {
+    this.#closed = false;
+  }
+
   close(): Promise<void> {
     this.#closed = true;
     this.#watchers.clear();
