@@ -1,11 +1,13 @@
 // Flags and environment of `prepull agent`, parsed and validated once into one typed object. The
 // node name comes from --node-name or NODE_NAME (the downward API in the DaemonSet).
 import { parseArgs } from 'node:util';
+import type { CleanupPolicy } from '../api/prepull.ts';
 import { PrepullError } from '../errors.ts';
 import { LOG_LEVELS, type LogLevel } from '../telemetry/logger.ts';
 import {
   oneOf,
   parseAddress,
+  parseCleanup,
   parseConcurrency,
   parseRegistryCAs,
   runtimeFlags,
@@ -29,6 +31,8 @@ export interface AgentConfig {
   requireAdmission: boolean;
   /** While pulling, the NodeImageCache is written at least this often (the controller's sign of life). */
   heartbeatMs: number;
+  /** What happens to images no PrePull wants any more, where the PrePulls do not ask Remove. */
+  cleanup: CleanupPolicy;
 }
 
 export const AGENT_USAGE = `Usage: prepull agent [flags]
@@ -55,6 +59,9 @@ Flags:
       --heartbeat-interval S  while pulling, write the NodeImageCache at least every S
                               seconds even if nothing changed (default 60; keep the
                               controller's --admission-timeout above twice this)
+      --cleanup Unpin|Remove  images no PrePull wants any more: Unpin takes prepull's pin
+                              off; Remove also removes those prepull pulled, when no
+                              container uses them (default Unpin; a PrePull may ask Remove)
       --log-level LEVEL       ${LOG_LEVELS.join(', ')} (default info)
   -h, --help                  this help
 `;
@@ -103,6 +110,7 @@ function parseAgent(
         'require-admission': { type: 'boolean' },
         'heartbeat-interval': { type: 'string' },
         'log-level': { type: 'string' },
+        cleanup: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -133,6 +141,7 @@ function parseAgent(
     shutdownGraceMs: parseGrace(v['shutdown-grace']),
     requireAdmission: v['require-admission'] === true,
     heartbeatMs: parseHeartbeat(v['heartbeat-interval']),
+    cleanup: parseCleanup(v.cleanup),
   };
 }
 

@@ -247,8 +247,12 @@ describe('Controller', () => {
     );
     expect(nodeObject('node-x').labels['prepull.dev/web']).toBeUndefined();
     // Events on the PrePull: the stalled slot, and the rollout complete.
-    const events = (): { reason?: string; type?: string; related?: { name?: string } }[] =>
-      server.store.list('events.k8s.io/events') as never;
+    interface Seen {
+      reason?: string;
+      type?: string;
+      related?: { name?: string };
+    }
+    const events = (): Seen[] => server.store.list('events.k8s.io/events');
     await until('both events', () => events().length >= 2);
     expect(events().map((e) => [e.type, e.reason, e.related?.name])).toEqual([
       ['Warning', 'AdmissionTimeout', 'node-b'],

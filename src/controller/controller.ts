@@ -331,6 +331,23 @@ export class Controller {
     );
   }
 
+  /** A Warning Event on the PrePull: a stalled node's slot went to another node. */
+  #slotMoved(entries: readonly Entry[], key: string, node: string): void {
+    const view = entries.find((e) => e.view.key === key)?.view;
+    if (view === undefined) return;
+    const seconds = Math.round(this.#parts.options.admissionTimeoutMs / 1000);
+    this.#events.record(
+      { namespace: view.namespace, name: view.name, uid: view.uid },
+      {
+        type: 'Warning',
+        reason: 'AdmissionTimeout',
+        action: 'Admit',
+        note: `node ${node} showed no progress for ${seconds}s; its rollout slot moves to another node`,
+        relatedNode: node,
+      },
+    );
+  }
+
   #forgetGone(entries: readonly Entry[]): void {
     const keys = new Set(entries.map((e) => e.view.key));
     for (const key of [...this.#computed.keys()]) {
@@ -369,18 +386,7 @@ export class Controller {
       if (d.reason === 'stalled') {
         this.#stalled.add(d.node);
         log.warn({ prePull: d.prePull, node: d.node }, 'admitted node stalled; its slot moves on');
-        const view = entries.find((e) => e.view.key === d.prePull)?.view;
-        if (view !== undefined)
-          this.#events.record(
-            { namespace: view.namespace, name: view.name, uid: view.uid },
-            {
-              type: 'Warning',
-              reason: 'AdmissionTimeout',
-              action: 'Admit',
-              note: `node ${d.node} showed no progress for ${Math.round(options.admissionTimeoutMs / 1000)}s; its rollout slot moves to another node`,
-              relatedNode: d.node,
-            },
-          );
+        this.#slotMoved(entries, d.prePull, d.node);
       } else log.debug({ prePull: d.prePull, node: d.node, reason: d.reason }, 'node leaves');
     }
     metrics.admitted(result.distinct);

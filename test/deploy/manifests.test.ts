@@ -32,6 +32,7 @@ import {
   type IServiceMonitor,
 } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
 import { DEFAULTS, MAX_CONCURRENT_NODES, MAX_IMAGES } from '../../src/api/prepull.ts';
+import { MAX_RELEASED } from '../../src/api/nodeimagecache.ts';
 import { DEFAULT_SOCKETS } from '../../src/runtime/detect.ts';
 import { parseAgentArgs } from '../../src/config/agent.ts';
 import {
@@ -598,7 +599,15 @@ describe('the CRDs', () => {
     ]);
     const status = schemaOf(nic).properties!.status!.properties!;
     expect(Object.keys(status).sort()).toEqual(
-      ['runtime', 'imageFilesystem', 'summary', 'images', 'conditions', 'lastUpdateTime'].sort(),
+      [
+        'runtime',
+        'imageFilesystem',
+        'summary',
+        'images',
+        'released',
+        'conditions',
+        'lastUpdateTime',
+      ].sort(),
     );
     const image = status.images!.items as IJSONSchemaProps;
     expect(status.images!.maxItems).toBe(4096);
@@ -618,8 +627,18 @@ describe('the CRDs', () => {
         'reason',
         'message',
         'code',
+        'pulledByPrepull',
+        'pinnedByPrepull',
+        'cleanup',
       ].sort(),
     );
+    const released = status.released!.items as IJSONSchemaProps;
+    expect(status.released!.maxItems).toBe(MAX_RELEASED);
+    expect(released.required).toEqual(['image', 'action', 'time']);
+    expect(Object.keys(released.properties!).sort()).toEqual(
+      ['image', 'action', 'reason', 'time'].sort(),
+    );
+    expect(released.properties!.action!.enum).toEqual(['Unpinned', 'Removed', 'Kept']);
     expect(image.properties!.state!.enum).toEqual([
       'Present',
       'Pulling',
