@@ -147,9 +147,6 @@ export class Agent {
       );
     }
     await this.writer.ensure({ name: config.nodeName, uid: node.metadata.uid });
-    // What the node held before a restart is repaired without waiting for a paced rollout.
-    const previous = this.writer.lastWritten?.images ?? [];
-    this.engine.rememberHeld(previous.filter((i) => i.state === 'Present').map((i) => i.image));
     await this.prePulls.start();
     // Before the engine starts, so what it releases at start (images the last status listed
     // and no PrePull wants) is judged on the synced PrePulls, not on none (ADR 0014).

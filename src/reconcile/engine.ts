@@ -79,10 +79,13 @@ export class Engine {
   /**
    * What prepull pulled and pinned, and what it released, as the node's last status says (the
    * agent's NodeImageCache): call before start(). Images listed there and not wanted once
-   * start() has the PrePulls are released then.
+   * start() has the PrePulls are released then; images it listed Present were held, so pulling
+   * one back is a repair that no paced rollout delays.
    */
   remember(previous: PreviousStatus | undefined): void {
     this.#releaser.remember(previous);
+    const held = (previous?.images ?? []).filter((i) => i.state === 'Present');
+    this.rememberHeld(held.map((i) => i.image));
   }
 
   /** Images released since start (and before it, as remembered), newest first. */
