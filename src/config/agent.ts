@@ -10,6 +10,7 @@ import {
   parseCleanup,
   parseConcurrency,
   parseRegistryCAs,
+  parseSeconds,
   runtimeFlags,
   withHelpHint,
 } from './sync.ts';
@@ -66,28 +67,6 @@ Flags:
   -h, --help                  this help
 `;
 
-function parseGrace(text: string | undefined): number {
-  const value = Number(text ?? '20');
-  if (!Number.isFinite(value) || value < 0 || value > 3600) {
-    throw new PrepullError(
-      'ERR_USAGE',
-      `--shutdown-grace must be a number of seconds from 0 to 3600, got "${text ?? ''}"`,
-    );
-  }
-  return value * 1000;
-}
-
-function parseHeartbeat(text: string | undefined): number {
-  const value = Number(text ?? '60');
-  if (!Number.isFinite(value) || value < 1 || value > 3600) {
-    throw new PrepullError(
-      'ERR_USAGE',
-      `--heartbeat-interval must be a number of seconds from 1 to 3600, got "${text ?? ''}"`,
-    );
-  }
-  return value * 1000;
-}
-
 function parseAgent(
   argv: readonly string[],
   env: Readonly<Record<string, string | undefined>>,
@@ -138,9 +117,15 @@ function parseAgent(
       ? { metricsAddress: parseAddress(v['metrics-address']) }
       : {}),
     logLevel: oneOf('--log-level', v['log-level'], LOG_LEVELS) ?? 'info',
-    shutdownGraceMs: parseGrace(v['shutdown-grace']),
+    shutdownGraceMs: parseSeconds('--shutdown-grace', v['shutdown-grace'], 20, {
+      min: 0,
+      max: 3600,
+    }),
     requireAdmission: v['require-admission'] === true,
-    heartbeatMs: parseHeartbeat(v['heartbeat-interval']),
+    heartbeatMs: parseSeconds('--heartbeat-interval', v['heartbeat-interval'], 60, {
+      min: 1,
+      max: 3600,
+    }),
     cleanup: parseCleanup(v.cleanup),
   };
 }

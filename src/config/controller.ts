@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { MAX_CONCURRENT_NODES } from '../api/prepull.ts';
 import { PrepullError } from '../errors.ts';
 import { LOG_LEVELS, type LogLevel } from '../telemetry/logger.ts';
-import { oneOf, parseAddress, withHelpHint } from './sync.ts';
+import { oneOf, parseAddress, parseSeconds, withHelpHint } from './sync.ts';
 
 export interface ControllerConfig {
   /** Without it: the in-cluster service account. */
@@ -61,27 +61,6 @@ Flags:
 
 function usage(message: string): PrepullError {
   return new PrepullError('ERR_USAGE', message);
-}
-
-/** Seconds from `min` to `max` (as a number of ms); `whole` refuses fractions. */
-function seconds(
-  flag: string,
-  text: string | undefined,
-  fallback: number,
-  range: { min: number; max: number; whole?: boolean },
-): number {
-  if (text === undefined) return fallback * 1000;
-  const value = text.trim() === '' ? NaN : Number(text);
-  const ok =
-    Number.isFinite(value) &&
-    value >= range.min &&
-    value <= range.max &&
-    (range.whole !== true || Number.isInteger(value));
-  if (!ok) {
-    const kind = range.whole === true ? 'a whole number of seconds' : 'a number of seconds';
-    throw usage(`${flag} must be ${kind} from ${range.min} to ${range.max}, got "${text}"`);
-  }
-  return Math.round(value * 1000);
 }
 
 function parseMaxConcurrentNodes(text: string | undefined): number | undefined {
@@ -151,16 +130,19 @@ function leaseTiming(v: Record<string, string | boolean | undefined>): Timing {
     const value = v[flag];
     return typeof value === 'string' ? value : undefined;
   };
-  const leaseDurationMs = seconds('--lease-duration', text('lease-duration'), 15, {
+  const leaseDurationMs = parseSeconds('--lease-duration', text('lease-duration'), 15, {
     min: 2,
     max: 3600,
     whole: true,
   });
-  const renewDeadlineMs = seconds('--renew-deadline', text('renew-deadline'), 10, {
+  const renewDeadlineMs = parseSeconds('--renew-deadline', text('renew-deadline'), 10, {
     min: 0.1,
     max: 3600,
   });
-  const retryPeriodMs = seconds('--retry-period', text('retry-period'), 2, { min: 0.05, max: 600 });
+  const retryPeriodMs = parseSeconds('--retry-period', text('retry-period'), 2, {
+    min: 0.05,
+    max: 600,
+  });
   if (leaseDurationMs <= renewDeadlineMs) {
     throw usage('--lease-duration must be longer than --renew-deadline');
   }
@@ -223,11 +205,11 @@ function parseController(
       : {}),
     logLevel: oneOf('--log-level', v['log-level'], LOG_LEVELS) ?? 'info',
     ...(maxConcurrentNodes !== undefined ? { maxConcurrentNodes } : {}),
-    admissionTimeoutMs: seconds('--admission-timeout', v['admission-timeout'], 300, {
+    admissionTimeoutMs: parseSeconds('--admission-timeout', v['admission-timeout'], 300, {
       min: 1,
       max: 86_400,
     }),
-    statusIntervalMs: seconds('--status-interval', v['status-interval'], 1, {
+    statusIntervalMs: parseSeconds('--status-interval', v['status-interval'], 1, {
       min: 0.1,
       max: 3600,
     }),

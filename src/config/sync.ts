@@ -128,6 +128,27 @@ export function parseCleanup(value: string | undefined): CleanupPolicy {
   return oneOf('--cleanup', value, CLEANUP_POLICIES) ?? 'Unpin';
 }
 
+/** Seconds from `min` to `max` (as a number of ms); `whole` refuses fractions. */
+export function parseSeconds(
+  flag: string,
+  text: string | undefined,
+  fallback: number,
+  range: { min: number; max: number; whole?: boolean },
+): number {
+  if (text === undefined) return fallback * 1000;
+  const value = text.trim() === '' ? NaN : Number(text);
+  const ok =
+    Number.isFinite(value) &&
+    value >= range.min &&
+    value <= range.max &&
+    (range.whole !== true || Number.isInteger(value));
+  if (!ok) {
+    const kind = range.whole === true ? 'a whole number of seconds' : 'a number of seconds';
+    throw usage(`${flag} must be ${kind} from ${range.min} to ${range.max}, got "${text}"`);
+  }
+  return Math.round(value * 1000);
+}
+
 export function parseConcurrency(text: string | undefined): number {
   const value = Number(text ?? '2');
   if (!Number.isInteger(value) || value < 1 || value > 64) {
