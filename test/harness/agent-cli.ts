@@ -1,7 +1,7 @@
-// Runs the real `prepull agent` as a subprocess — `bin/prepull.js` on this Node, as the DaemonSet
-// runs it — for integration tests: stdout and stderr kept whole (to search for secrets), stderr
-// also parsed as JSON log lines as they arrive, so a test can wait for one (the metrics address)
-// and assert on what the agent said.
+// Runs the real `prepull agent` or `prepull controller` as a subprocess — `bin/prepull.js` on this
+// Node, as the DaemonSet and the Deployment run it — for integration tests: stdout and stderr kept
+// whole (to search for secrets), stderr also parsed as JSON log lines as they arrive, so a test
+// can wait for one (the metrics address) and assert on what the process said.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { type LogLine, PREPULL_BIN } from './sync-cli.ts';
@@ -15,8 +15,10 @@ export interface AgentExit {
   afterKillMs: number | undefined;
 }
 
-/** A running `prepull agent`. */
-export class AgentProcess {
+/** A running long-lived `prepull` command (`agent`, `controller`). */
+export class PrepullProcess {
+  /** The subcommand, as errors name the process. */
+  readonly command: string;
   readonly name: string;
   readonly logs: LogLine[] = [];
   /** stderr lines that were not JSON (there should be none). */
@@ -28,10 +30,11 @@ export class AgentProcess {
   readonly #child: ChildProcess;
   readonly #exit: Promise<AgentExit>;
 
-  /** `name` labels the process in errors (the node name). */
-  constructor(name: string, args: readonly string[]) {
+  /** `name` labels the process in errors (the node name, the replica's identity). */
+  constructor(command: string, name: string, args: readonly string[]) {
+    this.command = command;
     this.name = name;
-    this.#child = spawn(process.execPath, [PREPULL_BIN, 'agent', ...args], {
+    this.#child = spawn(process.execPath, [PREPULL_BIN, command, ...args], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -75,7 +78,7 @@ export class AgentProcess {
       if (line !== undefined) return line;
       if (!this.running || Date.now() > deadline) {
         throw new Error(
-          `agent ${this.name} ${this.running ? `did not log ${what} within ${timeoutMs} ms` : `exited before logging ${what}`}; stderr:\n${this.tail()}`,
+          `${this.command} ${this.name} ${this.running ? `did not log ${what} within ${timeoutMs} ms` : `exited before logging ${what}`}; stderr:\n${this.tail()}`,
         );
       }
       await new Promise((resolve) => setTimeout(resolve, 50));
@@ -95,7 +98,7 @@ export class AgentProcess {
         this.#child.kill('SIGKILL');
         reject(
           new Error(
-            `agent ${this.name} still running after ${timeoutMs} ms; stderr:\n${this.tail()}`,
+            `${this.command} ${this.name} still running after ${timeoutMs} ms; stderr:\n${this.tail()}`,
           ),
         );
       }, timeoutMs);
@@ -119,5 +122,21 @@ export class AgentProcess {
     } catch {
       this.otherStderr.push(raw);
     }
+  }
+}
+
+/** A running `prepull agent`. */
+export class AgentProcess extends PrepullProcess {
+  /** `name` labels the process in errors (the node name). */
+  constructor(name: string, args: readonly string[]) {
+    super('agent', name, args);
+  }
+}
+
+/** A running `prepull controller` replica. */
+export class ControllerProcess extends PrepullProcess {
+  /** `name` labels the process in errors (its --identity). */
+  constructor(name: string, args: readonly string[]) {
+    super('controller', name, args);
   }
 }
