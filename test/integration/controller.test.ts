@@ -11,14 +11,17 @@
 // on where things ended. Images that must take a while to pull come through a proxy that slows
 // the registry's answers to a fixed rate. The steps build on each other and run in order.
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
+import Docker from 'dockerode';
 import { readFileSync, readdirSync } from 'node:fs';
 import { get } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CachedImage, NodeImageCache } from '../../src/api/nodeimagecache.ts';
 import type { PrePullStatus } from '../../src/api/rollout.ts';
+import { KubeClient } from '../../src/kube/client.ts';
 import { pollUntil } from '../../src/testing/poll.ts';
 import { AgentProcess, ControllerProcess, type PrepullProcess } from '../harness/agent-cli.ts';
+import { KubeletCri } from '../harness/cri.ts';
 import { type BuiltImage, clearLayerCache, fillerLayer, runnableImage } from '../harness/images.ts';
 import {
   type Harness,
@@ -535,6 +538,9 @@ describeIntegration(
       await Promise.all([
         push('base', runnableImage({ marker: `${prefix} base` }), false),
         push('tools', runnableImage({ marker: `${prefix} tools` }), false),
+        ...['keep', 'drop', 'gone', 'used'].map((n) =>
+          push(n, runnableImage({ marker: `${prefix} ${n}` }), false),
+        ),
         ...['pace', 'kill', 'ready', 'taint'].map((n) => push(n, slowImage(n), true)),
         push('failover', slowImage('failover', FAILOVER_BYTES), true),
       ]);
@@ -1106,6 +1112,109 @@ describeIntegration(
         expect(await readyz(back)).toBe(200);
         expect(await metric(back, 'prepull_controller_leader')).toBe(0);
         expect(holder()).toBe(standby.name);
+      },
+    );
+
+    step(
+      "release: an image dropped from a PrePull is unpinned on containerd within 5 s; with cleanup Remove, a deleted PrePull's images leave every runtime — but not where a container uses one",
+      async () => {
+        const WITHIN_MS = 5000;
+        const { keep, drop, gone, used } = images;
+        const containerd: NodeKey[] = ['a', 'b'];
+        /** Polls `check` every 50 ms for up to 5 s; the time it took. */
+        const within = async (what: string, check: () => Promise<boolean>): Promise<number> => {
+          const started = Date.now();
+          await pollUntil(what, async () => ((await check()) ? true : undefined), {
+            timeoutMs: WITHIN_MS,
+            intervalMs: 50,
+          });
+          return Date.now() - started;
+        };
+        const releasedOn = (key: NodeKey, ref: string): string | undefined =>
+          cacheOf(key)?.status?.released?.find((r) => r.image === ref)?.action;
+
+        // Unpin: the default cleanup.
+        server.apply(prePull('rel-unpin', [keep!.ref, drop!.ref]));
+        await untilReady('rel-unpin');
+        for (const key of containerd)
+          expect({ node: key, pinned: await nodes[key].probe.pinnedLabel(drop!.ref) }).toEqual({
+            node: key,
+            pinned: true,
+          });
+        server.apply(prePull('rel-unpin', [keep!.ref]));
+        for (const key of containerd) {
+          const probe = nodes[key].probe;
+          const took = await within(
+            `${drop!.ref} unpinned on ${key}`,
+            async () => (await probe.pinnedLabel(drop!.ref)) === false,
+          );
+          expect(took).toBeLessThan(WITHIN_MS);
+          // Unpinned, not removed; the image still wanted keeps its pin.
+          expect(await probe.status(drop!.ref)).toBeDefined();
+          expect(await probe.pinnedLabel(keep!.ref)).toBe(true);
+        }
+        await until(
+          'the releases listed',
+          () => containerd.every((k) => releasedOn(k, drop!.ref) === 'Unpinned'),
+          ['rel-unpin'],
+        );
+        expect(await nodes.c.probe.status(drop!.ref)).toBeDefined();
+
+        // Remove: the PrePull is deleted; a container made from `used` on a and on c keeps it there.
+        server.apply(prePull('rel-remove', [gone!.ref, used!.ref], { cleanup: 'Remove' }));
+        await untilReady('rel-remove');
+        const cri = new KubeletCri(harness.info.containerd!.socket);
+        const pod = await cri.startPod({
+          image: used!.ref,
+          name: `${prefix}-user`,
+          workDir: harness.info.workDir,
+          cgroupParent: harness.info.containerd!.cgroupParent,
+          start: false,
+        });
+        const docker = new Docker({ socketPath: shared.docker!.socket });
+        const container = await docker.createContainer({ Image: used!.ref, Cmd: ['/bin/true'] });
+        try {
+          const admin = KubeClient.load(adminKubeconfig);
+          await admin.request(
+            'DELETE',
+            `/apis/prepull.dev/v1alpha1/namespaces/${NS}/prepulls/rel-remove`,
+          );
+          for (const key of KEYS) {
+            const probe = nodes[key].probe;
+            await within(
+              `${gone!.ref} removed from ${key}`,
+              async () => (await probe.status(gone!.ref)) === undefined,
+            );
+          }
+          await within(
+            `${used!.ref} removed from b`,
+            async () => (await nodes.b.probe.status(used!.ref)) === undefined,
+          );
+          // Kept where a container uses it: unpinned on containerd (prepull's pin comes off),
+          // left as it was on Docker Engine (no pins there).
+          const reasonOn = (key: NodeKey): string | undefined =>
+            cacheOf(key)?.status?.released?.find((r) => r.image === used!.ref)?.reason;
+          await until(
+            'the kept images listed',
+            () =>
+              releasedOn('a', used!.ref) === 'Unpinned' && releasedOn('c', used!.ref) === 'Kept',
+            [],
+          );
+          expect(reasonOn('a')).toMatch(/container uses it/);
+          expect(reasonOn('c')).toMatch(/container uses it/);
+          expect(await nodes.a.probe.status(used!.ref)).toBeDefined();
+          expect(await nodes.c.probe.status(used!.ref)).toBeDefined();
+          expect(releasedOn('b', used!.ref)).toBe('Removed');
+          expect(KEYS.map((k) => releasedOn(k, gone!.ref))).toEqual([
+            'Removed',
+            'Removed',
+            'Removed',
+          ]);
+        } finally {
+          await pod.remove().catch(() => undefined);
+          cri.close();
+          await container.remove({ force: true }).catch(() => undefined);
+        }
       },
     );
 
