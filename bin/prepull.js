@@ -21,9 +21,13 @@ if (major < 22 || (major === 22 && minor < 19)) {
 
 const argv = process.argv.slice(2);
 const help = argv.includes('--help') || argv.includes('-h');
-// The agent and `sync` without --once run for days, on every node of a cluster.
+// The agent and `sync` without --once run for days, on every node of a cluster; the controller
+// for days too.
 const longRunning =
-  !help && (argv[0] === 'agent' || (argv[0] === 'sync' && !argv.includes('--once')));
+  !help &&
+  (argv[0] === 'agent' ||
+    argv[0] === 'controller' ||
+    (argv[0] === 'sync' && !argv.includes('--once')));
 
 // glibc's malloc keeps what V8's compilers and garbage collector free, in one arena per thread
 // and in fragments it never hands back: about 10 MiB of a long-running process's resident

@@ -97,7 +97,7 @@ export class Agent {
           this.#event(event);
         },
       },
-      { labels: {}, pullConcurrency: config.pullConcurrency },
+      { labels: {}, pullConcurrency: config.pullConcurrency, cleanup: config.cleanup },
     );
     const restart = (resource: string) => () => {
       metrics.watchRestarts.inc({ resource });
@@ -147,10 +147,11 @@ export class Agent {
       );
     }
     await this.writer.ensure({ name: config.nodeName, uid: node.metadata.uid });
-    // What the node held before a restart is repaired without waiting for a paced rollout.
-    const previous = this.writer.lastWritten?.images ?? [];
-    this.engine.rememberHeld(previous.filter((i) => i.state === 'Present').map((i) => i.image));
     await this.prePulls.start();
+    // Before the engine starts, so what it releases at start (images the last status listed
+    // and no PrePull wants) is judged on the synced PrePulls, not on none (ADR 0014).
+    this.#applyPrePulls();
+    this.engine.remember(this.writer.lastWritten);
     this.engine.onChange((reports) => {
       this.#report(reports);
     });
@@ -180,7 +181,11 @@ export class Agent {
         reports,
         { name: info.name, version: info.version, endpoint: info.endpoint },
         this.engine.imageFilesystem(),
-        { now: new Date(clock.now()).toISOString(), previous: this.writer.lastWritten },
+        {
+          now: new Date(clock.now()).toISOString(),
+          previous: this.writer.lastWritten,
+          released: this.engine.released(),
+        },
       ),
     );
   }
@@ -198,15 +203,19 @@ export class Agent {
     this.#pendingPrePulls = true;
     setImmediate(() => {
       this.#pendingPrePulls = false;
-      const { config } = this.#parts;
-      const { prePulls, changedSecrets, admitting } = this.#view.read(this.prePulls.list(), {
-        node: config.nodeName,
-        requireAdmission: config.requireAdmission,
-      });
-      this.secrets.forget(changedSecrets);
-      this.secrets.retain(prePulls.flatMap(secretsOf));
-      this.engine.setPrePulls(prePulls, admitting);
+      this.#applyPrePulls();
     });
+  }
+
+  #applyPrePulls(): void {
+    const { config } = this.#parts;
+    const { prePulls, changedSecrets, admitting } = this.#view.read(this.prePulls.list(), {
+      node: config.nodeName,
+      requireAdmission: config.requireAdmission,
+    });
+    this.secrets.forget(changedSecrets);
+    this.secrets.retain(prePulls.flatMap(secretsOf));
+    this.engine.setPrePulls(prePulls, admitting);
   }
 
   #event(event: EngineEvent): void {

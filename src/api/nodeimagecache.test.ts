@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { MAX_STATUS_IMAGES, nodeImageCacheStatus } from './nodeimagecache.ts';
+import { MAX_RELEASED, MAX_STATUS_IMAGES, nodeImageCacheStatus } from './nodeimagecache.ts';
 
 const RUNTIME = { name: 'containerd', version: '1.7.0', endpoint: 'unix:///run/c.sock' };
 
@@ -33,6 +33,29 @@ describe('nodeImageCacheStatus', () => {
       },
     ]);
     expect(status.imageFilesystem).toEqual({ usedBytes: 10 });
+  });
+
+  it('carries provenance and the last releases, newest first, at most MAX_RELEASED', () => {
+    const released = Array.from({ length: 40 }, (_, i) => ({
+      image: `r/old-${i}:1`,
+      action: 'Unpinned' as const,
+      time: `2026-01-01T00:00:${String(59 - i).padStart(2, '0')}.000Z`,
+    }));
+    const status = nodeImageCacheStatus(
+      [{ ...image(1, 'Present'), pulledByPrepull: true, pinnedByPrepull: true, cleanup: 'Remove' }],
+      RUNTIME,
+      {},
+      { now: 'T1', released },
+    );
+    expect(status.images[0]).toMatchObject({
+      pulledByPrepull: true,
+      pinnedByPrepull: true,
+      cleanup: 'Remove',
+    });
+    expect(status.released).toEqual(released.slice(0, MAX_RELEASED));
+    const none = nodeImageCacheStatus([image(1, 'Present')], RUNTIME, {}, { now: 'T1' });
+    expect(none).not.toHaveProperty('released');
+    expect(none.images[0]).not.toHaveProperty('pulledByPrepull');
   });
 
   it('keeps the transition time while the condition holds, so an unchanged node rewrites nothing', () => {

@@ -2,7 +2,7 @@
 // it and owned by it): what one node's agent reports about the images that node must hold. The
 // status is built here as a pure function of the engine's reports, so "did the content change"
 // is a comparison of two plain objects.
-import type { ImageReport, ImageState } from '../image/report.ts';
+import type { ImageReport, ImageState, ReleasedImage } from '../image/report.ts';
 import type { API_VERSION } from './prepull.ts';
 
 export const NODE_IMAGE_CACHE_KIND = 'NodeImageCache';
@@ -33,6 +33,8 @@ export interface NodeImageCacheStatus {
   imageFilesystem?: { usedBytes?: number; capacityBytes?: number };
   summary: Record<'required' | 'present' | 'pulling' | 'missing' | 'stale' | 'failed', number>;
   images: CachedImage[];
+  /** Images no PrePull wants any more and what was done with them: the last MAX_RELEASED, newest first. */
+  released?: ReleasedImage[];
   conditions: Condition[];
   lastUpdateTime?: string;
 }
@@ -62,6 +64,8 @@ export interface NodeImageCache {
 type ImageFacts = Omit<ImageReport, 'written' | 'pullDurationMs'>;
 
 const MESSAGE_LIMIT = 1024;
+/** The CRD's maxItems for status.released. */
+export const MAX_RELEASED = 32;
 /** The CRD's maxItems for status.images: more would make every status write fail. */
 export const MAX_STATUS_IMAGES = 4096;
 
@@ -80,6 +84,9 @@ function cachedImage(facts: ImageFacts): CachedImage {
     ...(facts.reason !== '' ? { reason: facts.reason } : {}),
     ...(facts.message !== undefined ? { message: facts.message.slice(0, MESSAGE_LIMIT) } : {}),
     ...(facts.code !== undefined ? { code: facts.code } : {}),
+    ...(facts.pulledByPrepull === true ? { pulledByPrepull: true as const } : {}),
+    ...(facts.pinnedByPrepull === true ? { pinnedByPrepull: true as const } : {}),
+    ...(facts.cleanup === 'Remove' ? { cleanup: 'Remove' as const } : {}),
   };
 }
 
@@ -98,7 +105,12 @@ export function nodeImageCacheStatus(
   images: readonly ImageFacts[],
   runtime: NodeImageCacheStatus['runtime'],
   imageFilesystem: NonNullable<NodeImageCacheStatus['imageFilesystem']>,
-  context: { now: string; previous?: NodeImageCacheStatus | undefined },
+  context: {
+    now: string;
+    previous?: NodeImageCacheStatus | undefined;
+    /** What was released, newest first (the engine keeps the last MAX_RELEASED). */
+    released?: readonly ReleasedImage[] | undefined;
+  },
 ): NodeImageCacheStatus {
   const count = (state: ImageState): number => images.filter((i) => i.state === state).length;
   const summary = {
@@ -144,6 +156,14 @@ export function nodeImageCacheStatus(
     ...(Object.keys(fs).length > 0 ? { imageFilesystem: fs } : {}),
     summary,
     images: listed(images).map(cachedImage),
+    ...(context.released !== undefined && context.released.length > 0
+      ? {
+          released: context.released.slice(0, MAX_RELEASED).map((r) => ({
+            ...r,
+            ...(r.reason !== undefined ? { reason: r.reason.slice(0, MESSAGE_LIMIT) } : {}),
+          })),
+        }
+      : {}),
     conditions: [condition],
   };
 }

@@ -188,6 +188,52 @@ describe('prepull agent', () => {
     expect(denied).toEqual([]);
   }, 60_000);
 
+  it('at a restart, keeps what PrePulls still want pinned, and releases what was deleted while down', async () => {
+    server.apply(
+      node('node-r', { 'kubernetes.io/hostname': 'node-r' }),
+      prePull('shop', 'keep', [IMG('web')]),
+      prePull('data', 'drop', [IMG('db')], { cleanup: 'Remove' }),
+    );
+    const runtime = new FakeRuntime();
+    publishAll(runtime);
+    const first = startAgent('node-r', runtime);
+    const cached = (image: string) =>
+      cache('node-r')?.status?.images.find((i) => i.image === image);
+    await eventually(
+      () =>
+        presentImages('node-r').join() === [IMG('db'), IMG('web')].join() &&
+        cached(IMG('web'))?.pinnedByPrepull === true &&
+        cached(IMG('db'))?.cleanup === 'Remove',
+    );
+    expect(cached(IMG('db'))).toMatchObject({ pulledByPrepull: true, pinnedByPrepull: true });
+    first.signals.emit('SIGTERM');
+    expect(await first.exit).toBe(0);
+
+    // While the agent is down, one PrePull is deleted.
+    const drop = server.get('prepull.dev/v1alpha1', 'PrePull', 'drop', 'data');
+    server.store.remove('prepull.dev/prepulls', drop!);
+    runtime.reopen();
+    const before = runtime.calls.length;
+    const second = startAgent('node-r', runtime);
+    await eventually(
+      () => cache('node-r')?.status?.released?.some((r) => r.image === IMG('db')) === true,
+    );
+    expect(cache('node-r')?.status?.released).toEqual([
+      { image: IMG('db'), action: 'Removed', time: expect.any(String) },
+    ]);
+    // The image still wanted was never unpinned, not even for a moment at start.
+    const changes = runtime.calls
+      .slice(before)
+      .filter((c) => c.op === 'unpin' || c.op === 'remove' || c.op === 'pull');
+    expect(changes).toEqual([{ op: 'remove', ref: IMG('db') }]);
+    expect(await runtime.imageStatus(IMG('web'))).toMatchObject({ pinned: true });
+    expect(await runtime.imageStatus(IMG('db'))).toBeUndefined();
+    await eventually(() => presentImages('node-r').join() === IMG('web'));
+    expect(cached(IMG('web'))).toMatchObject({ pulledByPrepull: true, pinnedByPrepull: true });
+    second.signals.emit('SIGTERM');
+    expect(await second.exit).toBe(0);
+  }, 60_000);
+
   it('reads only the pull secrets PrePulls name; a missing secret fails only its images, and no secret value leaks', async () => {
     const auth = Buffer.from(`puller:${CANARY}`).toString('base64');
     server.apply(
@@ -291,8 +337,12 @@ describe('prepull agent', () => {
     await eventually(() => state() === 'AwaitingAdmission');
     // Not admitted: a second look, a while later, still shows no pull.
     await new Promise((r) => setTimeout(r, 500));
-    expect(p.runtime.calls.filter((c) => c.op === 'pull')).toEqual([]);
-    expect(cache('node-p')?.status?.images[0]?.message).toMatch(/admit this node/);
+    const pullsOfCache = (): number =>
+      p.runtime.calls.filter((c) => c.op === 'pull' && c.ref === IMG('cache')).length;
+    expect(pullsOfCache()).toBe(0);
+    expect(cache('node-p')?.status?.images.find((i) => i.image === IMG('cache'))?.message).toMatch(
+      /admit this node/,
+    );
 
     // The controller's write, as it makes it: a merge patch of the status subresource.
     const admin = KubeClient.load(server.adminKubeconfig());
@@ -324,8 +374,7 @@ describe('prepull agent', () => {
     );
     await new Promise((r) => setTimeout(r, 200));
     await p.runtime.remove(IMG('cache'));
-    const pulls = (): number => p.runtime.calls.filter((c) => c.op === 'pull').length;
-    await eventually(() => pulls() === 2 && presentImages('node-p').includes(IMG('cache')));
+    await eventually(() => pullsOfCache() === 2 && presentImages('node-p').includes(IMG('cache')));
     p.signals.emit('SIGTERM');
     expect(await p.exit).toBe(0);
   }, 60_000);

@@ -2,6 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { HELP, main, run, version } from './main.ts';
 import { SYNC_USAGE } from '../config/sync.ts';
+import { CONTROLLER_USAGE } from '../config/controller.ts';
 
 function capture(argv: string[]): { code: number; out: string; err: string } {
   let out = '';
@@ -38,6 +39,18 @@ describe('prepull command line', () => {
     expect(out).toBe(SYNC_USAGE);
     expect(await main(['sync'], io)).toBe(2);
     expect(err).toContain('prepull sync: -f FILE|DIR is required');
+    expect(err).toContain('ERR_USAGE');
+  });
+
+  it('dispatches controller: its help, and usage errors with exit 2', async () => {
+    let out = '';
+    let err = '';
+    const io = { out: (t: string) => (out += t), err: (t: string) => (err += t) };
+    expect(HELP).toContain('prepull controller --help');
+    expect(await main(['controller', '--help'], io)).toBe(0);
+    expect(out).toBe(CONTROLLER_USAGE);
+    expect(await main(['controller', '--retry-period', 'soon'], io)).toBe(2);
+    expect(err).toContain('prepull controller: --retry-period must be a number of seconds');
     expect(err).toContain('ERR_USAGE');
   });
 });

@@ -21,13 +21,15 @@ Usage:
   prepull --version | -V
 
 Commands:
-  sync      reconcile this machine's container runtime with PrePull files, without a cluster
-            (\`prepull sync --help\`)
-  agent     the in-cluster DaemonSet: watch PrePulls through the Kubernetes API, keep this
-            node's images, report NodeImageCache status and Events (\`prepull agent --help\`)
-  audit     find, from manifests, the containers whose image no PrePull keeps on their nodes
-            (\`prepull audit --help\`)
-  generate  write a PrePull listing every image the manifests use (\`prepull generate --help\`)
+  sync        reconcile this machine's container runtime with PrePull files, without a cluster
+              (\`prepull sync --help\`)
+  agent       the in-cluster DaemonSet: watch PrePulls through the Kubernetes API, keep this
+              node's images, report NodeImageCache status and Events (\`prepull agent --help\`)
+  controller  the in-cluster Deployment: PrePull status from every node's report, paced
+              rollouts, node labels and taints; one replica leads (\`prepull controller --help\`)
+  audit       find, from manifests, the containers whose image no PrePull keeps on their nodes
+              (\`prepull audit --help\`)
+  generate    write a PrePull listing every image the manifests use (\`prepull generate --help\`)
 
 Flags:
   -h, --help      print this help and exit
@@ -56,7 +58,7 @@ export function run(argv: readonly string[], io: Output = stdio): number {
   }
 }
 
-const COMMANDS = new Set(['sync', 'agent', 'audit', 'generate']);
+const COMMANDS = new Set(['sync', 'agent', 'controller', 'audit', 'generate']);
 
 export async function main(argv: readonly string[], io: Output = stdio): Promise<number> {
   const [command, ...rest] = argv;
@@ -69,6 +71,10 @@ export async function main(argv: readonly string[], io: Output = stdio): Promise
     if (command === 'agent') {
       const { runAgent } = await import('./agent.ts');
       return await runAgent(rest, io);
+    }
+    if (command === 'controller') {
+      const { runController } = await import('./controller.ts');
+      return await runController(rest, io);
     }
     const { runSync } = await import('./sync.ts');
     return await runSync(rest, io);

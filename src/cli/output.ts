@@ -1,6 +1,6 @@
 // The per-image result `prepull sync` prints: a table for people, or one JSON document for
 // scripts (logs go to stderr, so stdout stays parseable).
-import type { ImageReport } from '../image/report.ts';
+import type { ImageReport, ReleasedImage } from '../image/report.ts';
 
 export interface SyncResult {
   node: string;
@@ -8,6 +8,8 @@ export interface SyncResult {
   images: ImageReport[];
   /** Problems with the PrePull files themselves (a bad object fails alone). */
   fileErrors: { code: string; message: string }[];
+  /** Images no PrePull file wants any more, released since the last result printed, oldest first. */
+  released?: ReleasedImage[];
   ok: boolean;
 }
 
@@ -66,6 +68,9 @@ export function renderTable(result: SyncResult): string {
       .trimEnd();
   const out = [line(header), ...rows.map(line)];
   for (const error of result.fileErrors) out.push(`error: ${error.message} (${error.code})`);
+  for (const r of result.released ?? []) {
+    out.push(`released: ${r.image} ${r.action}${r.reason !== undefined ? ` (${r.reason})` : ''}`);
+  }
   const present = result.images.filter((r) => r.state === 'Present').length;
   out.push(
     `${present}/${result.images.length} images present on ${result.node} (${result.runtime.name} ${result.runtime.version})` +

@@ -7,6 +7,7 @@ import { PrepullError } from '../errors.ts';
 import { FakeRuntime, detectedFake } from '../runtime/testing/fake.ts';
 import type { SyncResult } from './output.ts';
 import { runSync } from './sync.ts';
+import { pollUntil } from '../testing/poll.ts';
 
 const IMAGE = 'r.io/shop/big:1';
 
@@ -82,5 +83,70 @@ describe('prepull sync interrupted while starting', () => {
 
   it('without --once, stops and exits 0', async () => {
     expect((await interruptedDuringStart(false)).code).toBe(0);
+  });
+});
+
+const POLL = { timeoutMs: 10_000, intervalMs: 20 };
+
+describe('prepull sync releasing what the files drop', () => {
+  it('unpins an image dropped from a file while running, and prints it once', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'prepull-sync-test-'));
+    const signals = new EventEmitter();
+    let running: Promise<number> | undefined;
+    try {
+      const file = join(dir, 'shop.yaml');
+      const write = (images: string[]): void => {
+        writeFileSync(
+          file,
+          JSON.stringify({
+            apiVersion: 'prepull.dev/v1alpha1',
+            kind: 'PrePull',
+            metadata: { name: 'shop', namespace: 'shop' },
+            spec: { images: images.map((image) => ({ image })), verify: 'None' },
+          }),
+        );
+      };
+      const runtime = new FakeRuntime();
+      const [a, b] = ['r.io/shop/a:1', 'r.io/shop/b:1'];
+      runtime.publish(a, {
+        digest: `sha256:${'a'.repeat(64)}`,
+        id: `sha256:${'1'.repeat(64)}`,
+        size: 1,
+      });
+      runtime.publish(b, {
+        digest: `sha256:${'b'.repeat(64)}`,
+        id: `sha256:${'2'.repeat(64)}`,
+        size: 1,
+      });
+      write([a, b]);
+      const outputs: string[] = [];
+      const io = { out: (t: string) => outputs.push(t), err: () => undefined };
+      running = runSync(['-f', file, '--log-level', 'silent'], io, signals, detectedFake(runtime));
+      await pollUntil(
+        'the first result',
+        () => outputs.some((o) => o.includes('2/2 images present')),
+        POLL,
+      );
+      write([a]);
+      await pollUntil(
+        'a result after the release',
+        () => outputs.some((o) => o.includes('released:')),
+        POLL,
+      );
+      const printed = outputs.find((o) => o.includes('released:'))!;
+      expect(printed).toContain(`released: ${b} Unpinned`);
+      expect(printed).toContain('1/1 images present');
+      expect((await runtime.imageStatus(b))?.pinned).toBe(false);
+      expect((await runtime.imageStatus(a))?.pinned).toBe(true);
+      // Touching the file again prints no release twice.
+      write([a]);
+      const before = outputs.length;
+      await pollUntil('another result', () => outputs.length > before, POLL);
+      expect(outputs.slice(before).join('')).not.toContain('released:');
+    } finally {
+      signals.emit('SIGTERM');
+      if (running !== undefined) expect(await running).toBe(0);
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

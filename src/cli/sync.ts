@@ -11,7 +11,7 @@ import { PrepullError } from '../errors.ts';
 import { cronScheduler } from '../reconcile/cron.ts';
 import { Engine } from '../reconcile/engine.ts';
 import type { CredentialProvider } from '../reconcile/types.ts';
-import type { ImageReport } from '../image/report.ts';
+import type { ImageReport, ReleasedImage } from '../image/report.ts';
 import type { RegistryClient } from '../registry/client.ts';
 import { detectRuntime } from '../runtime/detect.ts';
 import { imageMatchesDigest } from '../image/digest.ts';
@@ -43,11 +43,16 @@ function dockerConfigCredentials(path: string | undefined, log: Logger): Credent
   };
 }
 
+function sameRelease(a: ReleasedImage, b: ReleasedImage | undefined): boolean {
+  return a.time === b?.time && a.image === b.image && a.action === b.action;
+}
+
 function result(
   config: SyncConfig,
   info: RuntimeInfo,
   images: ImageReport[],
   fileErrors: PrepullError[],
+  released: ReleasedImage[],
 ): SyncResult {
   const verifiedWhereAsked = images.every(
     (r) => r.state === 'Present' && r.reason !== 'VerifyFailed',
@@ -57,6 +62,7 @@ function result(
     runtime: { name: info.name, version: info.version, endpoint: info.endpoint },
     images,
     fileErrors: fileErrors.map((e) => ({ code: e.code, message: e.message })),
+    ...(released.length > 0 ? { released } : {}),
     ok: verifiedWhereAsked && fileErrors.length === 0,
   };
 }
@@ -150,7 +156,11 @@ export async function runSync(
       log,
       metrics,
     },
-    { labels: config.nodeLabels, pullConcurrency: config.pullConcurrency },
+    {
+      labels: config.nodeLabels,
+      pullConcurrency: config.pullConcurrency,
+      cleanup: config.cleanup,
+    },
   );
   const running: Running = { engine, runtime: detected.runtime, registry, watchers: [] };
   if (config.metricsAddress !== undefined) {
@@ -167,8 +177,14 @@ export async function runSync(
       'serving /metrics, /healthz, /readyz',
     );
   }
+  // Each release is printed once, with the first result after it (the list is newest first).
+  let lastPrinted: ReleasedImage | undefined;
   const print = (images: ImageReport[]): boolean => {
-    const outcome = result(config, info, images, files.errors);
+    const all = engine.released();
+    const seen = lastPrinted === undefined ? -1 : all.findIndex((r) => sameRelease(r, lastPrinted));
+    const fresh = (seen === -1 ? all : all.slice(0, seen)).reverse();
+    lastPrinted = all[0] ?? lastPrinted;
+    const outcome = result(config, info, images, files.errors, fresh);
     io.out(config.output === 'json' ? renderJson(outcome) : renderTable(outcome));
     return outcome.ok;
   };

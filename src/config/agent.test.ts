@@ -9,6 +9,7 @@ describe('prepull agent flags', () => {
       pullConcurrency: 2,
       logLevel: 'info',
       shutdownGraceMs: 20_000,
+      cleanup: 'Unpin',
       insecureRegistries: [],
       requireAdmission: false,
       heartbeatMs: 60_000,
@@ -40,6 +41,8 @@ describe('prepull agent flags', () => {
         '--require-admission',
         '--heartbeat-interval',
         '15',
+        '--cleanup',
+        'Remove',
       ],
       { NODE_NAME: 'ignored' },
     );
@@ -56,6 +59,7 @@ describe('prepull agent flags', () => {
       shutdownGraceMs: 5000,
       requireAdmission: true,
       heartbeatMs: 15_000,
+      cleanup: 'Remove',
     });
   });
 
@@ -72,6 +76,9 @@ describe('prepull agent flags', () => {
     expect(() => parseAgentArgs(['--bogus'], { NODE_NAME: 'n' })).toThrow(/--bogus/);
     expect(() => parseAgentArgs(['--heartbeat-interval', '0'], { NODE_NAME: 'n' })).toThrow(
       /--heartbeat-interval must be a number of seconds from 1 to 3600, got "0"/,
+    );
+    expect(() => parseAgentArgs(['--cleanup', 'Delete'], { NODE_NAME: 'n' })).toThrow(
+      /--cleanup must be one of Unpin, Remove, got "Delete"/,
     );
     expect(parseAgentArgs(['--help'], {})).toBe('help');
   });

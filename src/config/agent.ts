@@ -1,13 +1,16 @@
 // Flags and environment of `prepull agent`, parsed and validated once into one typed object. The
 // node name comes from --node-name or NODE_NAME (the downward API in the DaemonSet).
 import { parseArgs } from 'node:util';
+import type { CleanupPolicy } from '../api/prepull.ts';
 import { PrepullError } from '../errors.ts';
 import { LOG_LEVELS, type LogLevel } from '../telemetry/logger.ts';
 import {
   oneOf,
   parseAddress,
+  parseCleanup,
   parseConcurrency,
   parseRegistryCAs,
+  parseSeconds,
   runtimeFlags,
   withHelpHint,
 } from './sync.ts';
@@ -29,6 +32,8 @@ export interface AgentConfig {
   requireAdmission: boolean;
   /** While pulling, the NodeImageCache is written at least this often (the controller's sign of life). */
   heartbeatMs: number;
+  /** What happens to images no PrePull wants any more, where the PrePulls do not ask Remove. */
+  cleanup: CleanupPolicy;
 }
 
 export const AGENT_USAGE = `Usage: prepull agent [flags]
@@ -55,31 +60,12 @@ Flags:
       --heartbeat-interval S  while pulling, write the NodeImageCache at least every S
                               seconds even if nothing changed (default 60; keep the
                               controller's --admission-timeout above twice this)
+      --cleanup Unpin|Remove  images no PrePull wants any more: Unpin takes prepull's pin
+                              off; Remove also removes those prepull pulled, when no
+                              container uses them (default Unpin; a PrePull may ask Remove)
       --log-level LEVEL       ${LOG_LEVELS.join(', ')} (default info)
   -h, --help                  this help
 `;
-
-function parseGrace(text: string | undefined): number {
-  const value = Number(text ?? '20');
-  if (!Number.isFinite(value) || value < 0 || value > 3600) {
-    throw new PrepullError(
-      'ERR_USAGE',
-      `--shutdown-grace must be a number of seconds from 0 to 3600, got "${text ?? ''}"`,
-    );
-  }
-  return value * 1000;
-}
-
-function parseHeartbeat(text: string | undefined): number {
-  const value = Number(text ?? '60');
-  if (!Number.isFinite(value) || value < 1 || value > 3600) {
-    throw new PrepullError(
-      'ERR_USAGE',
-      `--heartbeat-interval must be a number of seconds from 1 to 3600, got "${text ?? ''}"`,
-    );
-  }
-  return value * 1000;
-}
 
 function parseAgent(
   argv: readonly string[],
@@ -103,6 +89,7 @@ function parseAgent(
         'require-admission': { type: 'boolean' },
         'heartbeat-interval': { type: 'string' },
         'log-level': { type: 'string' },
+        cleanup: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -130,9 +117,16 @@ function parseAgent(
       ? { metricsAddress: parseAddress(v['metrics-address']) }
       : {}),
     logLevel: oneOf('--log-level', v['log-level'], LOG_LEVELS) ?? 'info',
-    shutdownGraceMs: parseGrace(v['shutdown-grace']),
+    shutdownGraceMs: parseSeconds('--shutdown-grace', v['shutdown-grace'], 20, {
+      min: 0,
+      max: 3600,
+    }),
     requireAdmission: v['require-admission'] === true,
-    heartbeatMs: parseHeartbeat(v['heartbeat-interval']),
+    heartbeatMs: parseSeconds('--heartbeat-interval', v['heartbeat-interval'], 60, {
+      min: 1,
+      max: 3600,
+    }),
+    cleanup: parseCleanup(v.cleanup),
   };
 }
 

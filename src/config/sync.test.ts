@@ -18,6 +18,7 @@ describe('parseSyncArgs', () => {
       pullConcurrency: 2,
       output: 'table',
       logLevel: 'info',
+      cleanup: 'Unpin',
     });
   });
 
@@ -52,6 +53,8 @@ describe('parseSyncArgs', () => {
       'json',
       '--log-level',
       'debug',
+      '--cleanup',
+      'Remove',
     ]);
     expect(config).toEqual({
       files: ['a.yaml', 'dir'],
@@ -73,6 +76,7 @@ describe('parseSyncArgs', () => {
       metricsAddress: { host: '127.0.0.1', port: 9464 },
       output: 'json',
       logLevel: 'debug',
+      cleanup: 'Remove',
     });
   });
 

@@ -3,7 +3,7 @@
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { PrepullError } from '../errors.ts';
-import { labelKeyProblem } from '../api/prepull.ts';
+import { type CleanupPolicy, labelKeyProblem } from '../api/prepull.ts';
 import { LOG_LEVELS, type LogLevel } from '../telemetry/logger.ts';
 
 export interface SyncConfig {
@@ -23,7 +23,11 @@ export interface SyncConfig {
   metricsAddress?: { host: string; port: number };
   output: 'table' | 'json';
   logLevel: LogLevel;
+  /** What happens to images no PrePull file wants any more, where the PrePulls do not ask Remove. */
+  cleanup: CleanupPolicy;
 }
+
+export const CLEANUP_POLICIES: readonly CleanupPolicy[] = ['Unpin', 'Remove'];
 
 export const SYNC_USAGE = `Usage: prepull sync -f FILE|DIR [-f ...] [flags]
 
@@ -48,6 +52,10 @@ Flags:
       --pull-concurrency N    pulls at once (default 2)
       --metrics-address H:P   serve /metrics, /healthz and /readyz (default: off)
       --output table|json     result format on stdout (default table); logs go to stderr
+      --cleanup Unpin|Remove  images dropped from the files while running: Unpin takes
+                              prepull's pin off; Remove also removes those prepull pulled,
+                              when no container uses them (default Unpin; a PrePull may ask
+                              Remove)
       --log-level LEVEL       ${LOG_LEVELS.join(', ')} (default info)
   -h, --help                  this help
 `;
@@ -115,6 +123,32 @@ export function parseRegistryCAs(values: readonly string[]): Record<string, stri
   return cas;
 }
 
+/** `--cleanup Unpin|Remove`, Unpin when not given. */
+export function parseCleanup(value: string | undefined): CleanupPolicy {
+  return oneOf('--cleanup', value, CLEANUP_POLICIES) ?? 'Unpin';
+}
+
+/** Seconds from `min` to `max` (as a number of ms); `whole` refuses fractions. */
+export function parseSeconds(
+  flag: string,
+  text: string | undefined,
+  fallback: number,
+  range: { min: number; max: number; whole?: boolean },
+): number {
+  if (text === undefined) return fallback * 1000;
+  const value = text.trim() === '' ? NaN : Number(text);
+  const ok =
+    Number.isFinite(value) &&
+    value >= range.min &&
+    value <= range.max &&
+    (range.whole !== true || Number.isInteger(value));
+  if (!ok) {
+    const kind = range.whole === true ? 'a whole number of seconds' : 'a number of seconds';
+    throw usage(`${flag} must be ${kind} from ${range.min} to ${range.max}, got "${text}"`);
+  }
+  return Math.round(value * 1000);
+}
+
 export function parseConcurrency(text: string | undefined): number {
   const value = Number(text ?? '2');
   if (!Number.isInteger(value) || value < 1 || value > 64) {
@@ -162,6 +196,7 @@ function parseSync(argv: readonly string[]): SyncConfig | 'help' {
         'metrics-address': { type: 'string' },
         output: { type: 'string', short: 'o' },
         'log-level': { type: 'string' },
+        cleanup: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -193,5 +228,6 @@ function parseSync(argv: readonly string[]): SyncConfig | 'help' {
       : {}),
     output: oneOf('--output', v.output, ['table', 'json'] as const) ?? 'table',
     logLevel: oneOf('--log-level', v['log-level'], LOG_LEVELS) ?? 'info',
+    cleanup: parseCleanup(v.cleanup),
   };
 }

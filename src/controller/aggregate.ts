@@ -44,6 +44,7 @@ export interface PrePullView {
   key: string;
   namespace: string;
   name: string;
+  uid?: string;
   generation?: number;
   /** The validated object; undefined when `issues` is not empty. */
   prePull?: PrePull;
@@ -91,10 +92,12 @@ export function readPrePull(object: KubernetesObject): PrePullView {
     namespace,
   );
   const generation = object.metadata?.generation;
+  const uid = object.metadata?.uid;
   return {
     key: `${namespace}/${name}`,
     namespace,
     name,
+    ...(uid !== undefined ? { uid } : {}),
     ...(typeof generation === 'number' ? { generation } : {}),
     ...(prePull !== undefined ? { prePull } : {}),
     issues,

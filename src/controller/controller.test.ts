@@ -246,6 +246,18 @@ describe('Controller', () => {
         ) && JSON.stringify(nodeObject('node-b').taints) === JSON.stringify([OTHER]),
     );
     expect(nodeObject('node-x').labels['prepull.dev/web']).toBeUndefined();
+    // Events on the PrePull: the stalled slot, and the rollout complete.
+    interface Seen {
+      reason?: string;
+      type?: string;
+      related?: { name?: string };
+    }
+    const events = (): Seen[] => server.store.list('events.k8s.io/events');
+    await until('both events', () => events().length >= 2);
+    expect(events().map((e) => [e.type, e.reason, e.related?.name])).toEqual([
+      ['Warning', 'AdmissionTimeout', 'node-b'],
+      ['Normal', 'Ready', undefined],
+    ]);
     expect(counted.nodePatches.every((p) => p.endsWith(':ok'))).toBe(true);
     expect(counted.statusWrites.every((r) => r === 'ok')).toBe(true);
     expect(counted.admitted).toBe(0);

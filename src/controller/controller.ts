@@ -21,6 +21,7 @@ import {
 } from '../api/rollout.ts';
 import type { Clock } from '../clock.ts';
 import type { KubeClient, KubernetesObject } from '../kube/client.ts';
+import { EventRecorder } from '../kube/events.ts';
 import { Watched } from '../kube/watched.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { type PacedPrePull, admit, servedAdmissions } from './admission.ts';
@@ -69,7 +70,12 @@ export interface ControllerParts {
   metrics: ControllerMetrics;
   kube: Pick<KubeClient, 'request' | 'informer'>;
   watchBackoff?: { initialMs: number; maxMs: number };
+  /** This replica's name (the Lease holder identity): the reportingInstance of its Events. */
+  identity?: string;
 }
+
+/** The reportingController of the controller's Events (the agents' are prepull.dev/agent). */
+export const CONTROLLER_NAME = 'prepull.dev/controller';
 
 type PatchKind = 'label' | 'taint';
 
@@ -82,6 +88,7 @@ interface Entry {
 export class Controller {
   readonly #parts: ControllerParts;
   readonly #writer: PrePullStatusWriter;
+  readonly #events: EventRecorder;
   readonly #prePulls: Watched<KubernetesObject>;
   readonly #caches: Watched<KubernetesObject>;
   readonly #nodes: Watched<KubernetesObject>;
@@ -112,6 +119,13 @@ export class Controller {
   constructor(parts: ControllerParts) {
     this.#parts = parts;
     this.#startedAt = parts.clock.now();
+    this.#events = new EventRecorder(parts.kube, {
+      node: parts.identity ?? 'prepull-controller',
+      reportingController: CONTROLLER_NAME,
+      nodeIsRelated: false,
+      clock: parts.clock,
+      log: parts.log,
+    });
     this.#writer = new PrePullStatusWriter(parts.kube, {
       clock: parts.clock,
       log: parts.log,
@@ -183,6 +197,7 @@ export class Controller {
     this.#timer?.abort();
     await this.#running;
     await this.#writer.stop();
+    await this.#events.flush();
     await Promise.all([this.#prePulls.stop(), this.#caches.stop(), this.#nodes.stop()]);
   }
 
@@ -300,12 +315,40 @@ export class Controller {
         rollout: rollouts.get(view.key),
         now: iso,
       });
+      this.#announce(view, previous ?? view.status, status);
       this.#computed.set(view.key, status);
       this.#writer.update(view.key, status);
     }
     metrics.prePulls(entries.length);
     await this.#patchNodes(nodes, entries);
     this.#armTimer(rollouts, now);
+  }
+
+  /** An Event on the PrePull when its Ready condition turns True: the rollout is complete. */
+  #announce(view: PrePullView, before: unknown, after: PrePullStatus): void {
+    const ready = after.conditions.find((c) => c.type === 'Ready');
+    if (ready?.status !== 'True' || readyStatus(before) === 'True' || !this.leading) return;
+    this.#events.record(
+      { namespace: view.namespace, name: view.name, uid: view.uid },
+      { type: 'Normal', reason: 'Ready', action: 'Rollout', note: ready.message },
+    );
+  }
+
+  /** A Warning Event on the PrePull: a stalled node's slot went to another node. */
+  #slotMoved(entries: readonly Entry[], key: string, node: string): void {
+    const view = entries.find((e) => e.view.key === key)?.view;
+    if (view === undefined) return;
+    const seconds = Math.round(this.#parts.options.admissionTimeoutMs / 1000);
+    this.#events.record(
+      { namespace: view.namespace, name: view.name, uid: view.uid },
+      {
+        type: 'Warning',
+        reason: 'AdmissionTimeout',
+        action: 'Admit',
+        note: `node ${node} showed no progress for ${seconds}s; its rollout slot moves to another node`,
+        relatedNode: node,
+      },
+    );
   }
 
   #forgetGone(entries: readonly Entry[]): void {
@@ -346,6 +389,7 @@ export class Controller {
       if (d.reason === 'stalled') {
         this.#stalled.add(d.node);
         log.warn({ prePull: d.prePull, node: d.node }, 'admitted node stalled; its slot moves on');
+        this.#slotMoved(entries, d.prePull, d.node);
       } else log.debug({ prePull: d.prePull, node: d.node, reason: d.reason }, 'node leaves');
     }
     metrics.admitted(result.distinct);
@@ -451,6 +495,15 @@ export class Controller {
       return undefined;
     }
   }
+}
+
+function readyStatus(status: unknown): string | undefined {
+  const conditions = (status as { conditions?: unknown } | null | undefined)?.conditions;
+  if (!Array.isArray(conditions)) return undefined;
+  const ready = (conditions as { type?: unknown; status?: unknown }[]).find(
+    (c) => c.type === 'Ready',
+  );
+  return typeof ready?.status === 'string' ? ready.status : undefined;
 }
 
 function nodeOf(cache: KubernetesObject): string | undefined {

@@ -44,4 +44,25 @@ export interface ImageReport {
   attempts: number;
   /** Duration of the last successful pull, ms. */
   pullDurationMs?: number;
+  /** prepull pulled the image the node holds under this name (ADR 0014, release). */
+  pulledByPrepull?: true;
+  /** prepull set the pin this image carries: it takes it off once no PrePull wants the image. */
+  pinnedByPrepull?: true;
+  /** Every PrePull that wants it says `cleanup: Remove` (absent: Unpin). */
+  cleanup?: 'Remove';
+}
+
+/** What happened to an image no PrePull wants any more (ADR 0014, "Release (agent)"). */
+export type ReleaseAction = 'Unpinned' | 'Removed' | 'Kept';
+
+/** One release, as NodeImageCache `status.released` lists it and `sync` prints it. */
+export interface ReleasedImage {
+  /** The canonical reference. */
+  image: string;
+  /** Removed (it was pulled by prepull and nothing uses it), Unpinned, or Kept as it was. */
+  action: ReleaseAction;
+  /** Why it was kept, or not removed: a container uses it, prepull did not pull it, … */
+  reason?: string;
+  /** When (RFC 3339). */
+  time: string;
 }

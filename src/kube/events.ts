@@ -21,11 +21,17 @@ export interface EventInput {
   reason: string;
   action: string;
   note: string;
+  /** The Node the event is also about (default: the recorder's own node, if it has one). */
+  relatedNode?: string;
 }
 
 export interface EventRecorderOptions {
   /** This node's name: the reportingInstance, and the `related` object. */
   node: string;
+  /** reportingController (default prepull.dev/agent). */
+  reportingController?: string;
+  /** Whether `node` is the events' `related` Node (default true; false for the controller). */
+  nodeIsRelated?: boolean;
   clock: Clock;
   log: Logger;
   /** Events one object may get at once (default 25, as client-go's spam filter). */
@@ -67,7 +73,14 @@ export class EventRecorder {
 
   constructor(api: KubeRequester, options: EventRecorderOptions) {
     this.#api = api;
-    this.#options = { burst: 25, refillMs: 10_000, seriesWindowMs: 6 * 60_000, ...options };
+    this.#options = {
+      burst: 25,
+      refillMs: 10_000,
+      seriesWindowMs: 6 * 60_000,
+      reportingController: REPORTING_CONTROLLER,
+      nodeIsRelated: true,
+      ...options,
+    };
   }
 
   /** Records an event on a PrePull; sent in order, in the background. */
@@ -80,9 +93,15 @@ export class EventRecorder {
       return;
     }
     const note = input.note.slice(0, NOTE_LIMIT);
-    const key = [object, regarding.uid ?? '', input.type, input.reason, input.action, note].join(
-      '\u0000',
-    );
+    const key = [
+      object,
+      regarding.uid ?? '',
+      input.type,
+      input.reason,
+      input.action,
+      note,
+      input.relatedNode ?? '',
+    ].join('\u0000');
     this.#queue = this.#queue.then(() => this.#send(key, regarding, { ...input, note }, now));
   }
 
@@ -155,12 +174,13 @@ export class EventRecorder {
   }
 
   #event(name: string, regarding: Regarding, input: EventInput, now: number): object {
+    const related = input.relatedNode ?? (this.#options.nodeIsRelated ? this.#options.node : '');
     return {
       apiVersion: 'events.k8s.io/v1',
       kind: 'Event',
       metadata: { name, namespace: regarding.namespace },
       eventTime: microTime(now),
-      reportingController: REPORTING_CONTROLLER,
+      reportingController: this.#options.reportingController,
       reportingInstance: this.#options.node,
       action: input.action,
       reason: input.reason,
@@ -173,7 +193,7 @@ export class EventRecorder {
         name: regarding.name,
         ...(regarding.uid !== undefined ? { uid: regarding.uid } : {}),
       },
-      related: { apiVersion: 'v1', kind: 'Node', name: this.#options.node },
+      ...(related !== '' ? { related: { apiVersion: 'v1', kind: 'Node', name: related } } : {}),
     };
   }
 

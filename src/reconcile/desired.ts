@@ -3,7 +3,7 @@
 // by several PrePulls is one entry; where their settings differ, the stricter one wins (see
 // docs/adr/0004-merging-prepulls.md). References are normalised, so `nginx` and
 // `docker.io/library/nginx:latest` are the same image.
-import { type PrePull, selectsNode } from '../api/prepull.ts';
+import { type CleanupPolicy, type PrePull, selectsNode } from '../api/prepull.ts';
 import { isPrepullError } from '../errors.ts';
 import { type ImageReference, parseReference } from '../image/reference.ts';
 import type { Wanted } from './state.ts';
@@ -32,6 +32,8 @@ export interface DesiredImage extends Wanted {
    * unpaced PrePull admits every node; a paced one those its status lists — ADR 0014).
    */
   admitted: boolean;
+  /** What to do once no PrePull wants it: Remove only if every one of them says Remove. */
+  cleanup: CleanupPolicy;
 }
 
 function stricter(into: DesiredImage, prePull: PrePull): void {
@@ -41,6 +43,8 @@ function stricter(into: DesiredImage, prePull: PrePull): void {
   if (spec.pin) into.pin = true;
   into.timeoutSeconds = Math.max(into.timeoutSeconds, spec.timeoutSeconds);
   into.backoffLimit = Math.max(into.backoffLimit, spec.backoffLimit);
+  // Removing is the weaker guarantee: one PrePull that only unpins keeps the image.
+  if (spec.cleanup !== 'Remove') into.cleanup = 'Unpin';
 }
 
 function keyOf(written: string): {
@@ -81,6 +85,7 @@ function newEntry(
     pin: spec?.pin ?? true,
     timeoutSeconds: spec?.timeoutSeconds ?? 1800,
     backoffLimit: spec?.backoffLimit ?? 6,
+    cleanup: 'Unpin',
     requiredBy: [],
     secrets: [],
     schedules: [],
@@ -109,6 +114,7 @@ function add(
   let entry = desired.get(parsed.key);
   if (entry === undefined) {
     entry = newEntry(parsed.key, written, parsed, prePull);
+    if (prePull !== undefined) entry.cleanup = prePull.spec.cleanup;
     desired.set(parsed.key, entry);
   } else if (prePull !== undefined) {
     stricter(entry, prePull);

@@ -2,19 +2,22 @@
 // holding the desired images. It lists the runtime once at start, then learns of changes from
 // deletion events (or a cheap periodic list where the runtime has none), runs each image through
 // the state machine in state.ts on a keyed work queue, pulls with bounded concurrency, verifies
-// tags against the registry, pins, and reports state. It never removes an image.
+// tags against the registry, pins, and reports state. An image no PrePull wants any more is
+// released (release.ts): unpinned, and removed only where asked and only if prepull pulled it.
 //
 // This file is the loop that ties the parts together: reading the node (observe.ts), pulling and
 // pinning (pull.ts), asking the registry (verify.ts) and telling the world (report.ts).
 import type { PrePull } from '../api/prepull.ts';
 import { findImage } from '../image/names.ts';
 import type { ImageReport } from '../image/report.ts';
+import type { ReleasedImage } from '../image/report.ts';
 import type { RuntimeImage } from '../runtime/types.ts';
 import { PULL_BACKOFF } from './backoff.ts';
 import { type DesiredImage, desiredImages } from './desired.ts';
 import { Observer, observe, runtimeCall } from './observe.ts';
 import { Puller } from './pull.ts';
 import { WorkQueue } from './queue.ts';
+import { type PreviousStatus, Releaser } from './release.ts';
 import { ImageFsSampler, Reporter } from './report.ts';
 import { NEW_HISTORY, afterReset, decide } from './state.ts';
 import { type EngineDeps, type EngineOptions, type Entry, errorInfo } from './types.ts';
@@ -29,6 +32,7 @@ export class Engine {
   readonly #reporter: Reporter;
   readonly #imageFs: ImageFsSampler;
   readonly #puller: Puller;
+  readonly #releaser: Releaser;
   readonly #stops: (() => void)[] = [];
   /** Set by stop(): a watch that only becomes live afterwards is ended at once. */
   #stopRequested = false;
@@ -46,6 +50,7 @@ export class Engine {
       verifyTtlMs: 60_000,
       resyncIntervalMs: 30_000,
       backoff: PULL_BACKOFF,
+      cleanup: 'Unpin',
       ...options,
     };
     this.#queue = new WorkQueue<string>({
@@ -61,6 +66,31 @@ export class Engine {
     this.#reporter = new Reporter(deps, this.#entries);
     this.#imageFs = new ImageFsSampler(deps);
     this.#puller = new Puller(deps, this.#options, this.#reporter, this.#imageFs);
+    this.#releaser = new Releaser(deps, {
+      cleanup: () => this.#options.cleanup,
+      entries: this.#entries,
+      sandboxImage: () => this.#sandboxImage,
+      onChange: () => {
+        this.#reporter.publish();
+      },
+    });
+  }
+
+  /**
+   * What prepull pulled and pinned, and what it released, as the node's last status says (the
+   * agent's NodeImageCache): call before start(). Images listed there and not wanted once
+   * start() has the PrePulls are released then; images it listed Present were held, so pulling
+   * one back is a repair that no paced rollout delays.
+   */
+  remember(previous: PreviousStatus | undefined): void {
+    this.#releaser.remember(previous);
+    const held = (previous?.images ?? []).filter((i) => i.state === 'Present');
+    this.rememberHeld(held.map((i) => i.image));
+  }
+
+  /** Images released since start (and before it, as remembered), newest first. */
+  released(): ReleasedImage[] {
+    return this.#releaser.released();
   }
 
   /** Subscribes to report changes (called after each state change, with every image). */
@@ -88,6 +118,7 @@ export class Engine {
     const images = await runtimeCall(metrics, 'list', () => runtime.listImages());
     this.#started = true;
     this.#recompute(images);
+    this.#releaser.releaseForgotten();
     this.#imageFs.sample();
     if (runtime.capabilities.deletionEvents) {
       const stop = await runtimeCall(metrics, 'watch', () =>
@@ -148,6 +179,7 @@ export class Engine {
    */
   async settled(): Promise<ImageReport[]> {
     for (;;) {
+      await this.#releaser.idle();
       await this.#queue.idle();
       const unsettled = [...this.#entries.values()].filter((e) => !isResting(e));
       if (unsettled.length === 0) return this.reports();
@@ -172,6 +204,7 @@ export class Engine {
   /** Stops watching and scheduling; aborts pulls in flight (and those waiting for a slot). */
   async stop(): Promise<void> {
     this.#stopRequested = true;
+    this.#releaser.stop();
     for (const stop of this.#stops.splice(0)) stop();
     await this.#queue.shutDown();
   }
@@ -184,11 +217,11 @@ export class Engine {
       this.#sandboxImage,
       this.#admitting,
     );
-    for (const ref of this.#entries.keys()) {
+    for (const [ref, entry] of this.#entries) {
       if (desired.has(ref)) continue;
       this.#entries.delete(ref);
       this.#queue.forget(ref);
-      this.#deps.log.info({ image: ref }, 'no longer required (kept on the node)');
+      this.#releaser.release(entry);
     }
     for (const [ref, want] of desired) {
       const existing = this.#entries.get(ref);
@@ -203,6 +236,7 @@ export class Engine {
         // With a fresh list (start-up, a re-list) the entry is observed; without one (a PrePull
         // added later) handle() asks the runtime before it decides anything.
         if (images !== undefined) observe(entry, findImage(images, ref), now);
+        this.#releaser.recall(entry);
         this.#entries.set(ref, entry);
         this.#watchSchedules(entry);
       } else if (!sameWanted(existing.desired, want)) {

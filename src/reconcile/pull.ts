@@ -84,6 +84,7 @@ export class Puller {
       metrics.pullDuration.observe({ result: 'success' }, seconds);
       metrics.pulledBytes.inc(image.size);
       observe(entry, image, clock.now());
+      entry.pulledId = image.id;
       entry.pullDurationMs = clock.now() - started;
       entry.history = afterPullSucceeded(entry.history);
       delete entry.pinError;
@@ -159,6 +160,8 @@ export class Puller {
       if (image !== undefined && !image.pinned) {
         throw new Error('the runtime still reports the image unpinned after pinning it');
       }
+      // It was unpinned when the engine decided to pin: this pin is prepull's to take off.
+      if (image !== undefined) entry.pinnedId = image.id;
     } catch (error) {
       // Report the image as the runtime sees it, and stop asking until the image changes.
       entry.pinError = errorInfo(error);

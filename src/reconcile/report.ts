@@ -36,6 +36,9 @@ export function reportOf(entry: Entry): ImageReport {
       : {}),
     attempts: history.attempts,
     ...(entry.pullDurationMs !== undefined ? { pullDurationMs: entry.pullDurationMs } : {}),
+    ...(image !== undefined && entry.pulledId === image.id ? { pulledByPrepull: true } : {}),
+    ...(image?.pinned === true && entry.pinnedId === image.id ? { pinnedByPrepull: true } : {}),
+    ...(desired.cleanup === 'Remove' ? { cleanup: 'Remove' } : {}),
   };
 }
 

@@ -1,5 +1,6 @@
 // The engine's vocabulary, shared by its parts: what it is given (dependencies, options), what it
 // keeps per image (Entry), and how it reads a failure. Types only, plus two small error readers.
+import type { CleanupPolicy } from '../api/prepull.ts';
 import type { Clock } from '../clock.ts';
 import { isPrepullError } from '../errors.ts';
 import type { RegistryCredential } from '../image/credential.ts';
@@ -71,6 +72,8 @@ export interface EngineOptions {
   /** Re-list interval when the runtime cannot report deletions. */
   resyncIntervalMs?: number;
   backoff?: BackoffPolicy;
+  /** Cleanup for every image that leaves the desired set (default Unpin; PrePulls may ask Remove). */
+  cleanup?: CleanupPolicy;
 }
 
 /** Everything the engine knows about one desired image. */
@@ -90,6 +93,10 @@ export interface Entry {
   pinError?: ErrorInfo;
   /** It has been Present on this node: a pull after that is a repair. */
   wasPresent?: boolean;
+  /** The image ID prepull pulled under this name (release may remove only that). */
+  pulledId?: string;
+  /** The image ID prepull pinned, unpinned when it found it (release unpins only that). */
+  pinnedId?: string;
 }
 
 export function errorInfo(error: unknown): ErrorInfo {

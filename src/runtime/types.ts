@@ -109,6 +109,14 @@ export interface ImageRuntime {
   imageFsInfo(): Promise<ImageFsUsage[]>;
 
   /**
+   * IDs of the images containers use, as kubelet's image GC counts them before removing anything:
+   * every container, running or exited (until it is removed), and where the runtime has pod
+   * sandboxes, the sandbox (pause) image while any sandbox exists. One list call (plus a status
+   * call for a container that names its image only by reference).
+   */
+  imagesInUse(): Promise<Set<string>>;
+
+  /**
    * Reports removals until the returned function is called. Resolves once the subscription is
    * live, so a removal made after it resolves is reported. Re-subscribes by itself when the
    * stream breaks, reporting a `gap`.

@@ -86,6 +86,12 @@ export class Metrics {
     labelNames: ['operation', 'code'] as const,
     registers: [this.registry],
   });
+  readonly imagesReleased = new Counter({
+    name: 'prepull_images_released_total',
+    help: 'Images no PrePull wants any more, by what was done: Unpinned, Removed, Kept (left as they were), Failed (a runtime call failed).',
+    labelNames: ['action'] as const,
+    registers: [this.registry],
+  });
   readonly lastSync = new Gauge({
     name: 'prepull_last_sync_timestamp_seconds',
     help: 'When every required image was last seen Present and verified where asked (Unix time).',

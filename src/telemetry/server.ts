@@ -1,7 +1,13 @@
 // The HTTP endpoint for Prometheus and probes: /metrics, /healthz (the process serves) and
-// /readyz (the caller's readiness check, e.g. runtime reachable and, in the agent, caches synced).
+// /readyz (the caller's readiness check, e.g. runtime reachable and, in the agent, caches synced;
+// in the controller, caches synced).
 import { type Server, createServer } from 'node:http';
-import type { Metrics } from './metrics.ts';
+
+/** What /metrics serves: the agent's Metrics or the controller's PrometheusControllerMetrics. */
+export interface MetricsSource {
+  render(): Promise<string>;
+  readonly contentType: string;
+}
 
 export interface TelemetryServer {
   /** The bound port (useful with port 0). */
@@ -10,7 +16,7 @@ export interface TelemetryServer {
 }
 
 export async function startTelemetryServer(
-  metrics: Metrics,
+  metrics: MetricsSource,
   address: { host: string; port: number },
   ready: () => Promise<string | undefined>,
 ): Promise<TelemetryServer> {

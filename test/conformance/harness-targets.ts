@@ -78,6 +78,40 @@ function baseTarget(kind: Kind, parts: Parts, runtime: ImageRuntime): Target {
         await new Docker({ socketPath: info.docker!.socket }).getImage(ref).remove();
       }
     },
+    async useImage(ref) {
+      if (kind === 'docker') {
+        const docker = new Docker({ socketPath: info.docker!.socket });
+        // Created, not started: the conformance images are not runnable, and Docker counts a
+        // created container as using its image all the same.
+        const container = await docker.createContainer({ Image: ref, Cmd: ['/bin/true'] });
+        return async () => {
+          await container.remove({ force: true });
+        };
+      }
+      // As kubelet: a pod sandbox (running the sandbox image), then the container in it.
+      const cri = new KubeletCri(info.containerd!.socket);
+      const name = `in-use-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+      try {
+        const pod = await cri.startPod({
+          image: ref,
+          name,
+          workDir: info.workDir,
+          cgroupParent: info.containerd!.cgroupParent,
+          command: ['/bin/true'],
+          start: false,
+        });
+        return async () => {
+          try {
+            await pod.remove();
+          } finally {
+            cri.close();
+          }
+        };
+      } catch (error) {
+        cri.close();
+        throw error;
+      }
+    },
     async pinnedNatively(ref) {
       if (kind === 'docker') return undefined;
       const { stdout } = await run('ctr', [

@@ -361,6 +361,8 @@ describe('NodeImageCache', () => {
         pinned: i % 2 === 0,
         lastVerified: new Date(Date.UTC(2026, 4, 1, 10, i)).toISOString(),
         attempts: i,
+        ...(i % 2 === 0 ? { pulledByPrepull: true as const, pinnedByPrepull: true as const } : {}),
+        ...(i === 1 ? { cleanup: 'Remove' as const } : {}),
       })),
       {
         name: 'containerd',
@@ -368,8 +370,30 @@ describe('NodeImageCache', () => {
         endpoint: 'unix:///run/containerd/containerd.sock',
       },
       { usedBytes: 123, capacityBytes: 456 },
-      { now: new Date(Date.UTC(2026, 4, 1, 10, 0, 0, 500)).toISOString() },
+      {
+        now: new Date(Date.UTC(2026, 4, 1, 10, 0, 0, 500)).toISOString(),
+        released: [
+          {
+            image: 'registry.internal:5000/app/old:1',
+            action: 'Removed',
+            time: '2026-05-01T09:59:00.000Z',
+          },
+          {
+            image: 'registry.internal:5000/app/older:1',
+            action: 'Kept',
+            reason: 'a container uses it',
+            time: '2026-05-01T09:58:00.000Z',
+          },
+          {
+            image: 'registry.internal:5000/app/oldest:1',
+            action: 'Unpinned',
+            time: '2026-05-01T09:57:00.000Z',
+          },
+        ],
+      },
     );
+    expect(status.released).toHaveLength(3);
+    expect(status.images.filter((i) => i.pulledByPrepull === true)).toHaveLength(3);
     const created: Obj = await custom.createClusterCustomObject({
       ...nic,
       body: {

@@ -10,6 +10,9 @@ import { ResourceQuota } from 'kubernetes-models/v1/ResourceQuota';
 import { Service } from 'kubernetes-models/v1/Service';
 import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import { DaemonSet, type IDaemonSet } from 'kubernetes-models/apps/v1/DaemonSet';
+import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
+import { Role } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role';
+import { RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding';
 import {
   ClusterRole,
   type IClusterRole,
@@ -29,6 +32,7 @@ import {
   type IServiceMonitor,
 } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
 import { DEFAULTS, MAX_CONCURRENT_NODES, MAX_IMAGES } from '../../src/api/prepull.ts';
+import { MAX_RELEASED } from '../../src/api/nodeimagecache.ts';
 import { DEFAULT_SOCKETS } from '../../src/runtime/detect.ts';
 import { parseAgentArgs } from '../../src/config/agent.ts';
 import {
@@ -55,6 +59,9 @@ const MODELS: Record<string, new (data: never) => Validatable> = {
   'v1/Service': Service,
   'v1/ResourceQuota': ResourceQuota,
   'apps/v1/DaemonSet': DaemonSet,
+  'apps/v1/Deployment': Deployment,
+  'rbac.authorization.k8s.io/v1/Role': Role,
+  'rbac.authorization.k8s.io/v1/RoleBinding': RoleBinding,
   'rbac.authorization.k8s.io/v1/ClusterRole': ClusterRole,
   'rbac.authorization.k8s.io/v1/ClusterRoleBinding': ClusterRoleBinding,
   'apiextensions.k8s.io/v1/CustomResourceDefinition': CustomResourceDefinition,
@@ -190,6 +197,8 @@ describe('kustomization.yaml', () => {
       'resourcequota.yaml',
       'daemonset.yaml',
       'service.yaml',
+      'controller-rbac.yaml',
+      'controller.yaml',
     ]);
     const monitoring = kustomizations.find(
       (k) => k.file === 'deploy/monitoring/kustomization.yaml',
@@ -237,8 +246,13 @@ describe('RBAC', () => {
     const elsewhere = manifests.filter(
       (m) => /^(Cluster)?Role(Binding)?$/.test(String(m.doc.kind)) && m.file !== 'deploy/rbac.yaml',
     );
+    // The controller's grants: test/deploy/controller.test.ts.
     expect(elsewhere.map((m) => `${m.file} ${String(m.doc.kind)}`)).toEqual([
       'deploy/audit-rbac.yaml ClusterRole',
+      'deploy/controller-rbac.yaml ClusterRole',
+      'deploy/controller-rbac.yaml ClusterRoleBinding',
+      'deploy/controller-rbac.yaml Role',
+      'deploy/controller-rbac.yaml RoleBinding',
     ]);
   });
 
@@ -585,7 +599,15 @@ describe('the CRDs', () => {
     ]);
     const status = schemaOf(nic).properties!.status!.properties!;
     expect(Object.keys(status).sort()).toEqual(
-      ['runtime', 'imageFilesystem', 'summary', 'images', 'conditions', 'lastUpdateTime'].sort(),
+      [
+        'runtime',
+        'imageFilesystem',
+        'summary',
+        'images',
+        'released',
+        'conditions',
+        'lastUpdateTime',
+      ].sort(),
     );
     const image = status.images!.items as IJSONSchemaProps;
     expect(status.images!.maxItems).toBe(4096);
@@ -605,8 +627,18 @@ describe('the CRDs', () => {
         'reason',
         'message',
         'code',
+        'pulledByPrepull',
+        'pinnedByPrepull',
+        'cleanup',
       ].sort(),
     );
+    const released = status.released!.items as IJSONSchemaProps;
+    expect(status.released!.maxItems).toBe(MAX_RELEASED);
+    expect(released.required).toEqual(['image', 'action', 'time']);
+    expect(Object.keys(released.properties!).sort()).toEqual(
+      ['image', 'action', 'reason', 'time'].sort(),
+    );
+    expect(released.properties!.action!.enum).toEqual(['Unpinned', 'Removed', 'Kept']);
     expect(image.properties!.state!.enum).toEqual([
       'Present',
       'Pulling',

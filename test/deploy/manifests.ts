@@ -69,6 +69,7 @@ export const MODEL_TYPES: Readonly<Record<string, { module: string; name: string
   'v1/Service': { module: 'kubernetes-models/v1/Service', name: 'IService' },
   'v1/ResourceQuota': { module: 'kubernetes-models/v1/ResourceQuota', name: 'IResourceQuota' },
   'apps/v1/DaemonSet': { module: 'kubernetes-models/apps/v1/DaemonSet', name: 'IDaemonSet' },
+  'apps/v1/Deployment': { module: 'kubernetes-models/apps/v1/Deployment', name: 'IDeployment' },
   'rbac.authorization.k8s.io/v1/ClusterRole': {
     module: 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole',
     name: 'IClusterRole',
@@ -76,6 +77,14 @@ export const MODEL_TYPES: Readonly<Record<string, { module: string; name: string
   'rbac.authorization.k8s.io/v1/ClusterRoleBinding': {
     module: 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding',
     name: 'IClusterRoleBinding',
+  },
+  'rbac.authorization.k8s.io/v1/Role': {
+    module: 'kubernetes-models/rbac.authorization.k8s.io/v1/Role',
+    name: 'IRole',
+  },
+  'rbac.authorization.k8s.io/v1/RoleBinding': {
+    module: 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding',
+    name: 'IRoleBinding',
   },
   'apiextensions.k8s.io/v1/CustomResourceDefinition': {
     module: 'kubernetes-models/apiextensions.k8s.io/v1/CustomResourceDefinition',

@@ -42,6 +42,8 @@ export interface PodOptions {
   workDir: string;
   cgroupParent: string;
   command?: string[];
+  /** Only create the container, as a Pod whose container has not started (default: start it). */
+  start?: boolean;
 }
 
 export interface Pod {
@@ -205,7 +207,9 @@ export class KubeletCri {
           sandbox_config: sandboxConfig,
         },
       );
-      await this.call(this.runtime, 'StartContainer', { container_id: containerId });
+      if (options.start !== false) {
+        await this.call(this.runtime, 'StartContainer', { container_id: containerId });
+      }
       const wait = async (timeoutMs = 30_000): Promise<RunResult> => {
         const deadline = Date.now() + timeoutMs;
         for (;;) {

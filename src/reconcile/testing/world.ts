@@ -1,7 +1,7 @@
 // The simulated world the engine's unit tests run in: the in-memory runtime and a registry that
 // answers from a map, a manual clock and scheduler, and the engine's log lines kept for reading.
 import { Writable } from 'node:stream';
-import { type PrePull, validatePrePull } from '../../api/prepull.ts';
+import { type CleanupPolicy, type PrePull, validatePrePull } from '../../api/prepull.ts';
 import { ManualClock } from '../../clock.ts';
 import { PrepullError } from '../../errors.ts';
 import type { RegistryCredential } from '../../image/credential.ts';
@@ -12,7 +12,7 @@ import { FakeRuntime } from '../../runtime/testing/fake.ts';
 import { createLogger } from '../../telemetry/logger.ts';
 import { Metrics } from '../../telemetry/metrics.ts';
 import { Engine } from '../engine.ts';
-import type { DigestResolver, Scheduler } from '../types.ts';
+import type { EngineDeps, EngineOptions, Scheduler } from '../types.ts';
 
 export const digest = (n: number): string => `sha256:${n.toString(16).padStart(64, '0')}`;
 
@@ -39,6 +39,8 @@ export class World {
   readonly metrics = new Metrics();
   credentials: RegistryCredential[] = [];
   engine: Engine;
+  readonly #deps: EngineDeps;
+  readonly #options: EngineOptions;
 
   constructor(
     options: {
@@ -46,6 +48,8 @@ export class World {
       pin?: boolean;
       events?: boolean;
       pullLatencyMs?: number;
+      cleanup?: CleanupPolicy;
+      sandboxImage?: string;
     } = {},
   ) {
     this.runtime = new FakeRuntime({
@@ -53,8 +57,11 @@ export class World {
       pullLatencyMs: options.pullLatencyMs ?? 100,
       bytesPerMs: 10_000,
       capabilities: { pin: options.pin ?? true, deletionEvents: options.events ?? true },
+      ...(options.sandboxImage !== undefined
+        ? { info: { sandboxImage: options.sandboxImage } }
+        : {}),
     });
-    const resolver: DigestResolver = {
+    const resolver: EngineDeps['resolver'] = {
       resolve: (value) => {
         // The engine passes the parsed reference; its string is the canonical spelling.
         const ref = String(value);
@@ -78,19 +85,29 @@ export class World {
         done();
       },
     });
-    this.engine = new Engine(
-      {
-        runtime: this.runtime,
-        resolver,
-        credentials: { forImage: () => Promise.resolve(this.credentials) },
-        matchesDigest: imageMatchesDigest,
-        scheduler,
-        clock: this.clock,
-        log: createLogger('debug', sink),
-        metrics: this.metrics,
-      },
-      { labels: { role: 'worker' }, pullConcurrency: options.pullConcurrency ?? 2 },
-    );
+    this.#deps = {
+      runtime: this.runtime,
+      resolver,
+      credentials: { forImage: () => Promise.resolve(this.credentials) },
+      matchesDigest: imageMatchesDigest,
+      scheduler,
+      clock: this.clock,
+      log: createLogger('debug', sink),
+      metrics: this.metrics,
+    };
+    this.#options = {
+      labels: { role: 'worker' },
+      pullConcurrency: options.pullConcurrency ?? 2,
+      ...(options.cleanup !== undefined ? { cleanup: options.cleanup } : {}),
+    };
+    this.engine = new Engine(this.#deps, this.#options);
+  }
+
+  /** The process restarts: the engine is stopped and a new one made on the same node. */
+  async restart(): Promise<Engine> {
+    await this.engine.stop();
+    this.engine = new Engine(this.#deps, this.#options);
+    return this.engine;
   }
 
   /** The registry serves `ref` (a tag) as image number `n`. */

@@ -38,6 +38,25 @@ const MESSAGES: Record<string, { request: object[]; response: object[] }> = {
     ],
   },
   ListImages: { request: [{}], response: [{ images: [IMAGE, {}] }] },
+  ListPodSandbox: { request: [{}], response: [{ items: [{ id: 'sandbox-1' }, {}] }, {}] },
+  ListContainers: {
+    request: [{}],
+    response: [
+      {
+        containers: [
+          {
+            id: 'c1',
+            pod_sandbox_id: 'sandbox-1',
+            image: { image: 'docker.io/library/nginx:1.27' },
+            image_ref: DIGEST,
+            image_id: DIGEST,
+          },
+          {},
+        ],
+      },
+      {},
+    ],
+  },
   ImageStatus: {
     request: [{ image: { image: 'nginx:1.27' } }],
     response: [{ image: IMAGE, info: {} }, {}],

@@ -137,6 +137,53 @@ describe('CriRuntime against an in-process CRI server', () => {
     }
   });
 
+  it('reports images in use: by image_id or image_ref, by name resolved once, and the sandbox image while a sandbox exists', async () => {
+    const other = `sha256:${'e'.repeat(64)}`;
+    const pause = `sha256:${'f'.repeat(64)}`;
+    handlers.ListContainers = () => ({
+      response: {
+        containers: [
+          // containerd: image_ref is the image ID; CRI v1.31+: image_id too.
+          { id: 'a', image_ref: ID, image: { image: 'nginx:1.27' } },
+          { id: 'b', image_id: other, image_ref: 'docker.io/library/redis@sha256:x' },
+          // Older CRI-O: a digest reference only, resolved through ImageStatus.
+          { id: 'c', image_ref: `docker.io/library/busybox@${DIGEST}` },
+          { id: 'd', image: { image: `docker.io/library/busybox@${DIGEST}` } },
+        ],
+      },
+    });
+    handlers.ListPodSandbox = () => ({ response: { items: [{ id: 'sandbox-1' }] } });
+    handlers.Status = () => ({
+      response: { info: { config: '{"sandboxImage":"registry.k8s.io/pause:3.10"}' } },
+    });
+    handlers.ImageStatus = (request) => {
+      const name = (request.image as { image: string }).image;
+      if (name === 'registry.k8s.io/pause:3.10') {
+        return { response: { image: { ...IMAGE, id: pause } } };
+      }
+      return { response: { image: { ...IMAGE, id: `sha256:${'1'.repeat(64)}` } } };
+    };
+    const runtime = new CriRuntime({ endpoint: socket });
+    try {
+      const before = recorded.length;
+      const used = await runtime.imagesInUse();
+      expect([...used].sort()).toEqual([ID, other, pause, `sha256:${'1'.repeat(64)}`].sort());
+      const asked = recorded.slice(before).filter((r) => r.method === 'ImageStatus');
+      expect(asked.map((r) => (r.request.image as { image: string }).image).sort()).toEqual(
+        [`docker.io/library/busybox@${DIGEST}`, 'registry.k8s.io/pause:3.10'].sort(),
+      );
+      // No sandbox: the pause image is not in use.
+      handlers.ListPodSandbox = () => ({ response: { items: [] } });
+      expect((await runtime.imagesInUse()).has(pause)).toBe(false);
+    } finally {
+      delete handlers.ListContainers;
+      delete handlers.ListPodSandbox;
+      delete handlers.Status;
+      delete handlers.ImageStatus;
+      await runtime.close();
+    }
+  });
+
   it('reads the sandbox image from verbose status where the runtime gives it', async () => {
     handlers.Version = () => ({
       response: {

@@ -5,7 +5,14 @@
 import { fileURLToPath } from 'node:url';
 import { PrepullError } from '../../errors.ts';
 import type { RegistryCredential } from '../../image/credential.ts';
-import { allNames, canonicalNames, imageTarget, pullTarget, quoted } from '../../image/names.ts';
+import {
+  allNames,
+  canonicalNames,
+  imageTarget,
+  isImageId,
+  pullTarget,
+  quoted,
+} from '../../image/names.ts';
 import type {
   DeletionEvent,
   ImageFsUsage,
@@ -53,6 +60,13 @@ interface CriImage {
   repo_digests: string[];
   size: string;
   pinned: boolean;
+}
+
+interface CriContainer {
+  id: string;
+  image: { image: string } | null;
+  image_ref: string;
+  image_id: string;
 }
 
 interface VersionResponse {
@@ -195,6 +209,54 @@ export class CriRuntime implements ImageRuntime {
 
   async unpin(ref: string): Promise<void> {
     await this.#setPinned(ref, false);
+  }
+
+  async imagesInUse(): Promise<Set<string>> {
+    const runtime = criMethods().runtime;
+    const [containers, sandboxes, status] = await Promise.all([
+      this.#call<{ containers: CriContainer[] }>(
+        method(runtime, 'ListContainers'),
+        {},
+        'listing containers',
+      ),
+      this.#call<{ items: { id: string }[] }>(
+        method(runtime, 'ListPodSandbox'),
+        {},
+        'listing pod sandboxes',
+      ),
+      this.#call<{ info: Record<string, string> }>(
+        method(runtime, 'Status'),
+        { verbose: true },
+        'asking for the status',
+      ),
+    ]);
+    const used = new Set<string>();
+    // By reference: what the container's config or image_ref names, resolved to its ID once.
+    const byName = new Set<string>();
+    for (const container of containers.containers) {
+      const id = [container.image_id, container.image_ref].find(isImageId);
+      if (id !== undefined) used.add(id);
+      else {
+        const name = container.image_ref || container.image?.image;
+        if (name) byName.add(name);
+      }
+    }
+    // The sandboxes run the pause image, which CRI does not list with them.
+    const sandboxImage = sandboxImageOf(status.info);
+    if (sandboxes.items.length > 0 && sandboxImage !== undefined) byName.add(sandboxImage);
+    for (const name of byName) {
+      let image: CriImage | undefined;
+      try {
+        const target = imageTarget(name);
+        image = await this.#criStatus(target.kind === 'id' ? target.id : target.name);
+      } catch (error) {
+        // A name that is no reference (CRI-O may report an image by a local name): not ours.
+        if (error instanceof PrepullError && error.code === 'ERR_IMAGE_REF_INVALID') continue;
+        throw error;
+      }
+      if (image !== undefined) used.add(image.id);
+    }
+    return used;
   }
 
   async imageFsInfo(): Promise<ImageFsUsage[]> {

@@ -168,6 +168,15 @@ export class DockerRuntime implements ImageRuntime {
     return Promise.reject(this.#unsupported('pinning images against garbage collection'));
   }
 
+  async imagesInUse(): Promise<Set<string>> {
+    // Every container, exited ones included: Docker refuses to remove their images, and kubelet
+    // (through cri-dockerd, whose sandboxes are containers too) counts them in use.
+    const containers = await this.#call('listing containers', (signal) =>
+      this.#docker.listContainers({ all: true, abortSignal: signal }),
+    );
+    return new Set(containers.map((c) => c.ImageID).filter((id) => id !== ''));
+  }
+
   async imageFsInfo(): Promise<ImageFsUsage[]> {
     const [info, df] = await Promise.all([
       this.#call(

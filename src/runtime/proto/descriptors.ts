@@ -60,6 +60,14 @@ export const DESCRIPTORS: ProtoDescriptors = {
             requestType: 'runtime.v1.StatusRequest',
             responseType: 'runtime.v1.StatusResponse',
           },
+          ListPodSandbox: {
+            requestType: 'runtime.v1.ListPodSandboxRequest',
+            responseType: 'runtime.v1.ListPodSandboxResponse',
+          },
+          ListContainers: {
+            requestType: 'runtime.v1.ListContainersRequest',
+            responseType: 'runtime.v1.ListContainersResponse',
+          },
         },
         'runtime.v1.ImageService': {
           ListImages: {
@@ -199,6 +207,15 @@ export const DESCRIPTORS: ProtoDescriptors = {
         { name: 'registry_token', id: 6, type: 'string' },
       ],
     },
+    'runtime.v1.Container': {
+      fields: [
+        { name: 'id', id: 1, type: 'string' },
+        { name: 'pod_sandbox_id', id: 2, type: 'string' },
+        { name: 'image', id: 4, type: 'runtime.v1.ImageSpec' },
+        { name: 'image_ref', id: 5, type: 'string' },
+        { name: 'image_id', id: 10, type: 'string' },
+      ],
+    },
     'runtime.v1.FilesystemIdentifier': { fields: [{ name: 'mountpoint', id: 1, type: 'string' }] },
     'runtime.v1.FilesystemUsage': {
       fields: [
@@ -252,12 +269,21 @@ export const DESCRIPTORS: ProtoDescriptors = {
       ],
     },
     'runtime.v1.Int64Value': { fields: [{ name: 'value', id: 1, type: 'int64' }] },
+    'runtime.v1.ListContainersRequest': { fields: [] },
+    'runtime.v1.ListContainersResponse': {
+      fields: [{ name: 'containers', id: 1, type: 'runtime.v1.Container', repeated: true }],
+    },
     'runtime.v1.ListImagesRequest': {
       fields: [{ name: 'filter', id: 1, type: 'runtime.v1.ImageFilter' }],
     },
     'runtime.v1.ListImagesResponse': {
       fields: [{ name: 'images', id: 1, type: 'runtime.v1.Image', repeated: true }],
     },
+    'runtime.v1.ListPodSandboxRequest': { fields: [] },
+    'runtime.v1.ListPodSandboxResponse': {
+      fields: [{ name: 'items', id: 1, type: 'runtime.v1.PodSandbox', repeated: true }],
+    },
+    'runtime.v1.PodSandbox': { fields: [{ name: 'id', id: 1, type: 'string' }] },
     'runtime.v1.PullImageRequest': {
       fields: [
         { name: 'image', id: 1, type: 'runtime.v1.ImageSpec' },

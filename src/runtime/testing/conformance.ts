@@ -80,6 +80,11 @@ export interface ConformanceTarget<Image extends SuiteImage, Index extends Suite
   wrongCredentials: RegistryCredential;
   /** Another client removes the image (kubelet's GC, `crictl rmi`, `docker rmi`). */
   removeBehindBack(ref: string): Promise<void>;
+  /**
+   * Another client creates a container from the image `ref` names (kubelet through CRI, in a pod
+   * sandbox; `docker create`), not necessarily started; resolves to how to remove it again.
+   */
+  useImage(ref: string): Promise<() => Promise<void>>;
   /** The pin as the runtime records it natively (containerd: the label, read through its own
    *  API); undefined where the runtime cannot pin. */
   pinnedNatively(ref: string): Promise<boolean | undefined>;
@@ -345,6 +350,28 @@ export function describeImageRuntimeConformance<
         'ERR_IMAGE_NOT_FOUND',
         false,
       );
+    });
+
+    it('reports the images containers use, until the containers are removed', async () => {
+      const used = await pullSmall(t, 'in-use');
+      const unused = await pullSmall(t, 'not-in-use');
+      const sandboxId =
+        t.expectedSandboxImage === undefined
+          ? undefined
+          : (await t.runtime.imageStatus(t.expectedSandboxImage))?.id;
+      const removeContainer = await t.useImage(used.published.ref);
+      let inUse: Set<string>;
+      try {
+        inUse = await t.runtime.imagesInUse();
+        expect(inUse.has(used.image.id)).toBe(true);
+        expect(inUse.has(unused.image.id)).toBe(false);
+        // A container in a pod sandbox: the sandbox's pause image is in use as well.
+        if (sandboxId !== undefined) expect(inUse.has(sandboxId)).toBe(true);
+      } finally {
+        await removeContainer();
+      }
+      inUse = await t.runtime.imagesInUse();
+      expect(inUse.has(used.image.id)).toBe(false);
     });
 
     it('reports a removal made behind its back within 1 s', async () => {

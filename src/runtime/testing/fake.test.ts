@@ -62,6 +62,13 @@ function fakeTarget(): ConformanceTarget<BuiltImage, BuiltIndex> {
       runtime.removeBehindBack(ref);
       return Promise.resolve();
     },
+    useImage(ref) {
+      const id = runtime.addContainer(ref);
+      return Promise.resolve(() => {
+        runtime.removeContainer(id);
+        return Promise.resolve();
+      });
+    },
     async pinnedNatively(ref) {
       return (await runtime.imageStatus(ref))?.pinned;
     },

@@ -120,6 +120,8 @@ export class FakeRuntime implements ImageRuntime {
   readonly #images = new Map<string, LocalImage>();
   readonly #failures = new Map<string, Failure[]>();
   readonly #watchers = new Set<(event: DeletionEvent) => void>();
+  /** Containers on the node (running or exited), by ID: the image ID each was created from. */
+  readonly #containers = new Map<string, string>();
   #up = true;
   #brokenWatch = false;
   #closed = false;
@@ -211,6 +213,22 @@ export class FakeRuntime implements ImageRuntime {
   removeBehindBack(ref: string): void {
     const image = this.#find(imageTarget(ref));
     if (image !== undefined) this.#drop(image);
+  }
+
+  /**
+   * A container is created from the image `ref` names (kubelet starting a Pod, `docker create`):
+   * the image is in use until removeContainer. Returns the container's ID.
+   */
+  addContainer(ref: string): string {
+    const image = this.#find(imageTarget(ref));
+    if (image === undefined) throw new Error(`the fake runtime holds no ${ref} to run`);
+    const id = `container-${this.#containers.size + 1}-${Math.random().toString(36).slice(2, 8)}`;
+    this.#containers.set(id, image.id);
+    return id;
+  }
+
+  removeContainer(id: string): void {
+    this.#containers.delete(id);
   }
 
   /** The runtime stops answering (stopped, socket gone): calls fail ERR_RUNTIME_UNAVAILABLE. */
@@ -330,6 +348,10 @@ export class FakeRuntime implements ImageRuntime {
     ]);
   }
 
+  imagesInUse(): Promise<Set<string>> {
+    return this.#run('imagesInUse', undefined, () => new Set(this.#containers.values()));
+  }
+
   watchDeletions(onEvent: (event: DeletionEvent) => void): Promise<() => void> {
     return this.#run('watchDeletions', undefined, () => {
       if (!this.capabilities.deletionEvents)
@@ -339,6 +361,11 @@ export class FakeRuntime implements ImageRuntime {
         this.#watchers.delete(onEvent);
       };
     });
+  }
+
+  /** A new process connects after close() (an agent restarting on the same node). */
+  reopen(): void {
+    this.#closed = false;
   }
 
   close(): Promise<void> {
