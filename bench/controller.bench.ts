@@ -314,7 +314,7 @@ const benchmark: Benchmark = {
     "once counted by the simulator at every start and end of a node's pulls. Each round ends " +
     'when the controller and nodes have made no request but watches for 2 s. Status writes are ' +
     'timed as the controller sends them (bench/controller-sends.ts, preloaded with --import, ' +
-    'notes each PATCH of a PrePull’s /status it hands to fetch; windows of 998 ms, as its ' +
+    'notes each PATCH of a PrePull’s /status as undici creates the request; windows of 998 ms, as its ' +
     'clock and timers count whole milliseconds), ' +
     'and, in the note, as the server stores them, per PrePull, over the whole run; ' +
     'requests come from the server’s accounting; the controller’s CPU from /proc/PID/stat and ' +
