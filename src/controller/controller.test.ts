@@ -297,4 +297,33 @@ describe('Controller', () => {
     expect(nodeObject('node-a').labels['prepull.dev/web']).toBe('true');
     expect(counted.restarts).toEqual([]);
   });
+
+  it('acts on a lead() that comes right after start() resolves, with no event after it', async () => {
+    // Nobody leads now: a PrePull created meanwhile has no status until a leader passes.
+    server.apply({
+      apiVersion: API_VERSION,
+      kind: 'PrePull',
+      metadata: { name: 'db', namespace: 'shop' },
+      spec: { images: [{ image: IMAGE }], nodeSelector: { pool: 'db' } },
+    });
+    const second = new Controller({
+      options: { admissionTimeoutMs: 5 * MINUTE, statusIntervalMs: 1000 },
+      clock,
+      log: createLogger('silent'),
+      metrics,
+      kube: admin,
+    });
+    const lease = new AbortController();
+    try {
+      await second.start();
+      second.lead(lease.signal);
+      const status = (): unknown =>
+        (server.get(API_VERSION, 'PrePull', 'db', 'shop') as { status?: unknown }).status;
+      for (let i = 0; i < 100 && status() === undefined; i++) await sleep(20);
+      expect(status()).toMatchObject({ nodes: { selected: 1 } });
+    } finally {
+      lease.abort();
+      await second.stop();
+    }
+  });
 });

@@ -262,6 +262,9 @@ export class Controller {
     }
     this.#running = this.#loop().finally(() => {
       this.#running = undefined;
+      // A kick that came after the loop decided to return (lead() right after start() resolves,
+      // while start()'s own pass is still returning) would otherwise be lost until the next event.
+      if (this.#queued) this.#kick();
     });
   }
 
