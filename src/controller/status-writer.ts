@@ -246,6 +246,9 @@ export class PrePullStatusWriter {
       entry.pending ??= write.status;
       return 'done';
     } finally {
+      // The interval runs from the end of this write, not its start: a request that leaves late
+      // (the event loop busy with a pass) is still a full interval before the next one leaves.
+      entry.lastWriteAt = clock.now();
       release();
     }
   }
