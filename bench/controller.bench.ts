@@ -701,9 +701,9 @@ const benchmark: Benchmark = {
         ...note(
           `shortest gap between two writes of one PrePull as sent: ${gapsText(Object.entries(sent))}; ` +
             `as the server stored them: ${gapsText([...statusTimes])}, so ${storedMost} within ` +
-            'some 1 s there. The writer spaces its decisions 1 s apart (it notes the time before ' +
-            'the request); the request then waits for the controller’s event loop (a reconcile ' +
-            'pass) and the server’s queue for a varying time',
+            'some 1 s there. The writer counts its 1 s from the end of the last write, so a ' +
+            'request that leaves late (behind a reconcile pass) still leaves a full second after ' +
+            'the one before; the server stores it after its own queue, a varying time later',
         ),
       },
       {
