@@ -38,7 +38,7 @@ const longRunning =
 const MALLOC = { MALLOC_ARENA_MAX: '1', MALLOC_MMAP_THRESHOLD_: '8192' };
 // The controller holds every Node and NodeImageCache of the cluster and reads them again after
 // every change. With V8's default heap growth, a 5,000-node rollout took it to 370 MiB resident
-// while what it keeps alive is a fraction of that. --optimize-for-size makes V8 grow the heap
+// for what fits in well under 150. --optimize-for-size makes V8 grow the heap
 // less and collect sooner: bench/controller.bench.ts measured a peak of 146 MiB instead of 370,
 // for 8 CPU s instead of 5 over the same rollout (ADR 0005). A V8 heap setting belongs on the
 // command line, so it goes into the restart below (and is set late, as a fallback, without it).
