@@ -90,4 +90,20 @@ describe('loadPrePullFiles', () => {
       /document 2 \(PrePull shop\/same\): metadata.name: another .* already read/,
     );
   });
+
+  it('survives YAML alias bombs: a ConfigMap full of aliases is skipped, a PrePull built from too many fails alone', () => {
+    const file = join(dir, 'aliases.yaml');
+    // 150 references to one anchor: more alias expansions than the yaml library's limit (100).
+    const refs = Array.from({ length: 150 }, (_, i) => `  k${i}: *a`).join('\n');
+    const configMap = `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: big}\ndata:\n  base: &a x\n${refs}\n`;
+    const bomb = `apiVersion: prepull.dev/v1alpha1\nkind: PrePull\nmetadata: {name: bomb, namespace: shop}\nspec:\n  images: [{image: &i r:5000/a:1}]\n  nodeSelector:\n${Array.from({ length: 150 }, (_, i) => `    k${i}: *i`).join('\n')}\n`;
+    writeFileSync(file, [good('before'), configMap, bomb, good('after')].join('---\n'));
+    const loaded = loadPrePullFiles([file]);
+    expect(loaded.prePulls.map((p) => p.metadata.name)).toEqual(['before', 'after']);
+    expect(loaded.skipped).toEqual([`${file}#2 ConfigMap`]);
+    expect(loaded.errors.map((e) => e.message)).toEqual([
+      expect.stringMatching(new RegExp(`^${file}: document 3: cannot be read: .*[Aa]lias`)),
+    ]);
+    expect(loaded.errors[0]?.code).toBe('ERR_PREPULL_INVALID');
+  });
 });

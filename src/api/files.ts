@@ -4,7 +4,7 @@
 // manifests may hold a Namespace or a Secret beside its PrePulls).
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
-import { parseAllDocuments } from 'yaml';
+import { type Document, isMap, parseAllDocuments } from 'yaml';
 import { PrepullError } from '../errors.ts';
 import { API_VERSION, GROUP, KIND, type PrePull, validatePrePull } from './prepull.ts';
 
@@ -58,35 +58,77 @@ function describeObject(value: unknown): string {
   return ` (PrePull ${namespace}${name})`;
 }
 
+/** A plain string scalar as written, or undefined (an alias, a map, a number, absent). */
+function scalar(value: unknown): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
+
 function isPrePullKind(value: unknown): boolean {
   if (typeof value !== 'object' || value === null) return false;
   const { apiVersion, kind } = value as { apiVersion?: unknown; kind?: unknown };
   return kind === KIND || (typeof apiVersion === 'string' && apiVersion.startsWith(`${GROUP}/`));
 }
 
+/**
+ * The document as a value when it may be a PrePull; undefined when it is empty, of another kind
+ * (added to `skipped`) or cannot be read (added to `errors`).
+ */
+function documentValue(
+  doc: Document.Parsed,
+  file: string,
+  index: number,
+  into: LoadedPrePulls,
+): unknown {
+  const where = `${file}: document ${index + 1}`;
+  if (doc.errors.length > 0) {
+    into.errors.push(yamlError(doc, where));
+    return undefined;
+  }
+  // The kind first, from the document's own nodes: a document of another kind is skipped
+  // without building it, so a ConfigMap full of YAML aliases beside the PrePulls costs nothing.
+  const header = { apiVersion: scalar(doc.get('apiVersion')), kind: scalar(doc.get('kind')) };
+  if (isMap(doc.contents) && !isPrePullKind(header)) {
+    into.skipped.push(`${file}#${index + 1} ${header.kind ?? 'unknown kind'}`);
+    return undefined;
+  }
+  let value: unknown;
+  try {
+    // yaml refuses more than 100 alias expansions (its guard against alias bombs): that fails
+    // this document, never the process or the other documents.
+    value = doc.toJS();
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    into.errors.push(
+      new PrepullError('ERR_PREPULL_INVALID', `${where}: cannot be read: ${reason}`),
+    );
+    return undefined;
+  }
+  if (value === null || value === undefined) return undefined;
+  if (!isPrePullKind(value)) {
+    const kind = (value as { kind?: unknown }).kind;
+    into.skipped.push(`${file}#${index + 1} ${typeof kind === 'string' ? kind : 'unknown kind'}`);
+    return undefined;
+  }
+  return value;
+}
+
+function yamlError(doc: Document.Parsed, where: string): PrepullError {
+  const first = doc.errors[0];
+  const line = first?.linePos?.[0].line;
+  return new PrepullError(
+    'ERR_PREPULL_INVALID',
+    `${where}${line !== undefined ? ` (line ${line})` : ''}: not valid YAML: ${first?.message.split('\n')[0] ?? 'parse error'}`,
+  );
+}
+
 export function parsePrePullDocuments(text: string, file: string, into: LoadedPrePulls): void {
   const documents = parseAllDocuments(text, { prettyErrors: true });
-  const list = Array.isArray(documents) ? documents : [documents];
+  // An empty stream is an empty array: the loop runs for documents only.
+  const list = (Array.isArray(documents) ? documents : [documents]) as Document.Parsed[];
   list.forEach((doc, index) => {
     const where = `${file}: document ${index + 1}`;
-    if (doc.errors.length > 0) {
-      const first = doc.errors[0];
-      const line = first?.linePos?.[0].line;
-      into.errors.push(
-        new PrepullError(
-          'ERR_PREPULL_INVALID',
-          `${where}${line !== undefined ? ` (line ${line})` : ''}: not valid YAML: ${first?.message.split('\n')[0] ?? 'parse error'}`,
-        ),
-      );
-      return;
-    }
-    const value: unknown = doc.toJS();
-    if (value === null || value === undefined) return;
-    if (!isPrePullKind(value)) {
-      const kind = (value as { kind?: unknown }).kind;
-      into.skipped.push(`${file}#${index + 1} ${typeof kind === 'string' ? kind : 'unknown kind'}`);
-      return;
-    }
+    const value = documentValue(doc, file, index, into);
+    if (value === undefined) return;
     const { prePull, issues } = validatePrePull(value);
     if (prePull === undefined) {
       const details = issues.map((i) => `${i.field}: ${i.message}`).join('; ');
