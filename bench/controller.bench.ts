@@ -8,7 +8,6 @@ import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
 import {
   type NodeImageCache,
   NODE_IMAGE_CACHE_KIND,
@@ -34,6 +33,7 @@ import {
 } from './agent-support.ts';
 import type { FromSim, SimCounts, SimNodeSetup, SimSetup, ToSim } from './controller-sim.ts';
 import { type Benchmark, type Figure, summarize } from './lib.ts';
+import { WorkerMailbox } from './worker-mailbox.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = join(ROOT, 'bin/prepull.js');
@@ -143,50 +143,12 @@ class ControllerProcess {
 
 // ---- the node simulator -----------------------------------------------------------------------
 
-class Simulator {
-  readonly worker: Worker;
-  readonly #messages: FromSim[] = [];
-  #wake: (() => void) | undefined;
-
+class Simulator extends WorkerMailbox<FromSim, ToSim> {
   constructor(setup: SimSetup) {
-    this.worker = new Worker(new URL('./controller-sim.ts', import.meta.url), {
-      workerData: setup,
+    super(new URL('./controller-sim.ts', import.meta.url), setup, {
+      failed: 'node simulator failed',
+      from: 'the node simulator',
     });
-    this.worker.on('message', (m: FromSim) => {
-      this.#messages.push(m);
-      this.#wake?.();
-    });
-    this.worker.on('error', (error: Error) => {
-      this.#messages.push({ kind: 'failed', error: error.stack ?? error.message });
-      this.#wake?.();
-    });
-  }
-
-  async next<K extends FromSim['kind']>(
-    kind: K,
-    timeoutMs: number,
-  ): Promise<Extract<FromSim, { kind: K }>> {
-    const deadline = performance.now() + timeoutMs;
-    for (;;) {
-      const message = this.#messages.shift();
-      if (message?.kind === 'failed') throw new Error(`node simulator failed: ${message.error}`);
-      if (message?.kind === kind) return message as Extract<FromSim, { kind: K }>;
-      if (message !== undefined) continue;
-      const left = deadline - performance.now();
-      if (left <= 0) throw new Error(`no ${kind} from the node simulator within ${timeoutMs} ms`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.#wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.#wake = undefined;
-    }
-  }
-
-  send(message: ToSim): void {
-    this.worker.postMessage(message);
   }
 
   async counts(): Promise<SimCounts> {

@@ -3,12 +3,12 @@
 // PrePull takes to reach every node, the API requests and writes per second it causes,
 // status-write conflicts and registry requests, and holds the fleet to converging with status
 // writes bounded by the agents' coalescing.
-import { Worker } from 'node:worker_threads';
 import { KubeClient } from '../src/kube/client.ts';
 import type { RequestRecord } from '../test/kube-api-server/index.ts';
 import type { JsonObject } from '../test/kube-api-server/json.ts';
 import type { FleetSetup, FromFleetWorker, ToFleetWorker } from './fleet-worker.ts';
 import { type Benchmark, type Figure, summarize } from './lib.ts';
+import { WorkerMailbox } from './worker-mailbox.ts';
 import {
   AGENT_USER,
   CountingRegistry,
@@ -48,48 +48,12 @@ interface Round {
   arrived: Map<string, number>;
 }
 
-class FleetWorker {
-  readonly worker: Worker;
-  readonly #messages: FromFleetWorker[] = [];
-  #wake: (() => void) | undefined;
-
+class FleetWorker extends WorkerMailbox<FromFleetWorker, ToFleetWorker> {
   constructor(setup: FleetSetup) {
-    this.worker = new Worker(new URL('./fleet-worker.ts', import.meta.url), { workerData: setup });
-    this.worker.on('message', (m: FromFleetWorker) => {
-      this.#messages.push(m);
-      this.#wake?.();
+    super(new URL('./fleet-worker.ts', import.meta.url), setup, {
+      failed: 'fleet worker failed',
+      from: 'a fleet worker',
     });
-    this.worker.on('error', (error: Error) => {
-      this.#messages.push({ kind: 'failed', error: error.stack ?? error.message });
-      this.#wake?.();
-    });
-  }
-
-  async next<K extends FromFleetWorker['kind']>(
-    kind: K,
-    timeoutMs: number,
-  ): Promise<Extract<FromFleetWorker, { kind: K }>> {
-    const deadline = performance.now() + timeoutMs;
-    for (;;) {
-      const message = this.#messages.shift();
-      if (message?.kind === 'failed') throw new Error(`fleet worker failed: ${message.error}`);
-      if (message?.kind === kind) return message as Extract<FromFleetWorker, { kind: K }>;
-      if (message !== undefined) continue;
-      const left = deadline - performance.now();
-      if (left <= 0) throw new Error(`no ${kind} from a fleet worker within ${timeoutMs} ms`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.#wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.#wake = undefined;
-    }
-  }
-
-  send(message: ToFleetWorker): void {
-    this.worker.postMessage(message);
   }
 }
 
