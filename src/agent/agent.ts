@@ -97,7 +97,12 @@ export class Agent {
           this.#event(event);
         },
       },
-      { labels: {}, pullConcurrency: config.pullConcurrency, cleanup: config.cleanup },
+      {
+        nodeName: config.nodeName,
+        labels: {},
+        pullConcurrency: config.pullConcurrency,
+        cleanup: config.cleanup,
+      },
     );
     const restart = (resource: string) => () => {
       metrics.watchRestarts.inc({ resource });

@@ -1,5 +1,11 @@
 import { describe, expect, it } from '@jest/globals';
-import { DEFAULTS, scheduleProblem, selectsNode, validatePrePull } from './prepull.ts';
+import {
+  DEFAULTS,
+  scheduleProblem,
+  selectsNode,
+  timeZoneProblem,
+  validatePrePull,
+} from './prepull.ts';
 
 function base(spec: Record<string, unknown> = {}, metadata: Record<string, unknown> = {}): unknown {
   return {
@@ -24,6 +30,7 @@ describe('validatePrePull', () => {
       timeoutSeconds: 1800,
       backoffLimit: 6,
       cleanup: 'Unpin',
+      scheduleJitterSeconds: 300,
     });
   });
 
@@ -35,6 +42,8 @@ describe('validatePrePull', () => {
       pullPolicy: 'Always',
       verify: 'None',
       schedule: '*/30 * * * *',
+      timeZone: 'Europe/Berlin',
+      scheduleJitterSeconds: 0,
       pin: false,
       timeoutSeconds: 60,
       backoffLimit: 0,
@@ -96,6 +105,50 @@ describe('validatePrePull', () => {
       /not a valid cron schedule.*minute/,
     ],
     ['schedule not a string', base({ schedule: 5 }), 'spec.schedule', /cron expression string/],
+    [
+      'an unknown time zone',
+      base({ schedule: '0 2 * * *', timeZone: 'Mars/Olympus' }),
+      'spec.timeZone',
+      /^"Mars\/Olympus" is not a time zone the tz database knows \(an IANA time zone name such as Europe\/Berlin or UTC; this prepull's Node has tz data 20\d\d[a-z]\)$/,
+    ],
+    [
+      'a time zone in the wrong case',
+      base({ timeZone: 'europe/berlin' }),
+      'spec.timeZone',
+      /^"europe\/berlin": time zone names are case-sensitive; did you mean "Europe\/Berlin"\?$/,
+    ],
+    ['time zone Local', base({ timeZone: 'Local' }), 'spec.timeZone', /"Local" is not allowed/],
+    ['time zone local', base({ timeZone: 'local' }), 'spec.timeZone', /"local" is not allowed/],
+    ['an empty time zone', base({ timeZone: '' }), 'spec.timeZone', /or absent for the local zone/],
+    [
+      'a UTC offset for a time zone',
+      base({ timeZone: '+01:00' }),
+      'spec.timeZone',
+      /"\+01:00" is not an IANA time zone name such as Europe\/Berlin or UTC: parts of at most 14/,
+    ],
+    ['a ".." time zone part', base({ timeZone: 'Europe/../UTC' }), 'spec.timeZone', /parts of/],
+    ['a time zone part of 15', base({ timeZone: 'Europe/Abcdefghijklmno' }), 'spec.timeZone', /14/],
+    ['a time zone part after "-"', base({ timeZone: '-UTC' }), 'spec.timeZone', /parts of/],
+    ['a time zone of 65', base({ timeZone: 'A/'.repeat(32) + 'B' }), 'spec.timeZone', /parts of/],
+    ['time zone a number', base({ timeZone: 1 }), 'spec.timeZone', /name string.*got 1$/],
+    [
+      'jitter over an hour',
+      base({ scheduleJitterSeconds: 3601 }),
+      'spec.scheduleJitterSeconds',
+      /whole number from 0 to 3600, got 3601/,
+    ],
+    [
+      'negative jitter',
+      base({ scheduleJitterSeconds: -1 }),
+      'spec.scheduleJitterSeconds',
+      /0 to 3600/,
+    ],
+    [
+      'jitter as a string',
+      base({ scheduleJitterSeconds: '5m' }),
+      'spec.scheduleJitterSeconds',
+      /whole number/,
+    ],
     ['pin not boolean', base({ pin: 'yes' }), 'spec.pin', /true or false/],
     ['timeout zero', base({ timeoutSeconds: 0 }), 'spec.timeoutSeconds', /1 to 86400, got 0/],
     ['timeout fractional', base({ timeoutSeconds: 1.5 }), 'spec.timeoutSeconds', /whole number/],
@@ -200,6 +253,33 @@ describe('schedules and selectors', () => {
     expect(scheduleProblem('*/30 * * * *')).toBeUndefined();
     expect(scheduleProblem('0 */5 * * * *')).toBeUndefined();
     expect(scheduleProblem('every hour')).toMatch(/not a valid cron schedule/);
+  });
+
+  it('accepts IANA time zone names the tz database knows, aliases and Etc zones included', () => {
+    for (const zone of [
+      'Europe/Berlin',
+      'UTC',
+      'Etc/UTC',
+      'GMT',
+      'Etc/GMT+5',
+      'America/Argentina/Buenos_Aires',
+      'America/Port-au-Prince',
+      'US/Pacific',
+      'Asia/Calcutta',
+      'EST5EDT',
+    ]) {
+      expect([zone, timeZoneProblem(zone)]).toEqual([zone, undefined]);
+    }
+  });
+
+  it('takes a time zone with or without a schedule, and no time zone as the local one', () => {
+    expect(validatePrePull(base({ timeZone: 'UTC' })).prePull?.spec.timeZone).toBe('UTC');
+    const spec = validatePrePull(base({ schedule: '0 2 * * *', timeZone: null })).prePull?.spec;
+    expect(spec).toMatchObject({ schedule: '0 2 * * *', scheduleJitterSeconds: 300 });
+    expect(spec).not.toHaveProperty('timeZone');
+    expect(
+      validatePrePull(base({ scheduleJitterSeconds: 3600 })).prePull?.spec.scheduleJitterSeconds,
+    ).toBe(3600);
   });
 
   it('selects nodes whose labels include every selector pair', () => {

@@ -17,7 +17,11 @@ export const DEFAULTS = {
   timeoutSeconds: 1800,
   backoffLimit: 6,
   cleanup: 'Unpin',
+  scheduleJitterSeconds: 300,
 } as const;
+
+/** The widest window `spec.scheduleJitterSeconds` may spread a schedule's firings over: an hour. */
+export const MAX_SCHEDULE_JITTER_SECONDS = 3600;
 
 export type PullPolicy = 'IfNotPresent' | 'Always';
 export type VerifyMode = 'Registry' | 'None';
@@ -41,6 +45,13 @@ export interface PrePullSpec {
   pullPolicy: PullPolicy;
   verify: VerifyMode;
   schedule?: string;
+  /** The IANA time zone `schedule` reads in; absent: the local zone of the prepull process. */
+  timeZone?: string;
+  /**
+   * Each node fires `schedule` this many seconds late at most, at an offset of its own (by node
+   * and PrePull), so a fleet does not ask the registry in the same second; 0: on the dot.
+   */
+  scheduleJitterSeconds: number;
   pin: boolean;
   timeoutSeconds: number;
   backoffLimit: number;
@@ -78,6 +89,8 @@ const SPEC_FIELDS = new Set([
   'pullPolicy',
   'verify',
   'schedule',
+  'timeZone',
+  'scheduleJitterSeconds',
   'pin',
   'timeoutSeconds',
   'backoffLimit',
@@ -280,6 +293,54 @@ function checkSchedule(value: unknown, issues: FieldIssue[]): string | undefined
   return value;
 }
 
+// IANA's naming rules, as Kubernetes checks a CronJob's timeZone (pkg/apis/batch/validation):
+// parts of at most 14 letters, digits, '.', '_', '-' or '+', not starting with '-', joined by '/'.
+const TIME_ZONE_PART = /^[A-Za-z0-9._+-]{1,14}$/;
+/** The longest `spec.timeZone` (the longest IANA name, America/Argentina/ComodRivadavia, is 32). */
+export const MAX_TIME_ZONE_LENGTH = 64;
+
+/**
+ * Why `zone` is not a time zone a schedule can read in, or undefined when it is: an IANA name
+ * the tz database Node ships knows (Intl), spelled as that database spells it. "Local" is
+ * refused, as Kubernetes refuses it for a CronJob: leaving the field out means the local zone.
+ */
+export function timeZoneProblem(zone: string): string | undefined {
+  const shape = `an IANA time zone name such as Europe/Berlin or UTC`;
+  if (zone === '') return `must be ${shape}, or absent for the local zone of the prepull process`;
+  const parts = zone.split('/');
+  if (
+    zone.length > MAX_TIME_ZONE_LENGTH ||
+    parts.some((p) => p === '.' || p === '..' || p.startsWith('-') || !TIME_ZONE_PART.test(p))
+  ) {
+    return `${show(zone)} is not ${shape}: parts of at most 14 letters, digits, '.', '_', '-' or '+' joined by '/'`;
+  }
+  if (zone.toLowerCase() === 'local') {
+    return `${show(zone)} is not allowed: name the zone, such as Europe/Berlin or UTC (absent means the local zone of the prepull process)`;
+  }
+  let known: string;
+  try {
+    known = new Intl.DateTimeFormat('en-US', { timeZone: zone }).resolvedOptions().timeZone;
+  } catch {
+    return `${show(zone)} is not a time zone the tz database knows (${shape}; this prepull's Node has tz data ${process.versions.tz ?? 'of unknown version'})`;
+  }
+  // Intl matches names case-insensitively; the tz database (and Kubernetes) do not.
+  if (known !== zone && known.toLowerCase() === zone.toLowerCase()) {
+    return `${show(zone)}: time zone names are case-sensitive; did you mean ${show(known)}?`;
+  }
+  return undefined;
+}
+
+function checkTimeZone(value: unknown, issues: FieldIssue[]): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  const problem =
+    typeof value === 'string'
+      ? timeZoneProblem(value)
+      : `must be a time zone name string such as Europe/Berlin, got ${show(value)}`;
+  if (problem === undefined) return value as string;
+  issues.push({ field: 'spec.timeZone', message: problem });
+  return undefined;
+}
+
 /** The largest count `spec.rollout.maxConcurrentNodes` takes (the CRD's maximum). */
 export const MAX_CONCURRENT_NODES = 5000;
 const PERCENT = /^([0-9]{1,3})%$/;
@@ -362,6 +423,7 @@ function checkSpec(spec: Record<string, unknown>, issues: FieldIssue[]): PrePull
   if (typeof pin !== 'boolean')
     issues.push({ field: 'spec.pin', message: `must be true or false, got ${show(pin)}` });
   const schedule = checkSchedule(spec.schedule, issues);
+  const timeZone = checkTimeZone(spec.timeZone, issues);
   return {
     images: checkImages(spec.images, issues),
     nodeSelector: checkNodeSelector(spec.nodeSelector, issues),
@@ -375,6 +437,14 @@ function checkSpec(spec: Record<string, unknown>, issues: FieldIssue[]): PrePull
     ),
     verify: checkEnum(spec.verify, 'spec.verify', ['Registry', 'None'], DEFAULTS.verify, issues),
     ...(schedule !== undefined ? { schedule } : {}),
+    ...optional('timeZone', timeZone),
+    scheduleJitterSeconds: checkInteger(
+      spec.scheduleJitterSeconds,
+      'spec.scheduleJitterSeconds',
+      [0, MAX_SCHEDULE_JITTER_SECONDS],
+      DEFAULTS.scheduleJitterSeconds,
+      issues,
+    ),
     pin: typeof pin === 'boolean' ? pin : DEFAULTS.pin,
     timeoutSeconds: checkInteger(
       spec.timeoutSeconds,

@@ -157,6 +157,7 @@ export async function runSync(
       metrics,
     },
     {
+      nodeName: config.nodeName,
       labels: config.nodeLabels,
       pullConcurrency: config.pullConcurrency,
       cleanup: config.cleanup,

@@ -38,7 +38,8 @@ Flags:
   -f, --filename FILE|DIR     PrePull YAML/JSON file or directory (repeatable, required)
       --once                  reconcile once and exit: 0 when every image is Present (and
                               verified where asked), 1 otherwise
-      --node-name NAME        this node's name (default: the hostname)
+      --node-name NAME        this node's name (default: the hostname); it also sets when,
+                              within each PrePull's scheduleJitterSeconds, its schedule fires
       --node-labels k=v,...   labels matched against nodeSelector (kubernetes.io/hostname,
                               kubernetes.io/os and kubernetes.io/arch are added)
       --runtime-endpoint URL  runtime socket, e.g. unix:///run/containerd/containerd.sock

@@ -254,6 +254,18 @@ describe('prePullStatus', () => {
     expect(status.message).toMatch(/^invalid spec: spec\.pullPolicy/);
   });
 
+  it('reports a time zone the tz database does not know as InvalidSpec, naming spec.timeZone', () => {
+    const status = statusOf(
+      prePull({ schedule: '0 2 * * *', timeZone: 'Europe/Atlantis' }),
+      nodes,
+      caches,
+    );
+    expect(condition(status, 'Failed')).toMatchObject({ status: 'True', reason: 'InvalidSpec' });
+    expect(status.message).toMatch(
+      /^invalid spec: spec\.timeZone: "Europe\/Atlantis" is not a time zone the tz database knows/,
+    );
+  });
+
   it('reports a selector matching no node: Ready False, NoMatchingNodes, naming the selector', () => {
     const status = statusOf(prePull({ nodeSelector: { zone: 'mars' } }), nodes, caches);
     expect(status.nodes.selected).toBe(0);

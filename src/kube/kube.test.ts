@@ -239,7 +239,6 @@ describe('PullSecrets', () => {
     reference: parseReference('r.test/team/app:1'),
     requiredBy: ['ns/pp'],
     secrets: [{ namespace: 'ns', name: 'regcred' }],
-    schedules: [],
   } as unknown as Parameters<PullSecrets['forImage']>[0];
 
   function secret(password: string): JsonObject {

@@ -1,6 +1,7 @@
-// The production Scheduler: node-cron, one task per (expression, listener), loaded with the first
-// schedule, so a command whose PrePulls have none never loads the scheduler. Tests use a manual
-// scheduler instead, so schedules are fired exactly when a test says.
+// The production Scheduler: node-cron, one task per schedule, loaded with the first schedule, so a
+// command whose PrePulls have none never starts the scheduler. node-cron reads the time zone
+// through Intl (the tz database Node ships), DST included. Engine tests use a manual scheduler,
+// so schedules are fired exactly when a test says.
 import type { Scheduler } from './types.ts';
 
 /**
@@ -13,12 +14,12 @@ import type { Scheduler } from './types.ts';
 export function lazyScheduler(load: () => Promise<Scheduler>): Scheduler {
   let loading: Promise<Scheduler> | undefined;
   return {
-    schedule(expression, onTick) {
+    schedule(cron, onTick) {
       let stop: (() => void) | undefined;
       let stopped = false;
       loading ??= load();
       void loading.then((scheduler) => {
-        if (!stopped) stop = scheduler.schedule(expression, onTick);
+        if (!stopped) stop = scheduler.schedule(cron, onTick);
       });
       return () => {
         stopped = true;
@@ -31,10 +32,28 @@ export function lazyScheduler(load: () => Promise<Scheduler>): Scheduler {
 export const cronScheduler: Scheduler = lazyScheduler(async () => {
   const { schedule } = await import('node-cron');
   return {
-    schedule(expression, onTick) {
-      const task = schedule(expression, onTick, { noOverlap: true });
+    schedule({ expression, timeZone }, onTick) {
+      const task = schedule(
+        expression,
+        (context) => {
+          const next = task.getNextRun();
+          onTick({
+            at: context.date.getTime(),
+            ...(next !== null ? { next: next.getTime() } : {}),
+          });
+        },
+        {
+          ...(timeZone !== undefined ? { timezone: timeZone } : {}),
+          // A time missed while the process could not run (a blocked event loop, a suspended
+          // machine) fires once, late, when it can: the latest one missed, not each of them.
+          // node-cron's own warning about the others would be a stray line among the JSON logs.
+          missedExecutionTolerance: Number.POSITIVE_INFINITY,
+          suppressMissedWarning: true,
+        },
+      );
       return () => {
-        void task.stop();
+        // destroy, not stop: a stopped task stays in node-cron's registry for good.
+        void task.destroy();
       };
     },
   };

@@ -57,7 +57,6 @@ describe('desiredImages', () => {
       pin: true,
       timeoutSeconds: 1800,
       backoffLimit: 10,
-      schedules: ['0 * * * *', '*/5 * * * *'],
       secrets: [
         { namespace: 'shop', name: 'regcred' },
         { namespace: 'team', name: 'regcred' },

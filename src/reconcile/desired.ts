@@ -25,8 +25,6 @@ export interface DesiredImage extends Wanted {
   requiredBy: string[];
   /** Pull secrets named by those PrePulls, in order, without repeats. */
   secrets: SecretRef[];
-  /** Cron schedules of those PrePulls, without repeats. */
-  schedules: string[];
   /**
    * May this node start pulling it? True when any PrePull that wants it admits the node (an
    * unpaced PrePull admits every node; a paced one those its status lists — ADR 0014).
@@ -88,7 +86,6 @@ function newEntry(
     cleanup: 'Unpin',
     requiredBy: [],
     secrets: [],
-    schedules: [],
     admitted: false,
   };
 }
@@ -99,8 +96,6 @@ function addOwner(entry: DesiredImage, prePull: PrePull): void {
     if (!entry.secrets.some((s) => s.namespace === ref.namespace && s.name === ref.name))
       entry.secrets.push(ref);
   }
-  const schedule = prePull.spec.schedule;
-  if (schedule !== undefined && !entry.schedules.includes(schedule)) entry.schedules.push(schedule);
 }
 
 function add(

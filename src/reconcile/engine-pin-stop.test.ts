@@ -19,7 +19,11 @@ describe('Engine', () => {
     const w = new World();
     w.publish('r.io/shop/web:1', 1);
     w.engine.setPrePulls([
-      prePull('shop', { images: [{ image: 'r.io/shop/web:1' }], schedule: '0 * * * *' }),
+      prePull('shop', {
+        images: [{ image: 'r.io/shop/web:1' }],
+        schedule: '0 * * * *',
+        scheduleJitterSeconds: 0,
+      }),
     ]);
     const pin = w.runtime.pin.bind(w.runtime);
     const pins: string[] = [];

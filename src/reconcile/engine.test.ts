@@ -191,6 +191,7 @@ describe('Engine', () => {
           images: [{ image: 'r.io/shop/web:1' }],
           pullPolicy: policy,
           schedule: '*/5 * * * *',
+          scheduleJitterSeconds: 0,
         }),
       ]);
       await w.engine.start();
@@ -209,7 +210,11 @@ describe('Engine', () => {
     const w = new World();
     w.publish('r.io/shop/web:1', 1);
     w.engine.setPrePulls([
-      prePull('shop', { images: [{ image: 'r.io/shop/web:1' }], schedule: '*/5 * * * *' }),
+      prePull('shop', {
+        images: [{ image: 'r.io/shop/web:1' }],
+        schedule: '*/5 * * * *',
+        scheduleJitterSeconds: 0,
+      }),
     ]);
     await w.engine.start();
     await w.settle();
@@ -234,7 +239,11 @@ describe('Engine', () => {
     const w = new World();
     w.publish('r.io/shop/web:1', 1);
     w.engine.setPrePulls([
-      prePull('shop', { images: [{ image: 'r.io/shop/web:1' }], schedule: '*/5 * * * *' }),
+      prePull('shop', {
+        images: [{ image: 'r.io/shop/web:1' }],
+        schedule: '*/5 * * * *',
+        scheduleJitterSeconds: 0,
+      }),
     ]);
     await w.engine.start();
     let reports = await w.settle();
@@ -287,6 +296,7 @@ describe('Engine', () => {
         images: [{ image: 'r.io/shop/web:1' }],
         backoffLimit: 2,
         schedule: '0 * * * *',
+        scheduleJitterSeconds: 0,
       }),
     ]);
     await w.engine.start();

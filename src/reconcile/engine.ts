@@ -19,6 +19,7 @@ import { Puller } from './pull.ts';
 import { WorkQueue } from './queue.ts';
 import { type PreviousStatus, Releaser } from './release.ts';
 import { ImageFsSampler, Reporter } from './report.ts';
+import { Schedules, schedulesOf } from './schedules.ts';
 import { NEW_HISTORY, afterReset, decide } from './state.ts';
 import { type EngineDeps, type EngineOptions, type Entry, errorInfo } from './types.ts';
 import { digestMatch, verify } from './verify.ts';
@@ -33,6 +34,7 @@ export class Engine {
   readonly #imageFs: ImageFsSampler;
   readonly #puller: Puller;
   readonly #releaser: Releaser;
+  readonly #schedules: Schedules;
   readonly #stops: (() => void)[] = [];
   /** Set by stop(): a watch that only becomes live afterwards is ended at once. */
   #stopRequested = false;
@@ -66,6 +68,9 @@ export class Engine {
     this.#reporter = new Reporter(deps, this.#entries);
     this.#imageFs = new ImageFsSampler(deps);
     this.#puller = new Puller(deps, this.#options, this.#reporter, this.#imageFs);
+    this.#schedules = new Schedules(deps, options.nodeName, (owner) => {
+      this.#fire(owner);
+    });
     this.#releaser = new Releaser(deps, {
       cleanup: () => this.#options.cleanup,
       entries: this.#entries,
@@ -205,6 +210,7 @@ export class Engine {
   async stop(): Promise<void> {
     this.#stopRequested = true;
     this.#releaser.stop();
+    this.#schedules.stop();
     for (const stop of this.#stops.splice(0)) stop();
     await this.#queue.shutDown();
   }
@@ -238,7 +244,6 @@ export class Engine {
         if (images !== undefined) observe(entry, findImage(images, ref), now);
         this.#releaser.recall(entry);
         this.#entries.set(ref, entry);
-        this.#watchSchedules(entry);
       } else if (!sameWanted(existing.desired, want)) {
         // A change gives a failed image a fresh set of attempts and a fresh check.
         existing.desired = want;
@@ -251,20 +256,18 @@ export class Engine {
       }
       this.#queue.add(ref);
     }
+    this.#schedules.set(schedulesOf(this.#prePulls, this.#options.labels));
     this.#reporter.publish();
   }
 
-  #watchSchedules(entry: Entry): void {
-    for (const expression of entry.desired.schedules) {
-      const stop = this.#deps.scheduler.schedule(expression, () => {
-        const current = this.#entries.get(entry.desired.ref);
-        if (!current?.desired.schedules.includes(expression)) return;
-        current.history = afterReset(current.history);
-        current.verifyRequested = true;
-        current.forceVerify = true;
-        this.#queue.add(current.desired.ref);
-      });
-      this.#stops.push(stop);
+  /** A PrePull's schedule fired on this node: check its images again, failed ones afresh. */
+  #fire(owner: string): void {
+    for (const entry of this.#entries.values()) {
+      if (!entry.desired.requiredBy.includes(owner)) continue;
+      entry.history = afterReset(entry.history);
+      entry.verifyRequested = true;
+      entry.forceVerify = true;
+      this.#queue.add(entry.desired.ref);
     }
   }
 

@@ -28,9 +28,22 @@ export interface CredentialProvider {
   refused?(image: DesiredImage): void;
 }
 
+/** A cron schedule: its expression, and the IANA zone it reads in (absent: the process's zone). */
+export interface CronSpec {
+  expression: string;
+  timeZone?: string;
+}
+
+/** A time a schedule named, and the next one after it (ms since the epoch; undefined: unknown). */
+export interface Tick {
+  at: number;
+  next?: number;
+}
+
 /** Cron schedules (node-cron in production, a manual trigger in tests). */
 export interface Scheduler {
-  schedule(expression: string, onTick: () => void): () => void;
+  /** Calls `onTick` at each time `cron` names, until the returned function is called. */
+  schedule(cron: CronSpec, onTick: (tick: Tick) => void): () => void;
 }
 
 /** Does `image` carry one of `digests` for the repository `ref` names? (runtime/digest.ts) */
@@ -63,6 +76,8 @@ export interface EngineDeps {
 }
 
 export interface EngineOptions {
+  /** This node's name: with a PrePull's name, it places the node's firings of that PrePull's schedule in its window. */
+  nodeName: string;
   /** Labels of this node, for nodeSelectors. */
   labels: Record<string, string>;
   /** Pulls at once on this node. */

@@ -31,7 +31,13 @@ import {
   ServiceMonitor,
   type IServiceMonitor,
 } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
-import { DEFAULTS, MAX_CONCURRENT_NODES, MAX_IMAGES } from '../../src/api/prepull.ts';
+import {
+  DEFAULTS,
+  MAX_CONCURRENT_NODES,
+  MAX_IMAGES,
+  MAX_SCHEDULE_JITTER_SECONDS,
+  MAX_TIME_ZONE_LENGTH,
+} from '../../src/api/prepull.ts';
 import { MAX_RELEASED } from '../../src/api/nodeimagecache.ts';
 import { DEFAULT_SOCKETS } from '../../src/runtime/detect.ts';
 import { parseAgentArgs } from '../../src/config/agent.ts';
@@ -570,6 +576,8 @@ describe('the CRDs', () => {
         'pullPolicy',
         'verify',
         'schedule',
+        'timeZone',
+        'scheduleJitterSeconds',
         'pin',
         'timeoutSeconds',
         'backoffLimit',
@@ -578,6 +586,12 @@ describe('the CRDs', () => {
         'cleanup',
       ].sort(),
     );
+    expect(p.scheduleJitterSeconds).toMatchObject({
+      minimum: 0,
+      maximum: MAX_SCHEDULE_JITTER_SECONDS,
+      default: DEFAULTS.scheduleJitterSeconds,
+    });
+    expect(p.timeZone).toMatchObject({ minLength: 1, maxLength: MAX_TIME_ZONE_LENGTH });
     expect(p.cleanup).toMatchObject({ enum: ['Unpin', 'Remove'], default: DEFAULTS.cleanup });
     expect(p.rollout!.properties!.maxConcurrentNodes).toMatchObject({
       'x-kubernetes-int-or-string': true,

@@ -12,7 +12,7 @@ import { FakeRuntime } from '../../runtime/testing/fake.ts';
 import { createLogger } from '../../telemetry/logger.ts';
 import { Metrics } from '../../telemetry/metrics.ts';
 import { Engine } from '../engine.ts';
-import type { EngineDeps, EngineOptions, Scheduler } from '../types.ts';
+import type { CronSpec, EngineDeps, EngineOptions, Scheduler, Tick } from '../types.ts';
 
 export const digest = (n: number): string => `sha256:${n.toString(16).padStart(64, '0')}`;
 
@@ -34,7 +34,8 @@ export class World {
   readonly resolves: string[] = [];
   /** The simulated time of each resolve, in the order of `resolves`. */
   readonly resolvedAt: number[] = [];
-  readonly ticks = new Map<string, (() => void)[]>();
+  /** The armed schedules, as the engine handed them to the scheduler. */
+  readonly tasks: { cron: CronSpec; onTick: (tick: Tick) => void }[] = [];
   readonly logs: string[] = [];
   readonly metrics = new Metrics();
   credentials: RegistryCredential[] = [];
@@ -50,6 +51,7 @@ export class World {
       pullLatencyMs?: number;
       cleanup?: CleanupPolicy;
       sandboxImage?: string;
+      nodeName?: string;
     } = {},
   ) {
     this.runtime = new FakeRuntime({
@@ -74,9 +76,13 @@ export class World {
       },
     };
     const scheduler: Scheduler = {
-      schedule: (expression, onTick) => {
-        this.ticks.set(expression, [...(this.ticks.get(expression) ?? []), onTick]);
-        return () => undefined;
+      schedule: (cron, onTick) => {
+        const task = { cron, onTick };
+        this.tasks.push(task);
+        return () => {
+          const index = this.tasks.indexOf(task);
+          if (index >= 0) this.tasks.splice(index, 1);
+        };
       },
     };
     const sink = new Writable({
@@ -96,6 +102,7 @@ export class World {
       metrics: this.metrics,
     };
     this.#options = {
+      nodeName: options.nodeName ?? 'worker-1',
       labels: { role: 'worker' },
       pullConcurrency: options.pullConcurrency ?? 2,
       ...(options.cleanup !== undefined ? { cleanup: options.cleanup } : {}),
@@ -127,8 +134,15 @@ export class World {
     });
   }
 
-  tick(expression: string): void {
-    for (const fire of this.ticks.get(expression) ?? []) fire();
+  /**
+   * Every schedule armed with `expression` names this moment; `next`: when it names the next
+   * time (ms from now), which bounds the spread (default: unknown, so the whole window).
+   */
+  tick(expression: string, next?: number): void {
+    const at = this.clock.now();
+    for (const task of [...this.tasks])
+      if (task.cron.expression === expression)
+        task.onTick({ at, ...(next !== undefined ? { next: at + next } : {}) });
   }
 
   /** Runs the clock until the engine settles (or `limitMs` of simulated time passes). */
