@@ -5,6 +5,7 @@
 // what each step below is for: docs/adr/0005-bundled-cli.md. Type checking is `npm run
 // typecheck`'s job; this only strips the types.
 import { build, type Metafile, type Plugin } from 'esbuild';
+import { execFileSync } from 'node:child_process';
 import { builtinModules } from 'node:module';
 import { cpSync, existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
@@ -119,6 +120,17 @@ const slimPackages: Plugin = {
   name: 'slim-packages',
   setup(b) {
     b.onResolve({ filter: /^prom-client$/ }, () => ({ path: join(BUNDLE, 'prom-client.js') }));
+    // prom-client's CPU collector reads the OpenTelemetry context only for exemplars, which
+    // prepull never enables: its import is an empty object, not the OpenTelemetry API.
+    b.onResolve({ filter: /^@opentelemetry\/api$/ }, (args) =>
+      args.importer.endsWith('/prom-client/lib/metrics/processCpuTotal.js')
+        ? { path: 'otel', namespace: 'no-otel' }
+        : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: 'no-otel' }, () => ({
+      contents: 'module.exports = {};',
+      loader: 'js',
+    }));
     b.onResolve({ filter: /^undici$/ }, (args) => {
       const names = [...new Set(importedNames(args.importer, 'undici'))].sort();
       const missing = names.filter((name) => UNDICI_PARTS[name] === undefined);
@@ -233,6 +245,24 @@ function checkImportMeta(metafile: Metafile): void {
   }
 }
 
+/**
+ * The git revision the bundle is built from, for prepull_build_info: PREPULL_REVISION when set
+ * (a build without the repository, e.g. in an image build), else `git rev-parse HEAD`.
+ */
+function gitRevision(): string {
+  const given = process.env.PREPULL_REVISION;
+  if (given !== undefined && given !== '') return given;
+  try {
+    return execFileSync('git', ['rev-parse', 'HEAD'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
 rmSync(DIST, { recursive: true, force: true });
 const result = await build({
   absWorkingDir: ROOT,
@@ -247,6 +277,8 @@ const result = await build({
   mainFields: ['module', 'main'],
   // The TypeScript settings esbuild honours when it strips types (verbatimModuleSyntax, …).
   tsconfig: 'tsconfig.build.json',
+  // src/cli/build-info.ts
+  define: { PREPULL_REVISION: JSON.stringify(gitRevision()) },
   // CommonJS dependencies call require(); in an ES module it has to be made.
   banner: {
     js: "import { createRequire as __prepullCreateRequire } from 'node:module';\nconst require = __prepullCreateRequire(import.meta.url);",

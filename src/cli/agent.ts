@@ -12,6 +12,7 @@ import type { ImageRuntime } from '../runtime/types.ts';
 import { type Logger, createLogger } from '../telemetry/logger.ts';
 import { Metrics } from '../telemetry/metrics.ts';
 import { type TelemetryServer, startTelemetryServer } from '../telemetry/server.ts';
+import { revision, version } from './build-info.ts';
 import { releaseWhenQuiet } from './heap.ts';
 import type { Output } from './io.ts';
 import { newRegistryClient } from './registry.ts';
@@ -66,7 +67,9 @@ export async function runAgent(
   }
   const clock = dependencies.clock ?? systemClock;
   const log = createLogger(config.logLevel);
-  const metrics = new Metrics();
+  const metrics = new Metrics({
+    build: { version: version(), revision: revision(), command: 'agent' },
+  });
   const kube = KubeClient.load(config.kubeconfig);
   log.info({ server: kube.server, node: config.nodeName }, 'kubernetes API');
   const detected = await (dependencies.detect ?? detectRuntime)({
@@ -81,6 +84,7 @@ export async function runAgent(
   }
   log.info({ skipped: detected.skipped }, detected.description);
   const info = await detected.runtime.info();
+  metrics.setRuntime(info.name);
   const agent = new Agent({
     config,
     clock,

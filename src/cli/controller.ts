@@ -15,6 +15,7 @@ import { KubeClient } from '../kube/client.ts';
 import { PrometheusControllerMetrics } from '../telemetry/controller-metrics.ts';
 import { type Logger, createLogger } from '../telemetry/logger.ts';
 import { type TelemetryServer, startTelemetryServer } from '../telemetry/server.ts';
+import { revision, version } from './build-info.ts';
 import type { Output } from './io.ts';
 
 export interface ControllerDependencies {
@@ -115,7 +116,7 @@ export async function runController(
   }
   const clock = dependencies.clock ?? systemClock;
   const log = dependencies.log ?? createLogger(config.logLevel);
-  const metrics = new PrometheusControllerMetrics();
+  const metrics = new PrometheusControllerMetrics({ version: version(), revision: revision() });
   const kube = KubeClient.load(config.kubeconfig);
   log.info({ server: kube.server, identity: config.identity }, 'kubernetes API');
   const controller = new Controller({

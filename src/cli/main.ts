@@ -1,16 +1,10 @@
 // Entry point of the `prepull` command: parses the command line and dispatches to a subcommand,
 // loading each subcommand's code only when it runs (a DaemonSet pays for every module it loads).
-import { readFileSync } from 'node:fs';
 import { PrepullError, isPrepullError } from '../errors.ts';
+import { version } from './build-info.ts';
 import { type Output, stdio } from './io.ts';
 
-export function version(): string {
-  // src/cli and dist/cli sit at the same depth below package.json.
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-    version: string;
-  };
-  return pkg.version;
-}
+export { version };
 
 export const HELP = `prepull — puts container images onto Kubernetes nodes before Pods need them, keeps
 them there, and reports what each node holds.

@@ -19,6 +19,7 @@ import type { ImageRuntime, RuntimeInfo } from '../runtime/types.ts';
 import { type Logger, createLogger } from '../telemetry/logger.ts';
 import { Metrics } from '../telemetry/metrics.ts';
 import { type TelemetryServer, startTelemetryServer } from '../telemetry/server.ts';
+import { revision, version } from './build-info.ts';
 import type { Output } from './io.ts';
 import { releaseWhenQuiet } from './heap.ts';
 import { type SyncResult, renderJson, renderTable } from './output.ts';
@@ -131,7 +132,9 @@ export async function runSync(
     return 0;
   }
   const log = createLogger(config.logLevel);
-  const metrics = new Metrics();
+  const metrics = new Metrics({
+    build: { version: version(), revision: revision(), command: 'sync' },
+  });
   let files = loadFiles(config, log);
   const detected = await detect({ endpoint: config.runtimeEndpoint });
   const found = detected.found.kind;
@@ -144,6 +147,7 @@ export async function runSync(
   }
   log.info({ skipped: detected.skipped }, detected.description);
   const info = await detected.runtime.info();
+  metrics.setRuntime(info.name);
   const registry = newRegistryClient(config, metrics);
   const engine = new Engine(
     {

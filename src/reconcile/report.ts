@@ -2,8 +2,8 @@
 // events on a change, reports to listeners and the image gauges, and the image filesystem's size.
 import { statfs } from 'node:fs/promises';
 import { recordedDigest } from '../image/digest.ts';
-import type { ImageReport } from '../image/report.ts';
-import { compareCodeUnits } from './desired.ts';
+import type { ImageReport, ImageState } from '../image/report.ts';
+import { SANDBOX, compareCodeUnits } from './desired.ts';
 import { runtimeCall } from './observe.ts';
 import type { Decision } from './state.ts';
 import { type EngineDeps, type EngineEvent, type Entry, errorInfo } from './types.ts';
@@ -128,6 +128,7 @@ export class Reporter {
     const states = new Map(reports.map((r) => [r.image, r.state]));
     const held = reports.reduce((sum, r) => sum + (r.state === 'Present' ? (r.size ?? 0) : 0), 0);
     metrics.setImageStates(states, held);
+    metrics.setPrePullStates(prePullStates(reports));
     if (
       reports.length > 0 &&
       reports.every((r) => r.state === 'Present' && r.reason !== 'VerifyFailed')
@@ -136,6 +137,20 @@ export class Reporter {
     }
     for (const listener of this.#listeners) listener(reports);
   }
+}
+
+/** The states of each PrePull's images (`namespace/name`); the sandbox image is no PrePull's. */
+function prePullStates(reports: readonly ImageReport[]): Map<string, ImageState[]> {
+  const prePulls = new Map<string, ImageState[]>();
+  for (const report of reports) {
+    for (const owner of report.requiredBy) {
+      if (owner === SANDBOX) continue;
+      const states = prePulls.get(owner);
+      if (states === undefined) prePulls.set(owner, [report.state]);
+      else states.push(report.state);
+    }
+  }
+  return prePulls;
 }
 
 /**

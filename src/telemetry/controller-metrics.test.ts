@@ -30,10 +30,20 @@ describe('the controller’s metrics', () => {
     expect(text).toContain('prepull_controller_leader 0');
     expect(text).toContain('prepull_controller_leader_transitions_total{transition="started"} 1');
     expect(text).toContain('prepull_controller_leader_transitions_total{transition="stopped"} 1');
-    // Only the controller's names, on a registry of its own.
-    const names = [...text.matchAll(/^# TYPE (\S+)/gm)].map((m) => m[1]);
-    expect(names.every((n) => n?.startsWith('prepull_controller_'))).toBe(true);
+    // Only the controller's names (and every registry's process metrics), on a registry of its
+    // own.
+    const names = [...text.matchAll(/^# TYPE (\S+)/gm)].map((m) => m[1] ?? '');
+    const prepull = names.filter((n) => n.startsWith('prepull_'));
+    expect(prepull.every((n) => n.startsWith('prepull_controller_'))).toBe(true);
+    expect(names).toContain('process_cpu_seconds_total');
     expect(await new Metrics().render()).not.toContain('prepull_controller_');
+  });
+
+  it('says what runs in prepull_build_info: the controller, with no runtime', async () => {
+    const metrics = new PrometheusControllerMetrics({ version: '1.2.3', revision: 'abc' });
+    expect(await metrics.render()).toContain(
+      `prepull_build_info{version="1.2.3",revision="abc",nodejs_version="${process.version}",command="controller",runtime=""} 1`,
+    );
   });
 });
 

@@ -2,8 +2,10 @@
 // agent's (metrics.ts): names carry the `prepull_controller_` prefix. The class implements the
 // controller's ControllerMetrics interface (src/controller/controller.ts) structurally — this
 // floor may not import the controller's — plus the leader election's two series, which the
-// process wiring (src/cli/controller.ts) sets. docs/metrics.md describes each.
+// process wiring (src/cli/controller.ts) sets. docs/metrics.md describes each, and the
+// prepull_build_info and process metrics every registry carries (process.ts).
 import { Counter, Gauge, Registry } from 'prom-client';
+import { type BuildInfo, buildInfo, registerProcessMetrics } from './process.ts';
 
 export type StatusWriteResult = 'ok' | 'conflict' | 'error';
 export type NodePatchKind = 'label' | 'taint';
@@ -51,7 +53,10 @@ export class PrometheusControllerMetrics {
     registers: [this.registry],
   });
 
-  constructor() {
+  /** `build`: prepull_build_info's labels; without them (tests) it has no series. */
+  constructor(build?: Omit<BuildInfo, 'command'>) {
+    registerProcessMetrics(this.registry);
+    if (build !== undefined) buildInfo(this.registry, { ...build, command: 'controller' });
     // Every series exists from the start, so a rate() or an absent() sees zeros, not gaps.
     for (const result of ['ok', 'conflict', 'error'] as const)
       this.#statusWrites.inc({ result }, 0);

@@ -3,6 +3,7 @@
 // prefix and unit suffixes and pass `promtool check metrics`. docs/metrics.md describes each.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { IMAGE_STATES, type ImageState } from '../image/report.ts';
+import { type BuildInfo, buildInfo, registerProcessMetrics } from './process.ts';
 
 /** Pull durations run from seconds to the 30-minute default timeout. */
 const PULL_BUCKETS = [0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1200, 1800];
@@ -11,11 +12,17 @@ const REQUEST_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
 export interface MetricsOptions {
   /** Per-image series are exported only while the node requires at most this many images. */
   perImageLimit?: number;
+  /** prepull_prepull_images covers at most this many PrePulls (docs/metrics.md says which). */
+  perPrePullLimit?: number;
+  /** prepull_build_info's labels; without them (tests) it has no series. */
+  build?: BuildInfo;
 }
 
 export class Metrics {
   readonly registry = new Registry();
   readonly perImageLimit: number;
+  readonly perPrePullLimit: number;
+  readonly #setRuntime: (runtime: string) => void;
 
   readonly imagesRequired = new Gauge({
     name: 'prepull_images_required',
@@ -32,6 +39,17 @@ export class Metrics {
     name: 'prepull_image_state',
     help: '1 for the current state of each required image, 0 for the others (exported while the image count is within the per-image limit).',
     labelNames: ['image', 'state'] as const,
+    registers: [this.registry],
+  });
+  readonly prePullImages = new Gauge({
+    name: 'prepull_prepull_images',
+    help: "Each PrePull's images on this node by state (for at most the per-PrePull limit of PrePulls).",
+    labelNames: ['namespace', 'name', 'state'] as const,
+    registers: [this.registry],
+  });
+  readonly prePullsOverLimit = new Gauge({
+    name: 'prepull_prepulls_over_limit',
+    help: 'PrePulls selecting this node that prepull_prepull_images leaves out (beyond its limit).',
     registers: [this.registry],
   });
   readonly imageBytes = new Gauge({
@@ -118,6 +136,17 @@ export class Metrics {
 
   constructor(options: MetricsOptions = {}) {
     this.perImageLimit = options.perImageLimit ?? 500;
+    this.perPrePullLimit = options.perPrePullLimit ?? 200;
+    registerProcessMetrics(this.registry);
+    this.#setRuntime =
+      options.build === undefined ? () => undefined : buildInfo(this.registry, options.build);
+    // Unknown until read: no sample rather than a 0 that reads as a fact.
+    for (const gauge of [this.imageFsUsed, this.imageFsCapacity, this.lastSync]) gauge.remove();
+  }
+
+  /** The runtime prepull talks to, once detected (prepull_build_info's `runtime`). */
+  setRuntime(name: string): void {
+    this.#setRuntime(name);
   }
 
   /** Replaces the per-state gauges with the states of the current required images. */
@@ -134,6 +163,32 @@ export class Metrics {
       }
     }
     this.imageBytes.set(heldBytes);
+  }
+
+  /**
+   * Replaces the per-PrePull roll-ups with the states of each PrePull's images (keyed
+   * `namespace/name`). Beyond the limit, the PrePulls with the most images not Present are kept
+   * (ties in name order), and the others counted in prepull_prepulls_over_limit.
+   */
+  setPrePullStates(prePulls: ReadonlyMap<string, readonly ImageState[]>): void {
+    const notPresent = (states: readonly ImageState[]): number =>
+      states.filter((s) => s !== 'Present').length;
+    let kept = [...prePulls];
+    if (kept.length > this.perPrePullLimit) {
+      kept = kept
+        .map(([key, states]) => ({ key, states, rank: notPresent(states) }))
+        .sort((a, b) => b.rank - a.rank || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+        .slice(0, this.perPrePullLimit)
+        .map(({ key, states }): [string, readonly ImageState[]] => [key, states]);
+    }
+    this.prePullImages.reset();
+    for (const [key, states] of kept) {
+      const slash = key.indexOf('/');
+      const labels = { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
+      for (const state of IMAGE_STATES)
+        this.prePullImages.set({ ...labels, state }, states.filter((s) => s === state).length);
+    }
+    this.prePullsOverLimit.set(prePulls.size - kept.length);
   }
 
   /** Prometheus text exposition of every metric. */

@@ -389,6 +389,14 @@ describeIntegration('prepull sync (real CLI, real runtimes)', () => {
         expect(metrics.body).toContain(`prepull_images{state="Present"} ${required}`);
         expect(metrics.body).toMatch(/prepull_pulls_total\{result="success",code=""\} [1-9]/);
         expect(metrics.body).toMatch(/prepull_last_sync_timestamp_seconds [1-9]/);
+        // The bundle carries the revision it was built from; the runtime is named once detected.
+        expect(metrics.body).toMatch(
+          new RegExp(
+            `^prepull_build_info\\{version="[^"]+",revision="(?!unknown")[^"]+",nodejs_version="${process.version}",command="sync",runtime="${kind}"\\} 1$`,
+            'm',
+          ),
+        );
+        expect(metrics.body).toMatch(/^process_resident_memory_bytes [1-9]/m);
         expect(await httpGet(`${base}/healthz`)).toEqual({ status: 200, body: 'ok\n' });
         expect(await httpGet(`${base}/readyz`)).toEqual({ status: 200, body: 'ok\n' });
       } finally {
