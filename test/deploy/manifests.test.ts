@@ -26,6 +26,7 @@ import {
   type ICustomResourceDefinition,
 } from 'kubernetes-models/apiextensions.k8s.io/v1/CustomResourceDefinition';
 import type { IJSONSchemaProps } from 'kubernetes-models/apiextensions.k8s.io/v1/JSONSchemaProps';
+import type { IProbe } from 'kubernetes-models/v1/Probe';
 import type { IService } from 'kubernetes-models/v1/Service';
 import {
   ServiceMonitor,
@@ -287,6 +288,7 @@ describe('the DaemonSet', () => {
     expect(others).toEqual([]);
     expect(pod.initContainers).toBeUndefined();
     expect(pod.tolerations).toEqual([{ operator: 'Exists' }]);
+    expect(pod.nodeSelector).toEqual({ 'kubernetes.io/os': 'linux' });
     expect(pod.priorityClassName).toBe('system-node-critical');
     expect(pod.serviceAccountName).toBe('prepull-agent');
     expect(pod.terminationGracePeriodSeconds).toBe(60);
@@ -336,6 +338,11 @@ describe('the DaemonSet', () => {
     expect(agent!.ports).toEqual([{ name: 'metrics', containerPort: 9464, protocol: 'TCP' }]);
     expect(agent!.livenessProbe?.httpGet).toEqual({ path: '/healthz', port: 'metrics' });
     expect(agent!.readinessProbe?.httpGet).toEqual({ path: '/readyz', port: 'metrics' });
+    // Start-up asks only whether the process serves: waiting for the runtime is not a failure.
+    expect(agent!.startupProbe?.httpGet).toEqual({ path: '/healthz', port: 'metrics' });
+    const budget = (p: IProbe | undefined): number =>
+      (p?.periodSeconds ?? 10) * (p?.failureThreshold ?? 3);
+    expect(budget(agent!.startupProbe)).toBeGreaterThan(budget(agent!.livenessProbe));
   });
 
   it('asks for the resources it is sized for', () => {
