@@ -5,32 +5,14 @@
 import { describe, expect, it } from '@jest/globals';
 import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, posix } from 'node:path';
-import { Namespace } from 'kubernetes-models/v1/Namespace';
-import { ResourceQuota } from 'kubernetes-models/v1/ResourceQuota';
-import { Service } from 'kubernetes-models/v1/Service';
-import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
-import { DaemonSet, type IDaemonSet } from 'kubernetes-models/apps/v1/DaemonSet';
-import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
-import { Role } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role';
-import { RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding';
-import {
-  ClusterRole,
-  type IClusterRole,
-} from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole';
-import {
-  ClusterRoleBinding,
-  type IClusterRoleBinding,
-} from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding';
-import {
-  CustomResourceDefinition,
-  type ICustomResourceDefinition,
-} from 'kubernetes-models/apiextensions.k8s.io/v1/CustomResourceDefinition';
+import type { IDaemonSet } from 'kubernetes-models/apps/v1/DaemonSet';
+import type { IClusterRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole';
+import type { IClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding';
+import type { ICustomResourceDefinition } from 'kubernetes-models/apiextensions.k8s.io/v1/CustomResourceDefinition';
 import type { IJSONSchemaProps } from 'kubernetes-models/apiextensions.k8s.io/v1/JSONSchemaProps';
+import type { IProbe } from 'kubernetes-models/v1/Probe';
 import type { IService } from 'kubernetes-models/v1/Service';
-import {
-  ServiceMonitor,
-  type IServiceMonitor,
-} from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
+import type { IServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
 import {
   DEFAULTS,
   MAX_CONCURRENT_NODES,
@@ -43,37 +25,21 @@ import { DEFAULT_SOCKETS } from '../../src/runtime/detect.ts';
 import { parseAgentArgs } from '../../src/config/agent.ts';
 import {
   DEPLOY,
-  MODEL_TYPES,
+  KUSTOMIZATION,
   ROOT,
+  isComponent,
   label,
   readManifests,
   typeCheck,
   typeKey,
+  validateModels,
   yamlFiles,
   type Doc,
 } from './manifests.ts';
 
-const manifests = readManifests();
+// The runtime components are checked as kubectl renders them: variants.test.ts.
+const manifests = readManifests().filter((m) => !isComponent(m.file));
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
-
-interface Validatable {
-  validate(): void;
-}
-const MODELS: Record<string, new (data: never) => Validatable> = {
-  'v1/Namespace': Namespace,
-  'v1/ServiceAccount': ServiceAccount,
-  'v1/Service': Service,
-  'v1/ResourceQuota': ResourceQuota,
-  'apps/v1/DaemonSet': DaemonSet,
-  'apps/v1/Deployment': Deployment,
-  'rbac.authorization.k8s.io/v1/Role': Role,
-  'rbac.authorization.k8s.io/v1/RoleBinding': RoleBinding,
-  'rbac.authorization.k8s.io/v1/ClusterRole': ClusterRole,
-  'rbac.authorization.k8s.io/v1/ClusterRoleBinding': ClusterRoleBinding,
-  'apiextensions.k8s.io/v1/CustomResourceDefinition': CustomResourceDefinition,
-  'monitoring.coreos.com/v1/ServiceMonitor': ServiceMonitor,
-};
-const KUSTOMIZATION = 'kustomize.config.k8s.io/v1beta1/Kustomization';
 /** Shipped but not installed by kustomization.yaml: the audit's read-only role, bound by hand. */
 const NOT_INSTALLED = ['deploy/audit-rbac.yaml'];
 
@@ -110,21 +76,7 @@ describe('every manifest', () => {
   });
 
   it('is a kind with a Kubernetes schema, and passes it', () => {
-    for (const m of manifests) {
-      const key = typeKey(m.doc);
-      if (key === KUSTOMIZATION) continue;
-      const Model = MODELS[key];
-      expect({
-        at: label(m),
-        model: Model !== undefined && MODEL_TYPES[key] !== undefined,
-      }).toEqual({
-        at: label(m),
-        model: true,
-      });
-      expect(() => {
-        new Model!(m.doc as never).validate();
-      }).not.toThrow();
-    }
+    expect(validateModels(manifests)).toEqual([]);
   });
 
   it('has no field the Kubernetes schemas do not know (a typo would be dropped silently)', () => {
@@ -188,7 +140,7 @@ describe('kustomization.yaml', () => {
     );
     for (const file of listed) expect(yamlFiles()).toContain(file);
     const manifestsFiles = yamlFiles().filter(
-      (f) => !f.endsWith('/kustomization.yaml') && !NOT_INSTALLED.includes(f),
+      (f) => !f.endsWith('/kustomization.yaml') && !NOT_INSTALLED.includes(f) && !isComponent(f),
     );
     expect([...listed].sort()).toEqual(manifestsFiles);
   });
@@ -293,6 +245,7 @@ describe('the DaemonSet', () => {
     expect(others).toEqual([]);
     expect(pod.initContainers).toBeUndefined();
     expect(pod.tolerations).toEqual([{ operator: 'Exists' }]);
+    expect(pod.nodeSelector).toEqual({ 'kubernetes.io/os': 'linux' });
     expect(pod.priorityClassName).toBe('system-node-critical');
     expect(pod.serviceAccountName).toBe('prepull-agent');
     expect(pod.terminationGracePeriodSeconds).toBe(60);
@@ -342,6 +295,11 @@ describe('the DaemonSet', () => {
     expect(agent!.ports).toEqual([{ name: 'metrics', containerPort: 9464, protocol: 'TCP' }]);
     expect(agent!.livenessProbe?.httpGet).toEqual({ path: '/healthz', port: 'metrics' });
     expect(agent!.readinessProbe?.httpGet).toEqual({ path: '/readyz', port: 'metrics' });
+    // Start-up asks only whether the process serves: waiting for the runtime is not a failure.
+    expect(agent!.startupProbe?.httpGet).toEqual({ path: '/healthz', port: 'metrics' });
+    const budget = (p: IProbe | undefined): number =>
+      (p?.periodSeconds ?? 10) * (p?.failureThreshold ?? 3);
+    expect(budget(agent!.startupProbe)).toBeGreaterThan(budget(agent!.livenessProbe));
   });
 
   it('asks for the resources it is sized for', () => {
@@ -387,8 +345,12 @@ describe('the DaemonSet', () => {
     }
     const dirs = hostPaths.map((m) => m.mountPath);
     expect(dirs).toEqual(['/run/containerd', '/run/crio', '/run/k3s/containerd']);
+    // The agent probes them (no --runtime-endpoint), and the DaemonSet says so.
+    expect(meta(ds as unknown as Doc)).toMatchObject({
+      annotations: { 'prepull.dev/runtime': 'detect' },
+    });
     // Every default socket the agent probes sits in a mounted directory, except Docker Engine's
-    // and cri-dockerd's, which sit directly in /run (docs/install.md shows the patch for them).
+    // and cri-dockerd's, which sit directly in /run (their components mount the socket file).
     const uncovered = DEFAULT_SOCKETS.filter((s) => !dirs.includes(posix.dirname(s)));
     expect(uncovered).toEqual(['/run/cri-dockerd.sock', '/var/run/docker.sock']);
     const tmp = mounts.find((m) => m.mountPath === '/tmp');

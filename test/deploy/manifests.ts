@@ -13,6 +13,18 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 import { parseAllDocuments } from 'yaml';
+import { Namespace } from 'kubernetes-models/v1/Namespace';
+import { ResourceQuota } from 'kubernetes-models/v1/ResourceQuota';
+import { Service } from 'kubernetes-models/v1/Service';
+import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
+import { DaemonSet } from 'kubernetes-models/apps/v1/DaemonSet';
+import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
+import { Role } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role';
+import { RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding';
+import { ClusterRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole';
+import { ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding';
+import { CustomResourceDefinition } from 'kubernetes-models/apiextensions.k8s.io/v1/CustomResourceDefinition';
+import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const DEPLOY = join(ROOT, 'deploy');
@@ -31,6 +43,15 @@ function isDoc(value: unknown): value is Doc {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/**
+ * deploy/components/: kustomize Components, one per container runtime, that a kustomization
+ * of the user's adds to deploy/. They are not manifests of their own: test/deploy/variants.test.ts
+ * checks what `kubectl kustomize` makes of them.
+ */
+export function isComponent(file: string): boolean {
+  return file.startsWith('deploy/components/');
+}
+
 /** Every `.yaml`/`.yml` file under `dir`, relative to the repository's root, sorted. */
 export function yamlFiles(dir = DEPLOY): string[] {
   return readdirSync(dir, { recursive: true, encoding: 'utf8' })
@@ -41,18 +62,26 @@ export function yamlFiles(dir = DEPLOY): string[] {
 
 /** Every YAML document under `dir`; throws on a YAML error, naming the file. */
 export function readManifests(dir = DEPLOY): Manifest[] {
-  return yamlFiles(dir).flatMap((file) => {
-    const docs = parseAllDocuments(readFileSync(join(ROOT, file), 'utf8'));
-    if (!Array.isArray(docs)) throw new Error(`${file}: not a YAML stream`);
-    return docs.map((d, index) => {
-      const problems = [...d.errors, ...d.warnings];
-      if (problems.length > 0) {
-        throw new Error(`${file} document ${index}: ${problems.map((p) => p.message).join('; ')}`);
-      }
-      const doc: unknown = d.toJS();
-      if (!isDoc(doc)) throw new Error(`${file} document ${index}: not a mapping`);
-      return { file, index, doc };
-    });
+  return yamlFiles(dir).flatMap((file) =>
+    parseManifests(file, readFileSync(join(ROOT, file), 'utf8')),
+  );
+}
+
+/**
+ * The documents of one YAML stream (a file, or what `kubectl kustomize` printed), labelled
+ * `file`; throws on a YAML error, naming it.
+ */
+export function parseManifests(file: string, text: string): Manifest[] {
+  const docs = parseAllDocuments(text);
+  if (!Array.isArray(docs)) throw new Error(`${file}: not a YAML stream`);
+  return docs.map((d, index) => {
+    const problems = [...d.errors, ...d.warnings];
+    if (problems.length > 0) {
+      throw new Error(`${file} document ${index}: ${problems.map((p) => p.message).join('; ')}`);
+    }
+    const doc: unknown = d.toJS();
+    if (!isDoc(doc)) throw new Error(`${file} document ${index}: not a mapping`);
+    return { file, index, doc };
   });
 }
 
@@ -95,6 +124,50 @@ export const MODEL_TYPES: Readonly<Record<string, { module: string; name: string
     name: 'IServiceMonitor',
   },
 };
+
+interface Validatable {
+  validate(): void;
+}
+
+/** The kubernetes-models class whose validate() checks each kind (types, required, enums). */
+export const MODELS: Readonly<Record<string, new (data: never) => Validatable>> = {
+  'v1/Namespace': Namespace,
+  'v1/ServiceAccount': ServiceAccount,
+  'v1/Service': Service,
+  'v1/ResourceQuota': ResourceQuota,
+  'apps/v1/DaemonSet': DaemonSet,
+  'apps/v1/Deployment': Deployment,
+  'rbac.authorization.k8s.io/v1/Role': Role,
+  'rbac.authorization.k8s.io/v1/RoleBinding': RoleBinding,
+  'rbac.authorization.k8s.io/v1/ClusterRole': ClusterRole,
+  'rbac.authorization.k8s.io/v1/ClusterRoleBinding': ClusterRoleBinding,
+  'apiextensions.k8s.io/v1/CustomResourceDefinition': CustomResourceDefinition,
+  'monitoring.coreos.com/v1/ServiceMonitor': ServiceMonitor,
+};
+
+export const KUSTOMIZATION = 'kustomize.config.k8s.io/v1beta1/Kustomization';
+
+/**
+ * Checks each manifest but kustomizations with its kind's model: one line per document whose
+ * kind has no model (here and in MODEL_TYPES, for typeCheck) or that fails validate(); empty
+ * when all is well.
+ */
+export function validateModels(manifests: readonly Manifest[]): string[] {
+  return manifests.flatMap((m) => {
+    const key = typeKey(m.doc);
+    if (key === KUSTOMIZATION) return [];
+    const Model = MODELS[key];
+    if (Model === undefined || MODEL_TYPES[key] === undefined) {
+      return [`${label(m)}: no Kubernetes schema for ${key}`];
+    }
+    try {
+      new Model(m.doc as never).validate();
+      return [];
+    } catch (error) {
+      return [`${label(m)}: ${error instanceof Error ? error.message : String(error)}`];
+    }
+  });
+}
 
 const SCHEMA_PROPS = {
   module: 'kubernetes-models/apiextensions.k8s.io/v1/JSONSchemaProps',

@@ -1,6 +1,7 @@
 // The real `kubectl` binary for integration tests, run against the Kubernetes API test server
 // (test/kube-api-server/) as an operator would run it: its own HOME and cache directory, a
-// kubeconfig the server wrote, and its table output read back by column.
+// kubeconfig the server wrote, and its table output read back by column. And its kustomize,
+// which renders deploy/ for the unit tests of test/deploy/ without a cluster.
 import { execFile, spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -40,6 +41,21 @@ export function kubectl(
       (error, stdout, stderr) => {
         const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
         resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+/** `kubectl kustomize DIR`: the YAML it renders on stdout, or its error; needs no cluster. */
+export function kustomize(dir: string, timeoutMs = 30_000): Promise<KubectlRun> {
+  return new Promise((resolve) => {
+    execFile(
+      KUBECTL,
+      ['kustomize', dir],
+      { encoding: 'utf8', timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 },
+      (error, stdout, stderr) => {
+        const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
+        resolve({ code, stdout, stderr: error !== null && stderr === '' ? error.message : stderr });
       },
     );
   });
