@@ -41,7 +41,15 @@ export interface DetectOptions {
   create?: AdapterFactory;
   probeTimeoutMs?: number;
   clock?: Clock;
+  /** What the error tells a person to do when nothing answers, after a search of the default
+   *  sockets and for a given endpoint (default: the agent's advice, DaemonSet terms). */
+  advice?: { searched: string; given: string };
 }
+
+export const AGENT_ADVICE = {
+  searched: 'set --runtime-endpoint, or mount the runtime socket directory into the agent',
+  given: 'check that the runtime is running and the socket is mounted',
+} as const;
 
 export interface DetectedRuntime {
   runtime: ImageRuntime;
@@ -96,10 +104,8 @@ export async function detectRuntime(options: DetectOptions = {}): Promise<Detect
     return { runtime, endpoint, found, description: describe(endpoint, found, runtime), skipped };
   }
   const list = skipped.map((s) => `${s.endpoint}: ${s.reason}`).join('; ');
-  const advice =
-    options.endpoint === undefined
-      ? 'set --runtime-endpoint, or mount the runtime socket directory into the agent'
-      : 'check that the runtime is running and the socket is mounted';
+  const { searched, given } = options.advice ?? AGENT_ADVICE;
+  const advice = options.endpoint === undefined ? searched : given;
   throw new PrepullError(
     'ERR_RUNTIME_NOT_DETECTED',
     `no container runtime answered (tried ${list}); ${advice}`,
