@@ -9,7 +9,7 @@ import { PrepullError, isPrepullError } from '../errors.ts';
 import { FakeRuntime, detectedFake, detectedFakeSocket } from '../runtime/testing/fake.ts';
 import { type Logger, createLogger } from '../telemetry/logger.ts';
 import type { SyncResult } from './output.ts';
-import { SYNC_ADVICE, runSync } from './sync.ts';
+import { SYNC_RUNTIME_ADVICE, runSync } from './sync.ts';
 import { pollUntil } from '../testing/poll.ts';
 
 const IMAGE = 'r.io/shop/big:1';
@@ -232,7 +232,7 @@ describe('prepull sync with no runtime answering at start', () => {
       expect(settled).toBe(false);
       const waiting = lines.filter((l) => l.msg === 'waiting for the container runtime');
       expect(waiting).toHaveLength(1); // the first failure; then one a minute at most
-      expect(waiting[0]?.reason).toContain(SYNC_ADVICE.given);
+      expect(waiting[0]?.reason).toContain(SYNC_RUNTIME_ADVICE.given);
       expect(out).toBe('');
 
       runtime.start();
@@ -291,7 +291,7 @@ describe('prepull sync with no runtime answering at start', () => {
       expect(isPrepullError(error, 'ERR_RUNTIME_NOT_DETECTED')).toBe(true);
       const message = (error as Error).message;
       expect(message).toContain('unix:///fake/runtime.sock: connect ECONNREFUSED');
-      expect(message).toContain(SYNC_ADVICE.given);
+      expect(message).toContain(SYNC_RUNTIME_ADVICE.given);
       expect(message).not.toContain('agent');
       expect(clock.sleeps).toEqual([]);
     } finally {

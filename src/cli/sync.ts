@@ -25,6 +25,19 @@ import { releaseWhenQuiet } from './heap.ts';
 import { type SyncResult, renderJson, renderTable } from './output.ts';
 import { dockerConfigKeyring, newRegistryClient } from './registry.ts';
 
+/**
+ * What to do when no runtime answers, said to a person at this machine — not the agent's advice
+ * about sockets mounted into a Pod.
+ */
+export const SYNC_RUNTIME_ADVICE = {
+  probed:
+    'is a container runtime running on this machine? Start it, or give its socket with ' +
+    '--runtime-endpoint unix:///PATH (opening a runtime socket usually needs root)',
+  given:
+    'check that the runtime is running and listens on that socket, and that this user may ' +
+    'open it (usually root)',
+};
+
 /** Credentials for `sync`: a docker config.json, for every image (there is no API to read secrets from). */
 function dockerConfigCredentials(path: string | undefined, log: Logger): CredentialProvider {
   if (path === undefined) return { forImage: () => Promise.resolve([]) };
@@ -119,13 +132,6 @@ function loadFiles(
   return { prePulls: loaded.prePulls, errors: loaded.errors };
 }
 
-/** What `sync` tells a person when no runtime answers (the agent's advice speaks of Pods). */
-export const SYNC_ADVICE = {
-  searched:
-    'is a container runtime running on this machine? Give its socket with --runtime-endpoint unix:///PATH, and run as a user that may open it',
-  given: 'check that the runtime is running and that this user may open its socket',
-} as const;
-
 export interface SyncDependencies {
   detect?: typeof detectRuntime;
   clock?: Clock;
@@ -183,7 +189,7 @@ async function reachRuntime(
     connectRuntime({
       endpoint: config.runtimeEndpoint,
       protocol: config.runtime,
-      advice: SYNC_ADVICE,
+      advice: SYNC_RUNTIME_ADVICE,
       ...(dependencies.detect !== undefined ? { detect: dependencies.detect } : {}),
     });
   if (config.once) {

@@ -41,15 +41,17 @@ export interface DetectOptions {
   create?: AdapterFactory;
   probeTimeoutMs?: number;
   clock?: Clock;
-  /** What the error tells a person to do when nothing answers, after a search of the default
-   *  sockets and for a given endpoint (default: the agent's advice, DaemonSet terms). */
-  advice?: { searched: string; given: string };
+  /**
+   * What to do when nothing answers, said to whoever runs the command: with no endpoint given
+   * (`probed`) and with one (`given`). Default: the agent's, whose sockets are mounted into a Pod.
+   */
+  advice?: { probed: string; given: string };
 }
 
 export const AGENT_ADVICE = {
-  searched: 'set --runtime-endpoint, or mount the runtime socket directory into the agent',
+  probed: 'set --runtime-endpoint, or mount the runtime socket directory into the agent',
   given: 'check that the runtime is running and the socket is mounted',
-} as const;
+};
 
 export interface DetectedRuntime {
   runtime: ImageRuntime;
@@ -104,8 +106,8 @@ export async function detectRuntime(options: DetectOptions = {}): Promise<Detect
     return { runtime, endpoint, found, description: describe(endpoint, found, runtime), skipped };
   }
   const list = skipped.map((s) => `${s.endpoint}: ${s.reason}`).join('; ');
-  const { searched, given } = options.advice ?? AGENT_ADVICE;
-  const advice = options.endpoint === undefined ? searched : given;
+  const { probed, given } = options.advice ?? AGENT_ADVICE;
+  const advice = options.endpoint === undefined ? probed : given;
   throw new PrepullError(
     'ERR_RUNTIME_NOT_DETECTED',
     `no container runtime answered (tried ${list}); ${advice}`,

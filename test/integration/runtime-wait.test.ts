@@ -82,7 +82,7 @@ describeIntegration('starting with no runtime (real CLI, private containerd)', (
       expect(once.code).toBe(1);
       expect(once.stderr).toContain(reason);
       expect(once.stderr).toContain('ERR_RUNTIME_NOT_DETECTED');
-      expect(once.stderr).toContain('that this user may open its socket'); // sync's advice
+      expect(once.stderr).toContain('that this user may open it'); // sync's advice
       expect(once.stderr).not.toContain('agent');
       expect(once.logs.some((l) => l.msg === WAITING)).toBe(false);
     }
