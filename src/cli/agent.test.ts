@@ -10,9 +10,12 @@ import { fileURLToPath } from 'node:url';
 import { KubeApiServer } from '../../test/kube-api-server/index.ts';
 import type { NodeImageCache } from '../api/nodeimagecache.ts';
 import type { JsonObject } from '../../test/kube-api-server/json.ts';
-import { FakeRuntime, detectedFake } from '../runtime/testing/fake.ts';
+import { Writable } from 'node:stream';
+import { ManualClock } from '../clock.ts';
+import { FakeRuntime, detectedFake, detectedFakeSocket } from '../runtime/testing/fake.ts';
 import { KubeClient } from '../kube/client.ts';
-import { runAgent } from './agent.ts';
+import { type Logger, createLogger } from '../telemetry/logger.ts';
+import { type AgentDependencies, runAgent } from './agent.ts';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const SA_USER = 'system:serviceaccount:prepull-system:prepull-agent';
@@ -378,4 +381,105 @@ describe('prepull agent', () => {
     p.signals.emit('SIGTERM');
     expect(await p.exit).toBe(0);
   }, 60_000);
+});
+
+describe('prepull agent with no runtime answering at start', () => {
+  function logSink(): { log: Logger; lines: Record<string, unknown>[] } {
+    const lines: Record<string, unknown>[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        for (const raw of chunk.toString().split('\n').filter(Boolean))
+          lines.push(JSON.parse(raw) as Record<string, unknown>);
+        done();
+      },
+    });
+    return { log: createLogger('debug', sink), lines };
+  }
+
+  async function get(base: string, path: string): Promise<{ status: number; text: string }> {
+    const response = await fetch(`${base}${path}`);
+    return { status: response.status, text: await response.text() };
+  }
+
+  function waitingAgent(
+    nodeName: string,
+    runtime: FakeRuntime,
+    extra: Partial<AgentDependencies>,
+  ): Running & { lines: Record<string, unknown>[] } {
+    const signals = new EventEmitter();
+    const { log, lines } = logSink();
+    const exit = runAgent(
+      ['--kubeconfig', kubeconfig, '--node-name', nodeName, '--metrics-address', '127.0.0.1:0'],
+      { out: () => undefined, err: () => undefined },
+      signals,
+      {
+        detect: detectedFakeSocket(runtime),
+        env: {},
+        log,
+        releaseMemory: false,
+        watchBackoff: { initialMs: 100, maxMs: 1000 },
+        ...extra,
+      },
+    );
+    const running = { runtime, signals, exit, logs: [], lines };
+    agents.push(running);
+    return running;
+  }
+
+  it('serves /healthz, is not ready and touches no Kubernetes object while it waits, then starts', async () => {
+    server.apply(
+      node('node-w', { 'kubernetes.io/hostname': 'node-w' }),
+      prePull('shop', 'wait', [IMG('web')]),
+    );
+    const runtime = new FakeRuntime();
+    publishAll(runtime);
+    runtime.stop();
+    const before = server.accounting.all().length;
+    const w = waitingAgent('node-w', runtime, { runtimeBackoff: { initialMs: 5, maxMs: 20 } });
+    const serving = await pollUntil(
+      'the metrics address',
+      () => w.lines.find((l) => l.msg === 'serving /metrics, /healthz, /readyz'),
+      { timeoutMs: 10_000, intervalMs: 10 },
+    );
+    const base = `http://${String(serving.address)}`;
+    await eventually(() => w.lines.some((l) => l.msg === 'waiting for the container runtime'));
+    expect(await get(base, '/healthz')).toEqual({ status: 200, text: 'ok\n' });
+    expect(await get(base, '/readyz')).toEqual({
+      status: 503,
+      text: 'waiting for the container runtime\n',
+    });
+    expect((await get(base, '/metrics')).text).toMatch(/^prepull_runtime_up 0$/m);
+    // No watch, no read, no NodeImageCache before the runtime answers.
+    expect(server.accounting.all().slice(before)).toEqual([]);
+    expect(cache('node-w')).toBeUndefined();
+    const waiting = w.lines.filter((l) => l.msg === 'waiting for the container runtime');
+    expect(waiting).toHaveLength(1);
+    expect(waiting[0]).toMatchObject({ level: 'warn', code: 'ERR_RUNTIME_NOT_DETECTED' });
+
+    runtime.start();
+    await eventually(() => presentImages('node-w').includes(IMG('web')));
+    await pollUntil('ready', async () => (await get(base, '/readyz')).status === 200, {
+      timeoutMs: 10_000,
+      intervalMs: 20,
+    });
+    expect((await get(base, '/metrics')).text).toMatch(/^prepull_runtime_up 1$/m);
+    expect(w.lines.some((l) => l.msg === 'container runtime answered')).toBe(true);
+    w.signals.emit('SIGTERM');
+    expect(await w.exit).toBe(0);
+  }, 30_000);
+
+  it('exits 0 on SIGTERM while it waits', async () => {
+    const runtime = new FakeRuntime();
+    runtime.stop();
+    // A clock that never moves: the wait ends only by the signal.
+    const clock = new ManualClock();
+    const w = waitingAgent('node-x', runtime, { clock });
+    await pollUntil('waiting', () => clock.waiting > 0, { timeoutMs: 10_000, intervalMs: 10 });
+    w.signals.emit('SIGTERM');
+    expect(await w.exit).toBe(0);
+    expect(clock.sleeps).toEqual([1000]);
+    expect(w.lines.map((l) => l.msg)).toEqual(
+      expect.arrayContaining(['waiting for the container runtime', 'exiting']),
+    );
+  });
 });

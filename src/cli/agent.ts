@@ -5,10 +5,10 @@
 import { Agent } from '../agent/agent.ts';
 import { type Clock, systemClock } from '../clock.ts';
 import { AGENT_USAGE, type AgentConfig, parseAgentArgs } from '../config/agent.ts';
-import { PrepullError } from '../errors.ts';
 import { KubeClient } from '../kube/client.ts';
-import { detectRuntime } from '../runtime/detect.ts';
+import type { detectRuntime } from '../runtime/detect.ts';
 import type { ImageRuntime } from '../runtime/types.ts';
+import { connectRuntime, waitForRuntime } from '../runtime/wait.ts';
 import { type Logger, createLogger } from '../telemetry/logger.ts';
 import { Metrics } from '../telemetry/metrics.ts';
 import { type TelemetryServer, startTelemetryServer } from '../telemetry/server.ts';
@@ -24,26 +24,34 @@ export interface AgentDependencies {
    * many agents (tests, benchmarks) turns it off: its collections and V8 flags are process-wide.
    */
   releaseMemory?: boolean;
+  /** Waits between attempts to reach a runtime that is not there yet (default 1 s doubling to 30 s). */
+  runtimeBackoff?: { initialMs: number; maxMs: number };
   /** Restart delays of failed watches (default 1 s doubling to 30 s). */
   watchBackoff?: { initialMs: number; maxMs: number };
   env?: Readonly<Record<string, string | undefined>>;
   clock?: Clock;
+  /** The root logger (default: JSON lines on stderr at --log-level). */
+  log?: Logger;
 }
 
+/** /metrics, /healthz and /readyz: not ready while the runtime is awaited, then as the agent is. */
 async function serveTelemetry(
   config: AgentConfig,
   metrics: Metrics,
-  runtime: ImageRuntime,
-  agent: Agent,
+  running: () => { agent: Agent; runtime: ImageRuntime } | undefined,
   log: Logger,
 ): Promise<TelemetryServer | undefined> {
   if (config.metricsAddress === undefined) return undefined;
   const server = await startTelemetryServer(metrics, config.metricsAddress, async () => {
-    if (!agent.ready) return 'the Kubernetes API cache is not synced yet';
+    const current = running();
+    if (current === undefined) return 'waiting for the container runtime';
+    if (!current.agent.ready) return 'the Kubernetes API cache is not synced yet';
     try {
-      await runtime.info();
+      await current.runtime.info();
+      metrics.runtimeUp.set(1);
       return undefined;
     } catch (error) {
+      metrics.runtimeUp.set(0);
       return `runtime not reachable: ${error instanceof Error ? error.message : String(error)}`;
     }
   });
@@ -66,24 +74,58 @@ export async function runAgent(
     return 0;
   }
   const clock = dependencies.clock ?? systemClock;
-  const log = createLogger(config.logLevel);
+  const log = dependencies.log ?? createLogger(config.logLevel);
   const metrics = new Metrics({
     build: { version: version(), revision: revision(), command: 'agent' },
   });
   const kube = KubeClient.load(config.kubeconfig);
   log.info({ server: kube.server, node: config.nodeName }, 'kubernetes API');
-  const detected = await (dependencies.detect ?? detectRuntime)({
-    endpoint: config.runtimeEndpoint,
+  const aborted = new AbortController();
+  const stopped = new Promise<string>((resolve) => {
+    const onSignal = (signal: string): void => {
+      aborted.abort();
+      resolve(signal);
+    };
+    signals.once('SIGTERM', () => {
+      onSignal('SIGTERM');
+    });
+    signals.once('SIGINT', () => {
+      onSignal('SIGINT');
+    });
   });
-  if (config.runtime !== undefined && config.runtime !== detected.found.kind) {
-    await detected.runtime.close();
-    throw new PrepullError(
-      'ERR_USAGE',
-      `--runtime ${config.runtime} was given, but ${detected.endpoint} speaks ${detected.found.kind}`,
-    );
+  const current: { running?: { agent: Agent; runtime: ImageRuntime } } = {};
+  const server = await serveTelemetry(config, metrics, () => current.running, log);
+  // Nothing of Kubernetes starts before the runtime answers: no watches, no NodeImageCache
+  // write (docs/agent.md, "Waiting for the runtime").
+  const connected = await waitForRuntime(
+    () =>
+      connectRuntime({
+        endpoint: config.runtimeEndpoint,
+        protocol: config.runtime,
+        ...(dependencies.detect !== undefined ? { detect: dependencies.detect } : {}),
+      }),
+    {
+      clock,
+      log,
+      signal: aborted.signal,
+      backoff: dependencies.runtimeBackoff,
+      onUp: (up) => {
+        metrics.runtimeUp.set(up ? 1 : 0);
+      },
+    },
+  ).catch(async (error: unknown) => {
+    await server?.close();
+    throw error;
+  });
+  if (connected === undefined) {
+    const signal = await stopped;
+    log.info({ signal }, 'shutting down');
+    await server?.close();
+    log.info({ signal }, 'exiting');
+    return 0;
   }
+  const { detected, info } = connected;
   log.info({ skipped: detected.skipped }, detected.description);
-  const info = await detected.runtime.info();
   metrics.setRuntime(info.name);
   const agent = new Agent({
     config,
@@ -96,24 +138,15 @@ export async function runAgent(
     watchBackoff: dependencies.watchBackoff,
     registry: newRegistryClient(config, metrics),
   });
-  const server = await serveTelemetry(config, metrics, detected.runtime, agent, log);
-  const running = agent;
-  const stopped = new Promise<string>((resolve) => {
-    signals.once('SIGTERM', () => {
-      resolve('SIGTERM');
-    });
-    signals.once('SIGINT', () => {
-      resolve('SIGINT');
-    });
-  });
+  current.running = { agent, runtime: detected.runtime };
   let stopReleasing: (() => void) | undefined;
   const close = async (): Promise<void> => {
     stopReleasing?.();
-    await running.stop();
+    await agent.stop();
     await server?.close();
     await detected.runtime.close();
   };
-  const started = running.start().then(
+  const started = agent.start().then(
     () => undefined,
     (error: unknown) => ({ error }),
   );

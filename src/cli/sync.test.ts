@@ -3,10 +3,13 @@ import { EventEmitter } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PrepullError } from '../errors.ts';
-import { FakeRuntime, detectedFake } from '../runtime/testing/fake.ts';
+import { Writable } from 'node:stream';
+import { ManualClock } from '../clock.ts';
+import { PrepullError, isPrepullError } from '../errors.ts';
+import { FakeRuntime, detectedFake, detectedFakeSocket } from '../runtime/testing/fake.ts';
+import { type Logger, createLogger } from '../telemetry/logger.ts';
 import type { SyncResult } from './output.ts';
-import { runSync } from './sync.ts';
+import { SYNC_RUNTIME_ADVICE, runSync } from './sync.ts';
 import { pollUntil } from '../testing/poll.ts';
 
 const IMAGE = 'r.io/shop/big:1';
@@ -63,7 +66,7 @@ async function interruptedDuringStart(once: boolean): Promise<{ code: number; ou
     let out = '';
     const io = { out: (t: string) => (out += t), err: () => undefined };
     const args = ['-f', file, '-o', 'json', '--log-level', 'silent', ...(once ? ['--once'] : [])];
-    const running = runSync(args, io, signals, detect);
+    const running = runSync(args, io, signals, { detect });
     await runtime.subscribing;
     signals.emit('SIGTERM');
     return { code: await running, out };
@@ -121,7 +124,9 @@ describe('prepull sync releasing what the files drop', () => {
       write([a, b]);
       const outputs: string[] = [];
       const io = { out: (t: string) => outputs.push(t), err: () => undefined };
-      running = runSync(['-f', file, '--log-level', 'silent'], io, signals, detectedFake(runtime));
+      running = runSync(['-f', file, '--log-level', 'silent'], io, signals, {
+        detect: detectedFake(runtime),
+      });
       await pollUntil(
         'the first result',
         () => outputs.some((o) => o.includes('2/2 images present')),
@@ -146,6 +151,150 @@ describe('prepull sync releasing what the files drop', () => {
     } finally {
       signals.emit('SIGTERM');
       if (running !== undefined) expect(await running).toBe(0);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('prepull sync with no runtime answering at start', () => {
+  const IMG = 'r.io/shop/web:1';
+
+  function setUp(): { dir: string; file: string; runtime: FakeRuntime } {
+    const dir = mkdtempSync(join(tmpdir(), 'prepull-sync-test-'));
+    const file = join(dir, 'shop.yaml');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        apiVersion: 'prepull.dev/v1alpha1',
+        kind: 'PrePull',
+        metadata: { name: 'shop', namespace: 'shop' },
+        spec: { images: [{ image: IMG }], verify: 'None' },
+      }),
+    );
+    const runtime = new FakeRuntime();
+    runtime.publish(IMG, {
+      digest: `sha256:${'c'.repeat(64)}`,
+      id: `sha256:${'3'.repeat(64)}`,
+      size: 1,
+    });
+    runtime.stop();
+    return { dir, file, runtime };
+  }
+
+  function logSink(): { log: Logger; lines: Record<string, unknown>[] } {
+    const lines: Record<string, unknown>[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        for (const raw of chunk.toString().split('\n').filter(Boolean))
+          lines.push(JSON.parse(raw) as Record<string, unknown>);
+        done();
+      },
+    });
+    return { log: createLogger('debug', sink), lines };
+  }
+
+  async function get(base: string, path: string): Promise<{ status: number; text: string }> {
+    const response = await fetch(`${base}${path}`);
+    return { status: response.status, text: await response.text() };
+  }
+
+  it('without --once, serves /healthz, is not ready while it waits, and reconciles once the runtime answers', async () => {
+    const { dir, file, runtime } = setUp();
+    const signals = new EventEmitter();
+    const { log, lines } = logSink();
+    let out = '';
+    const io = { out: (t: string) => (out += t), err: () => undefined };
+    let settled = false;
+    const running = runSync(['-f', file, '--metrics-address', '127.0.0.1:0'], io, signals, {
+      detect: detectedFakeSocket(runtime),
+      log,
+      runtimeBackoff: { initialMs: 5, maxMs: 20 },
+    });
+    void running.finally(() => (settled = true));
+    try {
+      const serving = await pollUntil(
+        'the metrics address',
+        () => lines.find((l) => l.msg === 'serving /metrics, /healthz, /readyz'),
+        POLL,
+      );
+      const base = `http://${String(serving.address)}`;
+      await pollUntil(
+        'the first failed attempt',
+        () => lines.some((l) => l.msg === 'waiting for the container runtime'),
+        POLL,
+      );
+      expect(await get(base, '/healthz')).toEqual({ status: 200, text: 'ok\n' });
+      expect(await get(base, '/readyz')).toEqual({
+        status: 503,
+        text: 'waiting for the container runtime\n',
+      });
+      expect((await get(base, '/metrics')).text).toMatch(/^prepull_runtime_up 0$/m);
+      expect(settled).toBe(false);
+      const waiting = lines.filter((l) => l.msg === 'waiting for the container runtime');
+      expect(waiting).toHaveLength(1); // the first failure; then one a minute at most
+      expect(waiting[0]?.reason).toContain(SYNC_RUNTIME_ADVICE.given);
+      expect(out).toBe('');
+
+      runtime.start();
+      await pollUntil('the first result', () => out.includes('1/1 images present'), POLL);
+      expect(await get(base, '/readyz')).toEqual({ status: 200, text: 'ok\n' });
+      expect((await get(base, '/metrics')).text).toMatch(/^prepull_runtime_up 1$/m);
+      expect(lines.some((l) => l.msg === 'container runtime answered')).toBe(true);
+    } finally {
+      signals.emit('SIGTERM');
+      expect(await running).toBe(0);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('without --once, exits 0 on SIGTERM while it waits', async () => {
+    const { dir, file, runtime } = setUp();
+    const signals = new EventEmitter();
+    const { log, lines } = logSink();
+    // A clock that never moves: the wait ends only by the signal.
+    const clock = new ManualClock();
+    try {
+      const running = runSync(
+        ['-f', file],
+        { out: () => undefined, err: () => undefined },
+        signals,
+        {
+          detect: detectedFakeSocket(runtime),
+          log,
+          clock,
+        },
+      );
+      await pollUntil('waiting', () => clock.waiting > 0, POLL);
+      signals.emit('SIGTERM');
+      expect(await running).toBe(0);
+      expect(clock.sleeps).toEqual([1000]);
+      expect(lines.map((l) => l.msg)).toContain('exiting');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('with --once, fails at once with the reason and sync’s own advice', async () => {
+    const { dir, file, runtime } = setUp();
+    const clock = new ManualClock();
+    try {
+      const running = runSync(
+        ['-f', file, '--once', '--log-level', 'silent'],
+        { out: () => undefined, err: () => undefined },
+        new EventEmitter(),
+        { detect: detectedFakeSocket(runtime), clock },
+      );
+      const error = await running.then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(isPrepullError(error, 'ERR_RUNTIME_NOT_DETECTED')).toBe(true);
+      const message = (error as Error).message;
+      expect(message).toContain('unix:///fake/runtime.sock: connect ECONNREFUSED');
+      expect(message).toContain(SYNC_RUNTIME_ADVICE.given);
+      expect(message).not.toContain('agent');
+      expect(clock.sleeps).toEqual([]);
+    } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   });

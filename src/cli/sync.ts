@@ -5,17 +5,18 @@
 import { type FSWatcher, watch } from 'node:fs';
 import type { PrePull } from '../api/prepull.ts';
 import { loadPrePullFiles } from '../api/files.ts';
-import { systemClock } from '../clock.ts';
+import { type Clock, systemClock } from '../clock.ts';
 import { type SyncConfig, SYNC_USAGE, parseSyncArgs } from '../config/sync.ts';
-import { PrepullError } from '../errors.ts';
+import type { PrepullError } from '../errors.ts';
 import { cronScheduler } from '../reconcile/cron.ts';
 import { Engine } from '../reconcile/engine.ts';
 import type { CredentialProvider } from '../reconcile/types.ts';
 import type { ImageReport, ReleasedImage } from '../image/report.ts';
 import type { RegistryClient } from '../registry/client.ts';
-import { detectRuntime } from '../runtime/detect.ts';
+import type { detectRuntime } from '../runtime/detect.ts';
 import { imageMatchesDigest } from '../image/digest.ts';
 import type { ImageRuntime, RuntimeInfo } from '../runtime/types.ts';
+import { type ConnectedRuntime, connectRuntime, waitForRuntime } from '../runtime/wait.ts';
 import { type Logger, createLogger } from '../telemetry/logger.ts';
 import { Metrics } from '../telemetry/metrics.ts';
 import { type TelemetryServer, startTelemetryServer } from '../telemetry/server.ts';
@@ -24,6 +25,19 @@ import type { Output } from './io.ts';
 import { releaseWhenQuiet } from './heap.ts';
 import { type SyncResult, renderJson, renderTable } from './output.ts';
 import { dockerConfigKeyring, newRegistryClient } from './registry.ts';
+
+/**
+ * What to do when no runtime answers, said to a person at this machine — not the agent's advice
+ * about sockets mounted into a Pod.
+ */
+export const SYNC_RUNTIME_ADVICE = {
+  probed:
+    'is a container runtime running on this machine? Start it, or give its socket with ' +
+    '--runtime-endpoint unix:///PATH (opening a runtime socket usually needs root)',
+  given:
+    'check that the runtime is running and listens on that socket, and that this user may ' +
+    'open it (usually root)',
+};
 
 /** Credentials for `sync`: a docker config.json, for every image (there is no API to read secrets from). */
 function dockerConfigCredentials(path: string | undefined, log: Logger): CredentialProvider {
@@ -68,11 +82,10 @@ function result(
   };
 }
 
+/** What a `sync` holds open; the engine and its clients only once the runtime answered. */
 interface Running {
-  engine: Engine;
-  runtime: ImageRuntime;
-  registry: RegistryClient;
-  server?: TelemetryServer;
+  server?: TelemetryServer | undefined;
+  connected?: { engine: Engine; runtime: ImageRuntime; registry: RegistryClient };
   watchers: FSWatcher[];
   stopReleasing?: () => void;
 }
@@ -80,10 +93,10 @@ interface Running {
 async function shutdown(running: Running, log: Logger): Promise<void> {
   running.stopReleasing?.();
   for (const watcher of running.watchers) watcher.close();
-  await running.engine.stop();
+  await running.connected?.engine.stop();
   await running.server?.close();
-  await running.registry.close();
-  await running.runtime.close();
+  await running.connected?.registry.close();
+  await running.connected?.runtime.close();
   log.info('stopped');
 }
 
@@ -120,34 +133,146 @@ function loadFiles(
   return { prePulls: loaded.prePulls, errors: loaded.errors };
 }
 
+export interface SyncDependencies {
+  detect?: typeof detectRuntime;
+  clock?: Clock;
+  /** The root logger (default: JSON lines on stderr at --log-level). */
+  log?: Logger;
+  /** How long to wait between attempts to reach a runtime that is not there yet (watch mode). */
+  runtimeBackoff?: { initialMs: number; maxMs: number };
+}
+
+/** /metrics, /healthz and /readyz; not ready until the runtime answered, then while it answers. */
+async function serveTelemetry(
+  config: SyncConfig,
+  metrics: Metrics,
+  runtime: () => ImageRuntime | undefined,
+  log: Logger,
+): Promise<TelemetryServer | undefined> {
+  if (config.metricsAddress === undefined) return undefined;
+  const server = await startTelemetryServer(metrics, config.metricsAddress, async () => {
+    const connected = runtime();
+    if (connected === undefined) return 'waiting for the container runtime';
+    try {
+      await connected.info();
+      metrics.runtimeUp.set(1);
+      return undefined;
+    } catch (error) {
+      metrics.runtimeUp.set(0);
+      return `runtime not reachable: ${error instanceof Error ? error.message : String(error)}`;
+    }
+  });
+  log.info(
+    { address: `${config.metricsAddress.host}:${server.port}` },
+    'serving /metrics, /healthz, /readyz',
+  );
+  return server;
+}
+
+interface Reached {
+  connected: ConnectedRuntime | undefined;
+  /** The runtime did not answer at once: sync waited for it. */
+  waited: boolean;
+}
+
+/**
+ * The runtime, found and asked for its facts. With --once a failure is the answer (a bootstrap
+ * script wants the reason now); watching, sync waits for the runtime. `connected` is undefined
+ * when a signal came first (nothing is left open then).
+ */
+async function reachRuntime(
+  config: SyncConfig,
+  dependencies: SyncDependencies,
+  parts: { clock: Clock; log: Logger; metrics: Metrics },
+  signal: AbortSignal,
+): Promise<Reached> {
+  const connect = (): Promise<ConnectedRuntime> =>
+    connectRuntime({
+      endpoint: config.runtimeEndpoint,
+      protocol: config.runtime,
+      advice: SYNC_RUNTIME_ADVICE,
+      ...(dependencies.detect !== undefined ? { detect: dependencies.detect } : {}),
+    });
+  if (config.once) {
+    const connected = await connect();
+    parts.metrics.runtimeUp.set(1);
+    if (!signal.aborted) return { connected, waited: false };
+    await connected.detected.runtime.close();
+    return { connected: undefined, waited: false };
+  }
+  let waited = false;
+  const connected = await waitForRuntime(connect, {
+    ...parts,
+    signal,
+    backoff: dependencies.runtimeBackoff,
+    onUp: (up) => {
+      waited ||= !up;
+      parts.metrics.runtimeUp.set(up ? 1 : 0);
+    },
+  });
+  return { connected, waited };
+}
+
 export async function runSync(
   argv: readonly string[],
   io: Output,
   signals: NodeJS.EventEmitter = process,
-  detect: typeof detectRuntime = detectRuntime,
+  dependencies: SyncDependencies = {},
 ): Promise<number> {
   const config = parseSyncArgs(argv);
   if (config === 'help') {
     io.out(SYNC_USAGE);
     return 0;
   }
-  const log = createLogger(config.logLevel);
+  const clock = dependencies.clock ?? systemClock;
+  const log = dependencies.log ?? createLogger(config.logLevel);
   const metrics = new Metrics({
     build: { version: version(), revision: revision(), command: 'sync' },
   });
   let files = loadFiles(config, log);
-  const detected = await detect({ endpoint: config.runtimeEndpoint });
-  const found = detected.found.kind;
-  if (config.runtime !== undefined && config.runtime !== found) {
-    await detected.runtime.close();
-    throw new PrepullError(
-      'ERR_USAGE',
-      `--runtime ${config.runtime} was given, but ${detected.endpoint} speaks ${found}`,
-    );
+
+  const running: Running = { watchers: [] };
+  const aborted = new AbortController();
+  let stopping: Promise<void> | undefined;
+  // A function, so checks after an await are not narrowed away by the compiler.
+  const isStopping = (): boolean => stopping !== undefined;
+  const stopped = new Promise<string>((resolve) => {
+    const onSignal = (signal: string): void => {
+      aborted.abort();
+      stopping ??= shutdown(running, log);
+      resolve(signal);
+    };
+    signals.once('SIGTERM', () => {
+      onSignal('SIGTERM');
+    });
+    signals.once('SIGINT', () => {
+      onSignal('SIGINT');
+    });
+  });
+
+  running.server = await serveTelemetry(config, metrics, () => running.connected?.runtime, log);
+  const reached = await reachRuntime(
+    config,
+    dependencies,
+    { clock, log, metrics },
+    aborted.signal,
+  ).catch(async (error: unknown) => {
+    stopping ??= shutdown(running, log);
+    await stopping;
+    throw error;
+  });
+  if (reached.connected === undefined) {
+    // A signal came before the runtime answered.
+    const signal = await stopped;
+    await stopping;
+    log.info({ signal }, 'exiting');
+    return config.once ? 1 : 0;
   }
+  const { detected, info } = reached.connected;
   log.info({ skipped: detected.skipped }, detected.description);
-  const info = await detected.runtime.info();
   metrics.setRuntime(info.name);
+  // The files may have changed while the runtime was awaited (they are watched only from now).
+  if (reached.waited) files = loadFiles(config, log);
   const registry = newRegistryClient(config, metrics);
   const engine = new Engine(
     {
@@ -156,7 +281,7 @@ export async function runSync(
       credentials: dockerConfigCredentials(config.dockerConfig, log),
       matchesDigest: imageMatchesDigest,
       scheduler: cronScheduler,
-      clock: systemClock,
+      clock,
       log,
       metrics,
     },
@@ -167,21 +292,7 @@ export async function runSync(
       cleanup: config.cleanup,
     },
   );
-  const running: Running = { engine, runtime: detected.runtime, registry, watchers: [] };
-  if (config.metricsAddress !== undefined) {
-    running.server = await startTelemetryServer(metrics, config.metricsAddress, async () => {
-      try {
-        await detected.runtime.info();
-        return undefined;
-      } catch (error) {
-        return `runtime not reachable: ${error instanceof Error ? error.message : String(error)}`;
-      }
-    });
-    log.info(
-      { address: `${config.metricsAddress.host}:${running.server.port}` },
-      'serving /metrics, /healthz, /readyz',
-    );
-  }
+  running.connected = { engine, runtime: detected.runtime, registry };
   // Each release is printed once, with the first result after it (the list is newest first).
   let lastPrinted: ReleasedImage | undefined;
   const print = (images: ImageReport[]): boolean => {
@@ -194,27 +305,13 @@ export async function runSync(
     return outcome.ok;
   };
 
-  let stopping: Promise<void> | undefined;
-  const stopped = new Promise<string>((resolve) => {
-    const onSignal = (signal: string): void => {
-      stopping ??= shutdown(running, log);
-      resolve(signal);
-    };
-    signals.once('SIGTERM', () => {
-      onSignal('SIGTERM');
-    });
-    signals.once('SIGINT', () => {
-      onSignal('SIGINT');
-    });
-  });
-
   engine.setPrePulls(files.prePulls);
   try {
     await engine.start();
   } catch (error) {
     // A signal during start-up closes the runtime under start() (pulls may already be under
     // way): that is the interruption, reported below, not a failure of its own.
-    if (stopping === undefined) throw error;
+    if (!isStopping()) throw error;
   }
   if (config.once) {
     const settledOrSignal = await Promise.race([engine.settled(), stopped]);
@@ -230,7 +327,7 @@ export async function runSync(
   }
 
   // Not once shut down: a watcher opened after shutdown would keep the process alive.
-  if (stopping === undefined) {
+  if (!isStopping()) {
     running.watchers = watchFiles(config.files, () => {
       files = loadFiles(config, log);
       engine.setPrePulls(files.prePulls);

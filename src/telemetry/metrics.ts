@@ -104,6 +104,11 @@ export class Metrics {
     labelNames: ['operation', 'code'] as const,
     registers: [this.registry],
   });
+  readonly runtimeUp = new Gauge({
+    name: 'prepull_runtime_up',
+    help: '1 when the container runtime answered the last check (at start, and at each /readyz), 0 while it does not.',
+    registers: [this.registry],
+  });
   readonly imagesReleased = new Counter({
     name: 'prepull_images_released_total',
     help: 'Images no PrePull wants any more, by what was done: Unpinned, Removed, Kept (left as they were), Failed (a runtime call failed).',

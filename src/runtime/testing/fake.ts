@@ -11,7 +11,7 @@ import { systemClock, type Clock } from '../../clock.ts';
 import { PrepullError } from '../../errors.ts';
 import type { RegistryCredential } from '../../image/credential.ts';
 import type { ImageReference } from '../../image/reference.ts';
-import type { DetectedRuntime } from '../detect.ts';
+import { type DetectOptions, type DetectedRuntime, detectRuntime } from '../detect.ts';
 import {
   allNames,
   imageHasName,
@@ -45,6 +45,32 @@ export function detectedFake(runtime: ImageRuntime): () => Promise<DetectedRunti
       found: { kind: 'cri', runtimeName: 'fake', runtimeVersion: '0.0.0', apiVersion: 'v1' },
       description: 'fake runtime',
       skipped: [],
+    });
+}
+
+/**
+ * Detection through detectRuntime itself, with the fake's socket the one endpoint tried: while
+ * the fake is stopped (`stop()`), nothing answers there and detection fails
+ * ERR_RUNTIME_NOT_DETECTED, as for a socket that is missing or refuses connections; once it is
+ * started, detection finds it. For tests of waiting for a runtime that is not there yet.
+ */
+export function detectedFakeSocket(
+  runtime: FakeRuntime,
+): (options?: DetectOptions) => Promise<DetectedRuntime> {
+  return (options = {}) =>
+    detectRuntime({
+      ...options,
+      endpoint: FAKE_ENDPOINT,
+      probe: () =>
+        runtime.answering
+          ? Promise.resolve({
+              kind: 'cri',
+              runtimeName: 'fake',
+              runtimeVersion: '0.0.0',
+              apiVersion: 'v1',
+            })
+          : Promise.reject(new Error('connect ECONNREFUSED (the fake runtime is stopped)')),
+      create: () => Promise.resolve(runtime),
     });
 }
 
@@ -229,6 +255,11 @@ export class FakeRuntime implements ImageRuntime {
 
   removeContainer(id: string): void {
     this.#containers.delete(id);
+  }
+
+  /** Whether calls are answered: started (the default) and not closed. */
+  get answering(): boolean {
+    return this.#up && !this.#closed;
   }
 
   /** The runtime stops answering (stopped, socket gone): calls fail ERR_RUNTIME_UNAVAILABLE. */
