@@ -10,7 +10,7 @@ import { ResourceQuota } from 'kubernetes-models/v1/ResourceQuota';
 import { Service } from 'kubernetes-models/v1/Service';
 import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import { DaemonSet, type IDaemonSet } from 'kubernetes-models/apps/v1/DaemonSet';
-import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
+import { Deployment, type IDeployment } from 'kubernetes-models/apps/v1/Deployment';
 import { Role } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role';
 import { RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding';
 import {
@@ -31,6 +31,11 @@ import {
   ServiceMonitor,
   type IServiceMonitor,
 } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
+import {
+  PodMonitor,
+  type IPodMonitor,
+} from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PodMonitor';
+import { PrometheusRule } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule';
 import { DEFAULTS, MAX_CONCURRENT_NODES, MAX_IMAGES } from '../../src/api/prepull.ts';
 import { MAX_RELEASED } from '../../src/api/nodeimagecache.ts';
 import { DEFAULT_SOCKETS } from '../../src/runtime/detect.ts';
@@ -66,6 +71,8 @@ const MODELS: Record<string, new (data: never) => Validatable> = {
   'rbac.authorization.k8s.io/v1/ClusterRoleBinding': ClusterRoleBinding,
   'apiextensions.k8s.io/v1/CustomResourceDefinition': CustomResourceDefinition,
   'monitoring.coreos.com/v1/ServiceMonitor': ServiceMonitor,
+  'monitoring.coreos.com/v1/PodMonitor': PodMonitor,
+  'monitoring.coreos.com/v1/PrometheusRule': PrometheusRule,
 };
 const KUSTOMIZATION = 'kustomize.config.k8s.io/v1beta1/Kustomization';
 /** Shipped but not installed by kustomization.yaml: the audit's read-only role, bound by hand. */
@@ -172,7 +179,12 @@ describe('kustomization.yaml', () => {
 
   it('has only the fields it uses', () => {
     for (const k of kustomizations) {
-      expect(Object.keys(k.doc).sort()).toEqual(['apiVersion', 'kind', 'resources']);
+      // deploy/monitoring also generates the dashboard's ConfigMap (test/deploy/dashboard.test.ts).
+      const generates =
+        k.file === 'deploy/monitoring/kustomization.yaml' ? ['configMapGenerator'] : [];
+      expect(Object.keys(k.doc).sort()).toEqual(
+        ['apiVersion', 'kind', 'resources', ...generates].sort(),
+      );
     }
   });
 
@@ -187,7 +199,7 @@ describe('kustomization.yaml', () => {
     expect([...listed].sort()).toEqual(manifestsFiles);
   });
 
-  it('installs everything but the ServiceMonitor from deploy/, which needs the Prometheus Operator', () => {
+  it('installs everything but the monitoring from deploy/, which needs the Prometheus Operator', () => {
     const root = kustomizations.find((k) => k.file === 'deploy/kustomization.yaml')!;
     expect(root.doc.resources).toEqual([
       'namespace.yaml',
@@ -203,7 +215,11 @@ describe('kustomization.yaml', () => {
     const monitoring = kustomizations.find(
       (k) => k.file === 'deploy/monitoring/kustomization.yaml',
     )!;
-    expect(monitoring.doc.resources).toEqual(['servicemonitor.yaml']);
+    expect(monitoring.doc.resources).toEqual([
+      'servicemonitor.yaml',
+      'podmonitor.yaml',
+      'prometheusrule.yaml',
+    ]);
   });
 });
 
@@ -407,6 +423,22 @@ describe('metrics', () => {
     expect(service.metadata?.labels).toMatchObject(monitor.spec.selector.matchLabels!);
     expect(monitor.spec.namespaceSelector).toEqual({ matchNames: ['prepull-system'] });
     expect(monitor.spec.endpoints.map((e) => [e.port, e.path])).toEqual([['metrics', '/metrics']]);
+  });
+
+  it('the PodMonitor scrapes the controller’s replicas on their metrics port, as job prepull-controller', () => {
+    const deployment = only<IDeployment>('Deployment', 'prepull-controller');
+    const monitor = only<IPodMonitor>('PodMonitor', 'prepull-controller');
+    expect(deployment.spec!.template.metadata?.labels).toMatchObject(
+      monitor.spec.selector.matchLabels!,
+    );
+    expect(monitor.spec.namespaceSelector).toEqual({ matchNames: ['prepull-system'] });
+    const ports = deployment.spec!.template.spec!.containers.flatMap((c) => c.ports ?? []);
+    const endpoints = monitor.spec.podMetricsEndpoints ?? [];
+    expect(endpoints.map((e) => [e.port, e.path])).toEqual([['metrics', '/metrics']]);
+    expect(ports.map((p) => p.name)).toContain('metrics');
+    expect(endpoints[0]!.relabelings).toEqual([
+      { targetLabel: 'job', replacement: 'prepull-controller', action: 'replace' },
+    ]);
   });
 });
 
