@@ -6,9 +6,11 @@ import { describe, expect, it } from '@jest/globals';
 import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, posix } from 'node:path';
 import type { IDaemonSet } from 'kubernetes-models/apps/v1/DaemonSet';
+import type { IDeployment } from 'kubernetes-models/apps/v1/Deployment';
 import type { IClusterRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole';
 import type { IClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding';
 import type { ICustomResourceDefinition } from 'kubernetes-models/apiextensions.k8s.io/v1/CustomResourceDefinition';
+import type { IPodMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PodMonitor';
 import type { IJSONSchemaProps } from 'kubernetes-models/apiextensions.k8s.io/v1/JSONSchemaProps';
 import type { IProbe } from 'kubernetes-models/v1/Probe';
 import type { IService } from 'kubernetes-models/v1/Service';
@@ -130,7 +132,12 @@ describe('kustomization.yaml', () => {
 
   it('has only the fields it uses', () => {
     for (const k of kustomizations) {
-      expect(Object.keys(k.doc).sort()).toEqual(['apiVersion', 'kind', 'resources']);
+      // deploy/monitoring also generates the dashboard's ConfigMap (test/deploy/dashboard.test.ts).
+      const generates =
+        k.file === 'deploy/monitoring/kustomization.yaml' ? ['configMapGenerator'] : [];
+      expect(Object.keys(k.doc).sort()).toEqual(
+        ['apiVersion', 'kind', 'resources', ...generates].sort(),
+      );
     }
   });
 
@@ -145,7 +152,7 @@ describe('kustomization.yaml', () => {
     expect([...listed].sort()).toEqual(manifestsFiles);
   });
 
-  it('installs everything but the ServiceMonitor from deploy/, which needs the Prometheus Operator', () => {
+  it('installs everything but the monitoring from deploy/, which needs the Prometheus Operator', () => {
     const root = kustomizations.find((k) => k.file === 'deploy/kustomization.yaml')!;
     expect(root.doc.resources).toEqual([
       'namespace.yaml',
@@ -161,7 +168,11 @@ describe('kustomization.yaml', () => {
     const monitoring = kustomizations.find(
       (k) => k.file === 'deploy/monitoring/kustomization.yaml',
     )!;
-    expect(monitoring.doc.resources).toEqual(['servicemonitor.yaml']);
+    expect(monitoring.doc.resources).toEqual([
+      'servicemonitor.yaml',
+      'podmonitor.yaml',
+      'prometheusrule.yaml',
+    ]);
   });
 });
 
@@ -375,6 +386,22 @@ describe('metrics', () => {
     expect(service.metadata?.labels).toMatchObject(monitor.spec.selector.matchLabels!);
     expect(monitor.spec.namespaceSelector).toEqual({ matchNames: ['prepull-system'] });
     expect(monitor.spec.endpoints.map((e) => [e.port, e.path])).toEqual([['metrics', '/metrics']]);
+  });
+
+  it('the PodMonitor scrapes the controller’s replicas on their metrics port, as job prepull-controller', () => {
+    const deployment = only<IDeployment>('Deployment', 'prepull-controller');
+    const monitor = only<IPodMonitor>('PodMonitor', 'prepull-controller');
+    expect(deployment.spec!.template.metadata?.labels).toMatchObject(
+      monitor.spec.selector.matchLabels!,
+    );
+    expect(monitor.spec.namespaceSelector).toEqual({ matchNames: ['prepull-system'] });
+    const ports = deployment.spec!.template.spec!.containers.flatMap((c) => c.ports ?? []);
+    const endpoints = monitor.spec.podMetricsEndpoints ?? [];
+    expect(endpoints.map((e) => [e.port, e.path])).toEqual([['metrics', '/metrics']]);
+    expect(ports.map((p) => p.name)).toContain('metrics');
+    expect(endpoints[0]!.relabelings).toEqual([
+      { targetLabel: 'job', replacement: 'prepull-controller', action: 'replace' },
+    ]);
   });
 });
 

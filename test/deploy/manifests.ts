@@ -1,6 +1,6 @@
 // Reading deploy/ for its tests: every YAML document of every file, and a check of each document
 // against the Kubernetes types of the kubernetes-models package (generated from the Kubernetes
-// OpenAPI schemas, and the Prometheus Operator's for ServiceMonitor).
+// OpenAPI schemas, and the Prometheus Operator's for its monitors and rules).
 //
 // The package's validate() checks types, required fields and enums, but lets unknown fields
 // through (its JSON schemas do not set additionalProperties). A misspelled field is exactly the
@@ -25,6 +25,8 @@ import { ClusterRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Clus
 import { ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding';
 import { CustomResourceDefinition } from 'kubernetes-models/apiextensions.k8s.io/v1/CustomResourceDefinition';
 import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
+import { PodMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PodMonitor';
+import { PrometheusRule } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const DEPLOY = join(ROOT, 'deploy');
@@ -123,6 +125,14 @@ export const MODEL_TYPES: Readonly<Record<string, { module: string; name: string
     module: '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor',
     name: 'IServiceMonitor',
   },
+  'monitoring.coreos.com/v1/PodMonitor': {
+    module: '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PodMonitor',
+    name: 'IPodMonitor',
+  },
+  'monitoring.coreos.com/v1/PrometheusRule': {
+    module: '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule',
+    name: 'IPrometheusRule',
+  },
 };
 
 interface Validatable {
@@ -143,6 +153,8 @@ export const MODELS: Readonly<Record<string, new (data: never) => Validatable>> 
   'rbac.authorization.k8s.io/v1/ClusterRoleBinding': ClusterRoleBinding,
   'apiextensions.k8s.io/v1/CustomResourceDefinition': CustomResourceDefinition,
   'monitoring.coreos.com/v1/ServiceMonitor': ServiceMonitor,
+  'monitoring.coreos.com/v1/PodMonitor': PodMonitor,
+  'monitoring.coreos.com/v1/PrometheusRule': PrometheusRule,
 };
 
 export const KUSTOMIZATION = 'kustomize.config.k8s.io/v1beta1/Kustomization';
@@ -233,15 +245,37 @@ function unitsOf(m: Manifest): Unit[] {
  * JSON form; empty when all is well. Kinds without a model are skipped (see MODEL_TYPES).
  */
 export function typeCheck(manifests: readonly Manifest[]): string[] {
-  const units = manifests.flatMap(unitsOf);
+  return typeCheckValues(
+    manifests.flatMap(unitsOf).map((unit) => ({
+      label: unit.label,
+      header: [`import type { ${unit.type.name} } from '${unit.type.module}';`],
+      type: unit.type.name,
+      value: unit.value,
+    })),
+  );
+}
+
+/** A JSON value to check against a TypeScript type: `header` imports (or declares) the type. */
+export interface TypedValue {
+  label: string;
+  header: string[];
+  type: string;
+  value: unknown;
+}
+
+/**
+ * Type-checks each value as an object literal of its type, so that TypeScript refuses any
+ * property the type does not declare, at any depth. One line per problem, as typeCheck's.
+ */
+export function typeCheckValues(values: readonly TypedValue[]): string[] {
   // The virtual files live in test/deploy so that module resolution finds node_modules and
   // package.json's "type": "module" makes them ES modules.
   const dir = fileURLToPath(new URL('.', import.meta.url));
-  const files = new Map<string, { unit: Unit; text: string }>();
-  units.forEach((unit, i) => {
+  const files = new Map<string, { unit: TypedValue; text: string }>();
+  values.forEach((unit, i) => {
     const text = [
-      `import type { ${unit.type.name} } from '${unit.type.module}';`,
-      `export const value: ${unit.type.name} = ${JSON.stringify(unit.value, null, 2)};`,
+      ...unit.header,
+      `export const value: ${unit.type} = ${JSON.stringify(unit.value, null, 2)};`,
       '',
     ].join('\n');
     files.set(join(dir, `__manifest_${i}.ts`), { unit, text });

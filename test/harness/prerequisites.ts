@@ -19,7 +19,7 @@ export const REQUIREMENTS: readonly Requirement[] = [
   { binary: 'dockerd', debianPackage: 'docker.io', why: 'Docker Engine' },
   { binary: 'busybox', debianPackage: 'busybox-static', why: 'runnable test images' },
   { binary: 'openssl', debianPackage: 'openssl', why: 'the TLS registry certificates' },
-  { binary: 'promtool', debianPackage: 'prometheus', why: 'checking metric names' },
+  { binary: 'promtool', debianPackage: 'prometheus', why: 'checking metrics, alerts, dashboards' },
 ];
 
 const SEARCH_PATH = [
