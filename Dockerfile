@@ -28,7 +28,8 @@ ARG BASE=node:24-bookworm-slim@sha256:a9f5f7c91a432850b2a8a7797adf5eadb6c733ceed
 # dependencies), then the project's own build into dist/. The bundle is plain JavaScript, the
 # same for every platform, so this stage runs on the building machine's platform even when the
 # image is for another: no emulation, and esbuild's binary is the one that machine runs.
-# BuildKit sets BUILDPLATFORM; Docker's legacy builder does not, and builds on linux/amd64.
+# BuildKit sets BUILDPLATFORM; Docker's legacy builder does not, and builds on linux/amd64. Do
+# not declare `ARG BUILDPLATFORM` above: Docker 20.10's BuildKit then leaves it empty.
 FROM --platform=${BUILDPLATFORM:-linux/amd64} ${BASE} AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
