@@ -1,7 +1,9 @@
-// The Dockerfile, read as text: no image can be built here (base images need the internet), so
-// this checks what a build would depend on. Multi-stage on Node 24, dependencies from the
-// lockfile only (npm ci), production dependencies only in the image, OCI labels that match
-// package.json, the entrypoint the DaemonSet relies on, and every file it copies present in the
+// The Dockerfile, read as text: what a build depends on, checked without building (the image
+// itself is built and run by test/integration/image.test.ts, on a base made locally). The base
+// by build argument, defaulting to the official Node 24 image by tag and digest; dependencies
+// from the lockfile only (npm ci) in a build stage that runs on the building machine's platform;
+// only dist/, bin/ and package.json in the image, no node_modules; OCI labels that match
+// package.json; the entrypoint the DaemonSet relies on; and every file it copies present in the
 // repository and not excluded by .dockerignore.
 import { describe, expect, it } from '@jest/globals';
 import { existsSync, readFileSync } from 'node:fs';
@@ -18,6 +20,8 @@ interface Instruction {
 interface Stage {
   image: string;
   name?: string;
+  /** FROM's --platform, as written. */
+  platform?: string;
   instructions: Instruction[];
 }
 
@@ -58,11 +62,14 @@ function stagesOf(instructions: Instruction[]): Stage[] {
   const stages: Stage[] = [];
   for (const instruction of instructions) {
     if (instruction.keyword === 'FROM') {
-      const words = instruction.args.split(/\s+/).filter((w) => !w.startsWith('--'));
+      const all = instruction.args.split(/\s+/);
+      const words = all.filter((w) => !w.startsWith('--'));
+      const platform = all.find((w) => w.startsWith('--platform='))?.slice('--platform='.length);
       const [image = '', as, name] = words;
       stages.push({
         image,
         ...(as?.toUpperCase() === 'AS' && name !== undefined ? { name } : {}),
+        ...(platform !== undefined ? { platform } : {}),
         instructions: [],
       });
     } else {
@@ -107,10 +114,32 @@ function ignoredBy(patterns: string[]): (path: string) => boolean {
   return (path) => regexes.some((r) => r.test(posix.normalize(path)));
 }
 
+/** `NAME=value` (or `NAME`, undefined) of ARG instructions. */
+function argsOf(list: Instruction[]): Record<string, string | undefined> {
+  return Object.fromEntries(
+    list
+      .filter((i) => i.keyword === 'ARG')
+      .map((i) => {
+        const eq = i.args.indexOf('=');
+        return eq < 0 ? [i.args, undefined] : [i.args.slice(0, eq), i.args.slice(eq + 1)];
+      }),
+  );
+}
+
+/** `$NAME` and `${NAME}` replaced from `values` (unknown names: empty, as Docker does). */
+function expand(word: string, values: Record<string, string | undefined>): string {
+  return word.replace(/\$\{?(\w+)\}?/g, (_m, name: string) => values[name] ?? '');
+}
+
 const text = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
 const instructions = parseDockerfile(text);
 const stages = stagesOf(instructions);
 const final = stages.at(-1)!;
+/** The ARGs before the first FROM: the only ones FROM lines can use. */
+const globalArgs = instructions.slice(
+  0,
+  instructions.findIndex((i) => i.keyword === 'FROM'),
+);
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
   version: string;
   license: string;
@@ -128,16 +157,24 @@ function runs(stage: Stage): string[] {
   return stage.instructions.filter((i) => i.keyword === 'RUN').map((i) => i.args);
 }
 
-function stageNamed(name: string): Stage {
-  const stage = stages.find((s) => s.name === name);
-  if (stage === undefined) throw new Error(`no stage ${name}`);
-  return stage;
-}
-
 describe('the Dockerfile', () => {
-  it('is multi-stage, every stage on Node 24', () => {
+  it('is multi-stage, every stage on the BASE argument: the official Node 24 image by tag and digest', () => {
     expect(stages.length).toBeGreaterThanOrEqual(2);
-    for (const stage of stages) expect(stage.image).toMatch(/^node:24(-[a-z0-9.-]+)?$/);
+    const defaults = argsOf(globalArgs);
+    // The same base for building and running: the Node that built dist/ is the Node that runs it.
+    for (const stage of stages) expect(stage.image).toBe('${BASE}');
+    expect(defaults.BASE).toMatch(/^node:24-bookworm-slim@sha256:[0-9a-f]{64}$/);
+    // Where the digest was seen, and that it is expected to move.
+    const note = globalArgs.find((i) => i.args.startsWith('BASE='))!.comments.join(' ');
+    expect(note).toContain('docker-library/repo-info');
+    expect(note).toMatch(/Renovate|Dependabot/);
+  });
+
+  it('builds on the building machine’s platform and runs on the target’s (the bundle is plain JavaScript)', () => {
+    const build = stages.find((s) => runs(s).some((c) => /\bnpm run build\b/.test(c)))!;
+    // BuildKit sets BUILDPLATFORM; Docker's legacy builder does not, and gets linux/amd64.
+    expect(build.platform).toBe('${BUILDPLATFORM:-linux/amd64}');
+    expect(final.platform).toBeUndefined();
   });
 
   it('installs dependencies from the lockfile only: npm ci, never npm install', () => {
@@ -150,21 +187,19 @@ describe('the Dockerfile', () => {
     }
   });
 
-  it('builds in one stage and ships dist/ from it, with production dependencies from another', () => {
+  it('ships dist/, bin/ and package.json from the build stage, and nothing else: no node_modules', () => {
     const copies = final.instructions
-      .filter((i) => i.keyword === 'COPY')
-      .map((i) => copyOf(i.args));
-    const dist = copies.find((c) => c.sources.some((s) => s.endsWith('/dist')));
-    expect(dist?.from).toBeDefined();
-    expect(runs(stageNamed(dist!.from!))).toContainEqual(
-      expect.stringMatching(/\bnpm run build\b/),
-    );
-    const modules = copies.find((c) => c.sources.some((s) => s.endsWith('/node_modules')));
-    expect(modules?.from).toBeDefined();
-    const deps = runs(stageNamed(modules!.from!)).find((c) => /\bnpm ci\b/.test(c));
-    expect(deps).toMatch(/--omit=dev\b/);
-    // Nothing is installed in the final stage itself.
-    expect(runs(final).filter((c) => /\bnpm\b/.test(c))).toEqual([]);
+      .filter((i) => i.keyword === 'COPY' || i.keyword === 'ADD')
+      .map((i) => ({ keyword: i.keyword, ...copyOf(i.args) }));
+    const build = stages.find((s) => runs(s).some((c) => /\bnpm run build\b/.test(c)))!;
+    expect(copies.map((c) => [c.keyword, c.from, c.sources, c.dest])).toEqual([
+      ['COPY', build.name, ['/src/package.json'], './package.json'],
+      ['COPY', build.name, ['/src/bin'], './bin'],
+      ['COPY', build.name, ['/src/dist'], './dist'],
+    ]);
+    // dist/ is the bundle (ADR 0005): nothing is installed or run in the final stage.
+    expect(runs(final)).toEqual([]);
+    expect(instructions.filter((i) => i.args.includes('node_modules'))).toEqual([]);
   });
 
   it('copies into the build stage every file the build script names', () => {
@@ -224,31 +259,31 @@ describe('the Dockerfile', () => {
     expect(ignored('src/api/prepull.ts')).toBe(false);
   });
 
-  it('carries the OCI labels, the version being package.json’s', () => {
+  it('carries the OCI labels: the version package.json’s, revision, creation time and base given at build', () => {
     const labels: Record<string, string> = {};
     for (const i of final.instructions.filter((x) => x.keyword === 'LABEL')) {
       for (const [, key, value] of i.args.matchAll(/([\w.-]+)=("(?:[^"\\]|\\.)*"|\S+)/g)) {
         labels[key!] = value!.replace(/^"|"$/g, '');
       }
     }
-    const args = Object.fromEntries(
-      final.instructions
-        .filter((i) => i.keyword === 'ARG')
-        .map((i) => i.args.split('=') as [string, string]),
-    );
-    const version = labels['org.opencontainers.image.version']?.replace(
-      /^\$\{?(\w+)\}?$/,
-      (_m, name: string) => args[name] ?? '',
-    );
-    expect({ ...labels, 'org.opencontainers.image.version': version }).toMatchObject({
+    const args = argsOf(final.instructions);
+    expect(labels).toMatchObject({
       'org.opencontainers.image.title': 'prepull',
       'org.opencontainers.image.description': expect.stringMatching(/\S/),
       'org.opencontainers.image.source': pkg.repository.url
         .replace(/^git\+/, '')
         .replace(/\.git$/, ''),
       'org.opencontainers.image.licenses': pkg.license,
-      'org.opencontainers.image.version': pkg.version,
+      'org.opencontainers.image.version': '${VERSION}',
+      'org.opencontainers.image.revision': '${REVISION}',
+      'org.opencontainers.image.created': '${CREATED}',
+      'org.opencontainers.image.base.name': '${BASE}',
     });
+    expect(expand(labels['org.opencontainers.image.version']!, args)).toBe(pkg.version);
+    // Declared in the stage (a global ARG is not visible there unless declared again); the
+    // revision and time come from whoever builds, never a made-up default.
+    expect(args).toMatchObject({ BASE: undefined, REVISION: '', CREATED: '' });
+    expect(Object.keys(args)).toEqual(expect.arrayContaining(['BASE', 'REVISION', 'CREATED']));
   });
 
   it('runs the prepull launcher, `agent` by default, as root for the reason docs/install.md gives', () => {

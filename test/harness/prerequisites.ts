@@ -17,6 +17,7 @@ export const REQUIREMENTS: readonly Requirement[] = [
   { binary: 'containerd-shim-runc-v2', debianPackage: 'containerd', why: 'containerd tasks' },
   { binary: 'runc', debianPackage: 'runc', why: 'running containers' },
   { binary: 'dockerd', debianPackage: 'docker.io', why: 'Docker Engine' },
+  { binary: 'docker', debianPackage: 'docker.io', why: 'building the image in the image test' },
   { binary: 'busybox', debianPackage: 'busybox-static', why: 'runnable test images' },
   { binary: 'openssl', debianPackage: 'openssl', why: 'the TLS registry certificates' },
   { binary: 'promtool', debianPackage: 'prometheus', why: 'checking metrics, alerts, dashboards' },
