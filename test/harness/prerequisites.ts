@@ -1,6 +1,7 @@
 // What the real-component harness needs from the machine, and installing it from Debian's
 // packages when it is missing and we are root. Run directly (`node test/harness/prerequisites.ts
-// --install`) it is CI's explicit install step.
+// --install`) it is `npm test`'s `pretest` step, since the unit tests of deploy/monitoring run
+// promtool too.
 import { execFileSync } from 'node:child_process';
 import { accessSync, constants, openSync, readSync, closeSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
