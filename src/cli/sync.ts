@@ -22,6 +22,7 @@ import { type TelemetryServer, startTelemetryServer } from '../telemetry/server.
 import type { Output } from './io.ts';
 import { releaseWhenQuiet } from './heap.ts';
 import { type SyncResult, renderJson, renderTable } from './output.ts';
+import { ProgressView } from './progress.ts';
 import { dockerConfigKeyring, newRegistryClient } from './registry.ts';
 
 /** Credentials for `sync`: a docker config.json, for every image (there is no API to read secrets from). */
@@ -74,10 +75,12 @@ interface Running {
   server?: TelemetryServer;
   watchers: FSWatcher[];
   stopReleasing?: () => void;
+  stopProgress?: () => void;
 }
 
 async function shutdown(running: Running, log: Logger): Promise<void> {
   running.stopReleasing?.();
+  running.stopProgress?.();
   for (const watcher of running.watchers) watcher.close();
   await running.engine.stop();
   await running.server?.close();
@@ -119,6 +122,46 @@ function loadFiles(
   return { prePulls: loaded.prePulls, errors: loaded.errors };
 }
 
+/**
+ * Pull progress for people: live lines on stderr when it is a terminal; otherwise plain lines
+ * with the table on stdout; none with `-o json`, whose stdout is one document (the engine's
+ * "pull progress" log lines say it there).
+ */
+function progressView(config: SyncConfig, io: Output): ProgressView | undefined {
+  if (io.errTerminal !== undefined) {
+    return new ProgressView({ clock: systemClock, write: io.err, terminal: io.errTerminal });
+  }
+  return config.output === 'table'
+    ? new ProgressView({ clock: systemClock, write: io.out })
+    : undefined;
+}
+
+/** The log on stderr; on a terminal through the view, which keeps its live lines below it. */
+function syncLogger(config: SyncConfig, io: Output, view: ProgressView | undefined): Logger {
+  if (io.errTerminal === undefined || view === undefined) return createLogger(config.logLevel);
+  return createLogger(config.logLevel, {
+    write: (line: string) => {
+      view.print(line);
+    },
+  });
+}
+
+/** Shows the engine's pulls in `view` until the returned function is called. */
+function followProgress(engine: Engine, view: ProgressView): () => void {
+  const stop = engine.onChange((reports) => {
+    view.update(reports);
+  });
+  const timer = setInterval(() => {
+    view.tick();
+  }, 1000);
+  timer.unref();
+  return () => {
+    stop();
+    clearInterval(timer);
+    view.close();
+  };
+}
+
 export async function runSync(
   argv: readonly string[],
   io: Output,
@@ -130,7 +173,8 @@ export async function runSync(
     io.out(SYNC_USAGE);
     return 0;
   }
-  const log = createLogger(config.logLevel);
+  const view = progressView(config, io);
+  const log = syncLogger(config, io, view);
   const metrics = new Metrics();
   let files = loadFiles(config, log);
   const detected = await detect({ endpoint: config.runtimeEndpoint });
@@ -163,6 +207,7 @@ export async function runSync(
     },
   );
   const running: Running = { engine, runtime: detected.runtime, registry, watchers: [] };
+  if (view !== undefined) running.stopProgress = followProgress(engine, view);
   if (config.metricsAddress !== undefined) {
     running.server = await startTelemetryServer(metrics, config.metricsAddress, async () => {
       try {
@@ -185,6 +230,7 @@ export async function runSync(
     const fresh = (seen === -1 ? all : all.slice(0, seen)).reverse();
     lastPrinted = all[0] ?? lastPrinted;
     const outcome = result(config, info, images, files.errors, fresh);
+    view?.clear();
     io.out(config.output === 'json' ? renderJson(outcome) : renderTable(outcome));
     return outcome.ok;
   };
