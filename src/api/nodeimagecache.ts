@@ -87,6 +87,9 @@ function cachedImage(facts: ImageFacts): CachedImage {
     ...(facts.pulledByPrepull === true ? { pulledByPrepull: true as const } : {}),
     ...(facts.pinnedByPrepull === true ? { pinnedByPrepull: true as const } : {}),
     ...(facts.cleanup === 'Remove' ? { cleanup: 'Remove' as const } : {}),
+    ...(facts.progress !== undefined && facts.state === 'Pulling'
+      ? { progress: { ...facts.progress } }
+      : {}),
   };
 }
 

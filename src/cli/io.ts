@@ -3,9 +3,12 @@
 export interface Output {
   out: (text: string) => void;
   err: (text: string) => void;
+  /** Set when standard error is a terminal: its width now (`sync` draws live progress there). */
+  errTerminal?: { columns: () => number | undefined } | undefined;
 }
 
 export const stdio: Output = {
   out: (text) => process.stdout.write(text),
   err: (text) => process.stderr.write(text),
+  errTerminal: process.stderr.isTTY ? { columns: () => process.stderr.columns } : undefined,
 };

@@ -37,7 +37,7 @@ function duration(ms: number | undefined): string {
 }
 
 /** A digest reference, shortened for the table (the JSON output keeps it whole). */
-function shortRef(ref: string): string {
+export function shortRef(ref: string): string {
   return ref.replace(/@(sha256:[0-9a-f]{12})[0-9a-f]{52}$/, '@$1…');
 }
 

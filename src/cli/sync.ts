@@ -24,6 +24,7 @@ import { revision, version } from './build-info.ts';
 import type { Output } from './io.ts';
 import { releaseWhenQuiet } from './heap.ts';
 import { type SyncResult, renderJson, renderTable } from './output.ts';
+import { ProgressView } from './progress.ts';
 import { dockerConfigKeyring, newRegistryClient } from './registry.ts';
 
 /**
@@ -88,10 +89,12 @@ interface Running {
   connected?: { engine: Engine; runtime: ImageRuntime; registry: RegistryClient };
   watchers: FSWatcher[];
   stopReleasing?: () => void;
+  stopProgress?: () => void;
 }
 
 async function shutdown(running: Running, log: Logger): Promise<void> {
   running.stopReleasing?.();
+  running.stopProgress?.();
   for (const watcher of running.watchers) watcher.close();
   await running.connected?.engine.stop();
   await running.server?.close();
@@ -213,6 +216,44 @@ async function reachRuntime(
   return { connected, waited };
 }
 
+/**
+ * Pull progress for people: live lines on stderr when it is a terminal; otherwise plain lines
+ * with the table on stdout; none with `-o json`, whose stdout is one document (the engine's
+ * "pull progress" log lines say it there).
+ */
+function progressView(config: SyncConfig, io: Output, clock: Clock): ProgressView | undefined {
+  if (io.errTerminal !== undefined) {
+    return new ProgressView({ clock, write: io.err, terminal: io.errTerminal });
+  }
+  return config.output === 'table' ? new ProgressView({ clock, write: io.out }) : undefined;
+}
+
+/** The log on stderr; on a terminal through the view, which keeps its live lines below it. */
+function syncLogger(config: SyncConfig, io: Output, view: ProgressView | undefined): Logger {
+  if (io.errTerminal === undefined || view === undefined) return createLogger(config.logLevel);
+  return createLogger(config.logLevel, {
+    write: (line: string) => {
+      view.print(line);
+    },
+  });
+}
+
+/** Shows the engine's pulls in `view` until the returned function is called. */
+function followProgress(engine: Engine, view: ProgressView): () => void {
+  const stop = engine.onChange((reports) => {
+    view.update(reports);
+  });
+  const timer = setInterval(() => {
+    view.tick();
+  }, 1000);
+  timer.unref();
+  return () => {
+    stop();
+    clearInterval(timer);
+    view.close();
+  };
+}
+
 export async function runSync(
   argv: readonly string[],
   io: Output,
@@ -225,7 +266,8 @@ export async function runSync(
     return 0;
   }
   const clock = dependencies.clock ?? systemClock;
-  const log = dependencies.log ?? createLogger(config.logLevel);
+  const view = progressView(config, io, clock);
+  const log = dependencies.log ?? syncLogger(config, io, view);
   const metrics = new Metrics({
     build: { version: version(), revision: revision(), command: 'sync' },
   });
@@ -293,6 +335,7 @@ export async function runSync(
     },
   );
   running.connected = { engine, runtime: detected.runtime, registry };
+  if (view !== undefined) running.stopProgress = followProgress(engine, view);
   // Each release is printed once, with the first result after it (the list is newest first).
   let lastPrinted: ReleasedImage | undefined;
   const print = (images: ImageReport[]): boolean => {
@@ -301,6 +344,7 @@ export async function runSync(
     const fresh = (seen === -1 ? all : all.slice(0, seen)).reverse();
     lastPrinted = all[0] ?? lastPrinted;
     const outcome = result(config, info, images, files.errors, fresh);
+    view?.clear();
     io.out(config.output === 'json' ? renderJson(outcome) : renderTable(outcome));
     return outcome.ok;
   };

@@ -20,6 +20,14 @@ export interface ErrorInfo {
   retryable: boolean;
 }
 
+/** How far a pull in flight has come, as the runtime reports it (containerd, Docker Engine). */
+export interface ImageProgress {
+  /** Bytes downloaded so far by this pull. */
+  bytes: number;
+  /** Bytes to download in all, where the runtime says (Docker Engine does; containerd does not). */
+  totalBytes?: number;
+}
+
 /** The per-image report: NodeImageCache entries, `sync` output, Events and metrics. */
 export interface ImageReport {
   /** The canonical reference. */
@@ -44,6 +52,8 @@ export interface ImageReport {
   attempts: number;
   /** Duration of the last successful pull, ms. */
   pullDurationMs?: number;
+  /** Pulling, once the runtime has reported bytes: the latest figure (at most a second old). */
+  progress?: ImageProgress;
   /** prepull pulled the image the node holds under this name (ADR 0014, release). */
   pulledByPrepull?: true;
   /** prepull set the pin this image carries: it takes it off once no PrePull wants the image. */

@@ -151,6 +151,72 @@ describe('NodeImageCacheWriter', () => {
     }
   });
 
+  it('writes a pull’s progress only with the writes it makes anyway: a change, the heartbeat', async () => {
+    /** Image 0 Present, image 1 Pulling with `bytes` done; `present` 2: both Present. */
+    const pulling = (bytes: number, present = 1) =>
+      nodeImageCacheStatus(
+        [0, 1].map((i) => ({
+          image: `r.test/big-${i}:1`,
+          requiredBy: ['ns/pp'],
+          state: i < present ? ('Present' as const) : ('Pulling' as const),
+          reason: i < present ? 'Present' : 'Pulling',
+          attempts: 1,
+          ...(i >= present ? { progress: { bytes, totalBytes: 1000 } } : {}),
+        })),
+        RUNTIME,
+        {},
+        { now: '2026-01-01T00:00:00.000Z' },
+      );
+    const progressOf = (name: string) =>
+      stored(name)?.status?.images.find((i) => i.image === 'r.test/big-1:1')?.progress;
+    const writer = new NodeImageCacheWriter(kube, {
+      clock: systemClock,
+      log,
+      minIntervalMs: 50,
+      heartbeatMs: 60_000,
+    });
+    await writer.ensure({ name: 'n-progress', uid: 'uid-progress' });
+    try {
+      writer.update(pulling(100));
+      await until(() => progressOf('n-progress')?.bytes === 100);
+      await new Promise((r) => setTimeout(r, 100));
+      const before = statusWrites();
+      // The bytes move, nothing else does: no write, however long.
+      for (let bytes = 200; bytes <= 900; bytes += 100) {
+        writer.update(pulling(bytes));
+        await new Promise((r) => setTimeout(r, 30));
+      }
+      await new Promise((r) => setTimeout(r, 300));
+      expect(statusWrites()).toBe(before);
+      expect(progressOf('n-progress')).toEqual({ bytes: 100, totalBytes: 1000 });
+      // The last status read back (which a restart compares with) holds no progress.
+      expect(JSON.stringify(writer.lastWritten)).not.toContain('progress');
+    } finally {
+      await writer.stop();
+    }
+
+    // With a heartbeat: its writes carry the latest figure.
+    const beating = new NodeImageCacheWriter(kube, {
+      clock: systemClock,
+      log,
+      minIntervalMs: 50,
+      heartbeatMs: 200,
+    });
+    await beating.ensure({ name: 'n-progress-hb', uid: 'uid-progress-hb' });
+    try {
+      beating.update(pulling(100));
+      await until(() => progressOf('n-progress-hb')?.bytes === 100);
+      beating.update(pulling(700));
+      await until(() => progressOf('n-progress-hb')?.bytes === 700);
+      // Done: the image is Present, and its entry has no progress any more.
+      beating.update(pulling(1000, 2));
+      await until(() => stored('n-progress-hb')?.status?.summary.present === 2);
+      expect(progressOf('n-progress-hb')).toBeUndefined();
+    } finally {
+      await beating.stop();
+    }
+  });
+
   it('survives a conflicting write and re-creates a deleted object', async () => {
     const writer = new NodeImageCacheWriter(kube, { clock: systemClock, log, minIntervalMs: 50 });
     await writer.ensure({ name: 'n2', uid: 'uid-n2' });

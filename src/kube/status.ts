@@ -1,8 +1,10 @@
 // Writes this node's NodeImageCache: created at start (owned by the Node, so it goes when the Node
 // goes), then its status replaced through the status subresource — at most once per interval and
-// only when the content changed, so a steady node writes nothing. A 409 means someone else wrote
+// only when the content changed, so a steady node writes nothing. A pull's progress is not such a
+// change: it rides along with the writes made anyway (a state change, the heartbeat). A 409 means someone else wrote
 // in between: read the object again and retry; a 404 means it was deleted: create it again.
 import {
+  type CachedImage,
   type NodeImageCache,
   type NodeImageCacheStatus,
   NODE_IMAGE_CACHE_KIND,
@@ -35,10 +37,20 @@ export interface StatusWriterOptions {
   heartbeatMs?: number;
 }
 
+/** The content that decides whether to write: all but the time and the progress of pulls. */
 function comparable(status: NodeImageCacheStatus): string {
   const rest: Partial<NodeImageCacheStatus> = { ...status };
   delete rest.lastUpdateTime;
+  // Only Pulling images carry progress: a node with none pays nothing here.
+  if (status.summary.pulling > 0) rest.images = status.images.map(withoutProgress);
   return JSON.stringify(rest);
+}
+
+function withoutProgress(image: CachedImage): CachedImage {
+  if (image.progress === undefined) return image;
+  const rest = { ...image };
+  delete rest.progress;
+  return rest;
 }
 
 const MAX_RETRY_MS = 30_000;
@@ -51,6 +63,8 @@ export class NodeImageCacheWriter {
   #resourceVersion: string | undefined;
   #lastWritten: string | undefined;
   #pending: NodeImageCacheStatus | undefined;
+  /** The newest status given, written or not: a heartbeat writes it, with its progress. */
+  #latest: NodeImageCacheStatus | undefined;
   #lastWriteAt = Number.NEGATIVE_INFINITY;
   #timer: AbortController | undefined;
   #writing: Promise<void> | undefined;
@@ -85,6 +99,7 @@ export class NodeImageCacheWriter {
   /** The status to report now; written when it differs from the last write, within the interval. */
   update(status: NodeImageCacheStatus): void {
     if (this.#stopped) return;
+    this.#latest = status;
     // Unchanged since the last write, and no write in flight that could change what is stored.
     if (this.#writing === undefined && comparable(status) === this.#lastWritten) {
       this.#pending = undefined;
@@ -190,7 +205,7 @@ export class NodeImageCacheWriter {
         // Something was written meanwhile (it scheduled its own heartbeat), or more is pending.
         if (this.#lastWriteAt !== writtenAt || this.#pending !== undefined) return;
         if (this.#writing !== undefined || this.#stopped) return;
-        void this.#write(status, true);
+        void this.#write(this.#latest ?? status, true);
       },
       () => undefined,
     );

@@ -1,13 +1,20 @@
 // Putting images on the node and keeping them there: pulls limited to pullConcurrency at once,
 // each credential tried in turn, the outcome (metrics, backoff, events) recorded; then the pin.
 import type { RegistryCredential } from '../image/credential.ts';
-import type { RuntimeImage } from '../runtime/types.ts';
+import type { PullProgress, RuntimeImage } from '../runtime/types.ts';
 import { Semaphore } from '../semaphore.ts';
 import { backoffDelay } from './backoff.ts';
 import { observe, runtimeCall } from './observe.ts';
 import type { ImageFsSampler, Reporter } from './report.ts';
 import { afterPullFailed, afterPullStarted, afterPullSucceeded } from './state.ts';
-import { type EngineDeps, type EngineOptions, type Entry, errorInfo, isRefusal } from './types.ts';
+import {
+  type EngineDeps,
+  type EngineOptions,
+  type Entry,
+  type PullInFlight,
+  errorInfo,
+  isRefusal,
+} from './types.ts';
 import { verify } from './verify.ts';
 
 export class Puller {
@@ -68,6 +75,15 @@ export class Puller {
     entry.history = afterPullStarted(entry.history);
     this.#reporter.record(entry, { state: 'Pulling', reason: 'Pulling', action: { kind: 'none' } });
     const started = clock.now();
+    // What the progress callbacks update; reports and metrics read it while the pull runs.
+    const inFlight: PullInFlight = {
+      startedAt: started,
+      bytes: 0,
+      totalBytes: undefined,
+      reported: false,
+      loggedAt: started,
+    };
+    entry.pull = inFlight;
     // A tag is checked against the registry while the runtime pulls it, not after: the HEAD
     // then costs nothing on the pull's path, and it asks the registry at the moment the
     // runtime's own resolution of the tag does. verify() records its own outcome and never
@@ -118,6 +134,10 @@ export class Puller {
         'PullFailed',
         `pull of ${ref} failed (attempt ${entry.history.attempts}): ${info.message} (${info.code})`,
       );
+    } finally {
+      if (entry.pull === inFlight) delete entry.pull;
+      // The bytes in flight drop back, whatever comes next (an aborted pull records no state).
+      if (inFlight.reported) this.#reporter.publish();
     }
   }
 
@@ -126,6 +146,9 @@ export class Puller {
     const { runtime, metrics, credentials: provider } = this.#deps;
     const ref = entry.desired.ref;
     const candidates = await provider.forImage(entry.desired);
+    const onProgress = (progress: PullProgress): void => {
+      this.#reporter.progressed(entry, progress);
+    };
     const attempts: (RegistryCredential | undefined)[] =
       candidates.length > 0 ? candidates : [undefined];
     let lastError: unknown;
@@ -136,6 +159,7 @@ export class Puller {
             credentials,
             timeoutMs: entry.desired.timeoutSeconds * 1000,
             signal,
+            onProgress,
           }),
         );
       } catch (error) {

@@ -1,8 +1,10 @@
 // What the engine tells the world: an ImageReport per entry, the "image state" log line and the
-// events on a change, reports to listeners and the image gauges, and the image filesystem's size.
+// events on a change, reports to listeners and the image gauges, the progress of pulls in flight,
+// and the image filesystem's size.
 import { statfs } from 'node:fs/promises';
 import { recordedDigest } from '../image/digest.ts';
-import type { ImageReport, ImageState } from '../image/report.ts';
+import type { ImageProgress, ImageReport, ImageState } from '../image/report.ts';
+import type { PullProgress } from '../runtime/types.ts';
 import { SANDBOX, compareCodeUnits } from './desired.ts';
 import { runtimeCall } from './observe.ts';
 import type { Decision } from './state.ts';
@@ -39,8 +41,25 @@ export function reportOf(entry: Entry): ImageReport {
     ...(image !== undefined && entry.pulledId === image.id ? { pulledByPrepull: true } : {}),
     ...(image?.pinned === true && entry.pinnedId === image.id ? { pinnedByPrepull: true } : {}),
     ...(desired.cleanup === 'Remove' ? { cleanup: 'Remove' } : {}),
+    ...progressField(entry),
   };
 }
+
+/** A Pulling image's figure, once the runtime has reported bytes. */
+function progressField(entry: Entry): { progress?: ImageProgress } {
+  const pull = entry.pull;
+  if (pull?.reported !== true || entry.decision?.state !== 'Pulling') return {};
+  const { bytes, totalBytes } = pull;
+  return { progress: totalBytes === undefined ? { bytes } : { bytes, totalBytes } };
+}
+
+/**
+ * Progress reaches listeners at most this often: runtimes report many times a second (Docker
+ * with every stream message), and each publication rebuilds every report.
+ */
+export const PROGRESS_PUBLISH_MS = 1000;
+/** A pull in flight is logged this often, the first time once it has run this long. */
+export const PROGRESS_LOG_MS = 10_000;
 
 /** Records decisions, and tells listeners, metrics, the log and the event sink what changed. */
 export class Reporter {
@@ -48,6 +67,7 @@ export class Reporter {
   readonly #entries: ReadonlyMap<string, Entry>;
   readonly #listeners = new Set<(reports: ImageReport[]) => void>();
   #publishPending = false;
+  #progressPublishedAt = Number.NEGATIVE_INFINITY;
 
   constructor(deps: EngineDeps, entries: ReadonlyMap<string, Entry>) {
     this.#deps = deps;
@@ -109,6 +129,36 @@ export class Reporter {
   }
 
   /**
+   * A pull's bytes moved (the runtime's progress callback). Kept on the entry in place — no
+   * allocation per callback — then published at most once per PROGRESS_PUBLISH_MS and logged
+   * once per PROGRESS_LOG_MS of a long pull.
+   */
+  progressed(entry: Entry, progress: PullProgress): void {
+    const pull = entry.pull;
+    if (pull === undefined) return;
+    pull.bytes = progress.bytesDone;
+    pull.totalBytes = progress.bytesTotal ?? pull.totalBytes;
+    pull.reported = true;
+    const now = this.#deps.clock.now();
+    if (now - pull.loggedAt >= PROGRESS_LOG_MS) {
+      pull.loggedAt = now;
+      this.#deps.log.info(
+        {
+          image: entry.desired.ref,
+          bytes: pull.bytes,
+          ...(pull.totalBytes !== undefined ? { totalBytes: pull.totalBytes } : {}),
+          elapsedMs: now - pull.startedAt,
+        },
+        'pull progress',
+      );
+    }
+    if (now - this.#progressPublishedAt >= PROGRESS_PUBLISH_MS) {
+      this.#progressPublishedAt = now;
+      this.publish();
+    }
+  }
+
+  /**
    * Reports changes at most once per turn of the event loop: at start-up hundreds of images
    * change state within one turn, and rebuilding every report for each of them made start-up
    * quadratic in the number of images.
@@ -129,6 +179,9 @@ export class Reporter {
     const held = reports.reduce((sum, r) => sum + (r.state === 'Present' ? (r.size ?? 0) : 0), 0);
     metrics.setImageStates(states, held);
     metrics.setPrePullStates(prePullStates(reports));
+    let inFlight = 0;
+    for (const entry of this.#entries.values()) inFlight += entry.pull?.bytes ?? 0;
+    metrics.pullBytesInFlight.set(inFlight);
     if (
       reports.length > 0 &&
       reports.every((r) => r.state === 'Present' && r.reason !== 'VerifyFailed')

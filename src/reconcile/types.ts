@@ -91,6 +91,19 @@ export interface EngineOptions {
   cleanup?: CleanupPolicy;
 }
 
+/** A pull in flight: its latest figure, changed in place by each progress callback. */
+export interface PullInFlight {
+  /** When the pull began (engine clock, ms). */
+  readonly startedAt: number;
+  /** Bytes so far; 0 until the runtime reports any. */
+  bytes: number;
+  totalBytes: number | undefined;
+  /** The runtime has reported bytes (runtimes without progress never do). */
+  reported: boolean;
+  /** When the progress was last logged (engine clock, ms): the pull's start, at first. */
+  loggedAt: number;
+}
+
 /** Everything the engine knows about one desired image. */
 export interface Entry {
   desired: DesiredImage;
@@ -104,6 +117,8 @@ export interface Entry {
   /** A schedule asked: resolve again even within the digest TTL. */
   forceVerify: boolean;
   pullDurationMs?: number;
+  /** Set while a pull of this image runs. */
+  pull?: PullInFlight;
   /** The runtime refused to pin this image; not retried until it is pulled again. */
   pinError?: ErrorInfo;
   /** It has been Present on this node: a pull after that is a repair. */

@@ -85,6 +85,11 @@ export class Metrics {
     help: 'Bytes of images pulled (image sizes as the runtime reports them after a successful pull).',
     registers: [this.registry],
   });
+  readonly pullBytesInFlight = new Gauge({
+    name: 'prepull_pull_bytes_in_flight',
+    help: 'Bytes downloaded so far by the pulls in flight, where the runtime reports progress (containerd, Docker Engine); 0 when none runs.',
+    registers: [this.registry],
+  });
   readonly registryRequests = new Counter({
     name: 'prepull_registry_requests_total',
     help: 'Requests to registries by registry host and HTTP status code ("error" when no answer came).',

@@ -396,6 +396,8 @@ describe('NodeImageCache', () => {
         attempts: i,
         ...(i % 2 === 0 ? { pulledByPrepull: true as const, pinnedByPrepull: true as const } : {}),
         ...(i === 1 ? { cleanup: 'Remove' as const } : {}),
+        // Pulling (i 1) with the total known, Present (i 0) with progress that is not written.
+        ...(i <= 1 ? { progress: { bytes: 5_000_000_000 + i, totalBytes: 6_000_000_000 } } : {}),
       })),
       {
         name: 'containerd',
@@ -426,6 +428,13 @@ describe('NodeImageCache', () => {
       },
     );
     expect(status.released).toHaveLength(3);
+    expect(status.images.map((i) => i.progress)).toEqual([
+      undefined,
+      { bytes: 5_000_000_001, totalBytes: 6_000_000_000 },
+      undefined,
+      undefined,
+      undefined,
+    ]);
     expect(status.images.filter((i) => i.pulledByPrepull === true)).toHaveLength(3);
     const created: Obj = await custom.createClusterCustomObject({
       ...nic,

@@ -633,8 +633,12 @@ describe('the CRDs', () => {
         'pulledByPrepull',
         'pinnedByPrepull',
         'cleanup',
+        'progress',
       ].sort(),
     );
+    const progress = image.properties!.progress!;
+    expect(progress.required).toEqual(['bytes']);
+    expect(Object.keys(progress.properties!).sort()).toEqual(['bytes', 'totalBytes']);
     const released = status.released!.items as IJSONSchemaProps;
     expect(status.released!.maxItems).toBe(MAX_RELEASED);
     expect(released.required).toEqual(['image', 'action', 'time']);

@@ -22,6 +22,8 @@ export const REQUIREMENTS: readonly Requirement[] = [
   { binary: 'busybox', debianPackage: 'busybox-static', why: 'runnable test images' },
   { binary: 'openssl', debianPackage: 'openssl', why: 'the TLS registry certificates' },
   { binary: 'promtool', debianPackage: 'prometheus', why: 'checking metrics, alerts, dashboards' },
+  // util-linux's script, in Debian's essential bsdutils: a pseudo-terminal for sync's live progress.
+  { binary: 'script', debianPackage: 'bsdutils', why: 'a pseudo-terminal for sync progress' },
 ];
 
 const SEARCH_PATH = [

@@ -48,6 +48,8 @@ export class World {
       pullConcurrency?: number;
       pin?: boolean;
       events?: boolean;
+      /** The runtime reports pull progress (default true). */
+      progress?: boolean;
       pullLatencyMs?: number;
       cleanup?: CleanupPolicy;
       sandboxImage?: string;
@@ -58,7 +60,11 @@ export class World {
       clock: this.clock,
       pullLatencyMs: options.pullLatencyMs ?? 100,
       bytesPerMs: 10_000,
-      capabilities: { pin: options.pin ?? true, deletionEvents: options.events ?? true },
+      capabilities: {
+        pin: options.pin ?? true,
+        deletionEvents: options.events ?? true,
+        progress: options.progress ?? true,
+      },
       ...(options.sandboxImage !== undefined
         ? { info: { sandboxImage: options.sandboxImage } }
         : {}),
