@@ -9,12 +9,13 @@ import { PrepullError } from '../errors.ts';
 import { KubeClient } from '../kube/client.ts';
 import { detectRuntime } from '../runtime/detect.ts';
 import type { ImageRuntime } from '../runtime/types.ts';
-import { type Logger, createLogger } from '../telemetry/logger.ts';
+import type { Logger } from '../telemetry/logger.ts';
 import { Metrics } from '../telemetry/metrics.ts';
 import { type TelemetryServer, startTelemetryServer } from '../telemetry/server.ts';
 import { releaseWhenQuiet } from './heap.ts';
 import type { Output } from './io.ts';
-import { newRegistryClient } from './registry.ts';
+import { commandLogger } from './log.ts';
+import { newRegistryClient, registryHosts } from './registry.ts';
 
 export interface AgentDependencies {
   detect?: typeof detectRuntime;
@@ -65,7 +66,9 @@ export async function runAgent(
     return 0;
   }
   const clock = dependencies.clock ?? systemClock;
-  const log = createLogger(config.logLevel);
+  // The --registry-ca files are read before anything connects: a mistyped path is a usage error.
+  const registries = registryHosts(config);
+  const log = await commandLogger(config);
   const metrics = new Metrics();
   const kube = KubeClient.load(config.kubeconfig);
   log.info({ server: kube.server, node: config.nodeName }, 'kubernetes API');
@@ -90,7 +93,7 @@ export async function runAgent(
     runtime: detected.runtime,
     info,
     watchBackoff: dependencies.watchBackoff,
-    registry: newRegistryClient(config, metrics),
+    registry: newRegistryClient(registries, metrics),
   });
   const server = await serveTelemetry(config, metrics, detected.runtime, agent, log);
   const running = agent;

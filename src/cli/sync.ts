@@ -4,7 +4,7 @@
 // when they change. Entry point only: parse, wire, run.
 import { type FSWatcher, watch } from 'node:fs';
 import type { PrePull } from '../api/prepull.ts';
-import { loadPrePullFiles } from '../api/files.ts';
+import { loadPrePullFiles, unreadablePath } from '../api/files.ts';
 import { systemClock } from '../clock.ts';
 import { type SyncConfig, SYNC_USAGE, parseSyncArgs } from '../config/sync.ts';
 import { PrepullError } from '../errors.ts';
@@ -13,21 +13,35 @@ import { Engine } from '../reconcile/engine.ts';
 import type { CredentialProvider } from '../reconcile/types.ts';
 import type { ImageReport, ReleasedImage } from '../image/report.ts';
 import type { RegistryClient } from '../registry/client.ts';
+import type { Keyring } from '../registry/credentials.ts';
 import { detectRuntime } from '../runtime/detect.ts';
 import { imageMatchesDigest } from '../image/digest.ts';
 import type { ImageRuntime, RuntimeInfo } from '../runtime/types.ts';
-import { type Logger, createLogger } from '../telemetry/logger.ts';
+import type { Logger } from '../telemetry/logger.ts';
 import { Metrics } from '../telemetry/metrics.ts';
 import { type TelemetryServer, startTelemetryServer } from '../telemetry/server.ts';
 import type { Output } from './io.ts';
 import { releaseWhenQuiet } from './heap.ts';
+import { commandLogger } from './log.ts';
 import { type SyncResult, renderJson, renderTable } from './output.ts';
-import { dockerConfigKeyring, newRegistryClient } from './registry.ts';
+import { dockerConfigKeyring, newRegistryClient, registryHosts } from './registry.ts';
+
+/**
+ * What to do when no runtime answers, said to a person at this machine — not the agent's advice
+ * about sockets mounted into a Pod.
+ */
+export const SYNC_RUNTIME_ADVICE = {
+  probed:
+    'is a container runtime running on this machine? Start it, or give its socket with ' +
+    '--runtime-endpoint unix:///PATH (opening a runtime socket usually needs root)',
+  given:
+    'check that the runtime is running and listens on that socket, and that this user may ' +
+    'open it (usually root)',
+};
 
 /** Credentials for `sync`: a docker config.json, for every image (there is no API to read secrets from). */
-function dockerConfigCredentials(path: string | undefined, log: Logger): CredentialProvider {
-  if (path === undefined) return { forImage: () => Promise.resolve([]) };
-  const keyring = dockerConfigKeyring(path);
+function dockerConfigCredentials(keyring: Keyring | undefined, log: Logger): CredentialProvider {
+  if (keyring === undefined) return { forImage: () => Promise.resolve([]) };
   let warned = false;
   return {
     forImage: (image) => {
@@ -104,6 +118,20 @@ function watchFiles(paths: readonly string[], onChange: () => void): FSWatcher[]
   return watchers;
 }
 
+/**
+ * Every path the flags name, checked before anything connects: a mistyped `-f` is a usage error
+ * (exit 2) that names it, not a run against the runtime with nothing to do. A file that goes
+ * away while `sync` runs is a file error of that reload instead (`loadFiles`).
+ */
+function checkFilePaths(files: readonly string[]): void {
+  for (const path of files) {
+    const reason = unreadablePath(path);
+    if (reason !== undefined) {
+      throw new PrepullError('ERR_USAGE', `-f ${path}: cannot read it: ${reason}`);
+    }
+  }
+}
+
 function loadFiles(
   config: SyncConfig,
   log: Logger,
@@ -130,10 +158,14 @@ export async function runSync(
     io.out(SYNC_USAGE);
     return 0;
   }
-  const log = createLogger(config.logLevel);
+  checkFilePaths(config.files);
+  const keyring =
+    config.dockerConfig === undefined ? undefined : dockerConfigKeyring(config.dockerConfig);
+  const registries = registryHosts(config);
+  const log = await commandLogger(config);
   const metrics = new Metrics();
   let files = loadFiles(config, log);
-  const detected = await detect({ endpoint: config.runtimeEndpoint });
+  const detected = await detect({ endpoint: config.runtimeEndpoint, advice: SYNC_RUNTIME_ADVICE });
   const found = detected.found.kind;
   if (config.runtime !== undefined && config.runtime !== found) {
     await detected.runtime.close();
@@ -144,12 +176,12 @@ export async function runSync(
   }
   log.info({ skipped: detected.skipped }, detected.description);
   const info = await detected.runtime.info();
-  const registry = newRegistryClient(config, metrics);
+  const registry = newRegistryClient(registries, metrics);
   const engine = new Engine(
     {
       runtime: detected.runtime,
       resolver: registry,
-      credentials: dockerConfigCredentials(config.dockerConfig, log),
+      credentials: dockerConfigCredentials(keyring, log),
       matchesDigest: imageMatchesDigest,
       scheduler: cronScheduler,
       clock: systemClock,

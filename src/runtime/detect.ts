@@ -41,7 +41,18 @@ export interface DetectOptions {
   create?: AdapterFactory;
   probeTimeoutMs?: number;
   clock?: Clock;
+  /**
+   * What to do when nothing answers, said to whoever runs the command: with no endpoint given
+   * (`probed`) and with one (`given`). Default: the agent's, whose sockets are mounted into a Pod.
+   */
+  advice?: { probed: string; given: string };
 }
+
+/** The agent's advice, the default: it runs in a Pod, the runtime's socket mounted in. */
+export const AGENT_ADVICE = {
+  probed: 'set --runtime-endpoint, or mount the runtime socket directory into the agent',
+  given: 'check that the runtime is running and the socket is mounted',
+};
 
 export interface DetectedRuntime {
   runtime: ImageRuntime;
@@ -96,10 +107,8 @@ export async function detectRuntime(options: DetectOptions = {}): Promise<Detect
     return { runtime, endpoint, found, description: describe(endpoint, found, runtime), skipped };
   }
   const list = skipped.map((s) => `${s.endpoint}: ${s.reason}`).join('; ');
-  const advice =
-    options.endpoint === undefined
-      ? 'set --runtime-endpoint, or mount the runtime socket directory into the agent'
-      : 'check that the runtime is running and the socket is mounted';
+  const { probed, given } = options.advice ?? AGENT_ADVICE;
+  const advice = options.endpoint === undefined ? probed : given;
   throw new PrepullError(
     'ERR_RUNTIME_NOT_DETECTED',
     `no container runtime answered (tried ${list}); ${advice}`,
