@@ -126,3 +126,14 @@ export class PrepullError extends Error {
 export function isPrepullError(value: unknown, code?: ErrorCode): value is PrepullError {
   return value instanceof PrepullError && (code === undefined || value.code === code);
 }
+
+/**
+ * What the operating system said of a file, without Node's code and system call:
+ * "ENOENT: no such file or directory, open 'x'" gives "no such file or directory".
+ */
+export function fileErrorText(error: unknown): string {
+  // Read as a field, not by instanceof: an error from another realm (a vm context) is an Error too.
+  const field = (error as { message?: unknown } | null)?.message;
+  const message = typeof field === 'string' ? field : String(error);
+  return /^E[A-Z]+: (.+?), \w+ '.*'$/s.exec(message)?.[1] ?? message;
+}

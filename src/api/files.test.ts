@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadPrePullFiles } from './files.ts';
+import { loadPrePullFiles, unreadablePath } from './files.ts';
 
 let dir: string;
 beforeAll(() => {
@@ -79,6 +79,78 @@ describe('loadPrePullFiles', () => {
       expect.stringMatching(new RegExp(`^${join(dir, 'missing.yaml')}: cannot read`)),
       expect.stringMatching(new RegExp(`^${file}: document 2 \\(line \\d+\\): not valid YAML`)),
     ]);
+  });
+
+  it("shows the YAML parser's message whole: the excerpt of the line, and a caret under the spot", () => {
+    const file = join(dir, 'excerpt.yaml');
+    writeFileSync(
+      file,
+      good('ok').replace('images: [{image: r:5000/a:1}]', 'images:\n    - image: a: b'),
+    );
+    const [error] = loadPrePullFiles([file]).errors;
+    expect(error?.message.split('\n')).toEqual([
+      `${file}: document 1 (line 6): not valid YAML: Nested mappings are not allowed in compact mappings at line 6, column 14:`,
+      '',
+      '    - image: a: b',
+      '             ^',
+    ]);
+  });
+
+  it('says why a path cannot be read: missing, or a loop of symbolic links', () => {
+    const loop = join(dir, 'loop.yaml');
+    symlinkSync(loop, loop);
+    expect(unreadablePath(join(dir, 'absent.yaml'))).toBe('no such file or directory');
+    expect(unreadablePath(loop)).toMatch(/symbolic links/);
+    expect(unreadablePath(dir)).toBeUndefined();
+    expect(loadPrePullFiles([loop]).errors.map((e) => e.message)).toEqual([
+      expect.stringMatching(new RegExp(`^${loop}: cannot read: .*symbolic links`)),
+    ]);
+  });
+
+  it('fails a file named on its own that holds no PrePull, naming the kinds it holds', () => {
+    const pod = join(dir, 'pod.yaml');
+    writeFileSync(
+      pod,
+      ['Pod', 'Service', 'Service']
+        .map((kind) => `apiVersion: v1\nkind: ${kind}\nmetadata: {name: web}\n`)
+        .join('---\n'),
+    );
+    const empty = join(dir, 'empty.yaml');
+    writeFileSync(empty, '# nothing yet\n');
+    const loaded = loadPrePullFiles([pod, empty]);
+    expect(loaded.prePulls).toEqual([]);
+    expect(loaded.errors.map((e) => [e.code, e.message])).toEqual([
+      [
+        'ERR_PREPULL_INVALID',
+        `${pod}: no PrePull (apiVersion prepull.dev/v1alpha1) in the file: it holds Pod, Service ×2`,
+      ],
+      [
+        'ERR_PREPULL_INVALID',
+        `${empty}: no PrePull (apiVersion prepull.dev/v1alpha1) in the file: it holds no document`,
+      ],
+    ]);
+  });
+
+  it('adds nothing to a file whose PrePull failed on its own, nor to files found in a directory', () => {
+    const broken = join(dir, 'only-broken.yaml');
+    writeFileSync(broken, good('x').replace('images:', 'pin: maybe\n  images:'));
+    expect(loadPrePullFiles([broken]).errors.map((e) => e.message)).toEqual([
+      expect.stringMatching(/spec.pin: must be true or false/),
+    ]);
+    // A directory of manifests may hold other kinds beside its PrePulls, and may be empty while
+    // `sync` watches it: emptying it is how every image is let go.
+    const manifests = join(dir, 'manifests');
+    mkdirSync(manifests);
+    writeFileSync(
+      join(manifests, 'pod.yaml'),
+      'apiVersion: v1\nkind: Pod\nmetadata: {name: web}\n',
+    );
+    writeFileSync(join(manifests, 'shop.yaml'), good('shop'));
+    const loaded = loadPrePullFiles([manifests]);
+    expect(loaded.errors).toEqual([]);
+    expect(loaded.prePulls.map((p) => p.metadata.name)).toEqual(['shop']);
+    rmSync(join(manifests, 'shop.yaml'));
+    expect(loadPrePullFiles([manifests]).errors).toEqual([]);
   });
 
   it('rejects a second PrePull with the same namespace and name', () => {

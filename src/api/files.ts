@@ -1,11 +1,12 @@
 // Reads PrePull objects from YAML or JSON files and directories, for `prepull sync`. Every
 // problem names the file, the document and the object, and fails only that object: the other
 // objects in the same file still apply. Documents of other kinds are skipped (a directory of
-// manifests may hold a Namespace or a Secret beside its PrePulls).
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+// manifests may hold a Namespace or a Secret beside its PrePulls), but a file named on its own
+// that holds no PrePull at all is an error that says what it holds instead.
+import { closeSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { type Document, isMap, parseAllDocuments } from 'yaml';
-import { PrepullError } from '../errors.ts';
+import { PrepullError, fileErrorText } from '../errors.ts';
 import { API_VERSION, GROUP, KIND, type PrePull, validatePrePull } from './prepull.ts';
 
 export interface LoadedPrePulls {
@@ -20,12 +21,25 @@ export interface LoadedPrePulls {
 
 const EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
 
-/** Files named directly, plus *.yaml, *.yml and *.json directly inside named directories. */
+/** Why a file or directory named on the command line cannot be read; undefined when it can. */
+export function unreadablePath(path: string): string | undefined {
+  try {
+    if (statSync(path).isDirectory()) readdirSync(path);
+    else closeSync(openSync(path, 'r'));
+    return undefined;
+  } catch (error) {
+    return fileErrorText(error);
+  }
+}
+
+/** Files named directly (also in `named`), plus *.yaml, *.yml and *.json directly inside named directories. */
 export function listManifestFiles(paths: readonly string[]): {
   files: string[];
+  named: string[];
   errors: PrepullError[];
 } {
   const files: string[] = [];
+  const named: string[] = [];
   const errors: PrepullError[] = [];
   for (const path of paths) {
     let isDirectory: boolean;
@@ -33,7 +47,7 @@ export function listManifestFiles(paths: readonly string[]): {
       isDirectory = statSync(path).isDirectory();
     } catch (cause) {
       errors.push(
-        new PrepullError('ERR_PREPULL_INVALID', `${path}: cannot read: no such file or directory`, {
+        new PrepullError('ERR_PREPULL_INVALID', `${path}: cannot read: ${fileErrorText(cause)}`, {
           cause,
         }),
       );
@@ -41,13 +55,14 @@ export function listManifestFiles(paths: readonly string[]): {
     }
     if (!isDirectory) {
       files.push(path);
+      named.push(path);
       continue;
     }
     for (const name of readdirSync(path).sort()) {
       if (EXTENSIONS.has(extname(name)) && !name.startsWith('.')) files.push(join(path, name));
     }
   }
-  return { files, errors };
+  return { files, named, errors };
 }
 
 function describeObject(value: unknown): string {
@@ -69,17 +84,14 @@ function isPrePullKind(value: unknown): boolean {
   return kind === KIND || (typeof apiVersion === 'string' && apiVersion.startsWith(`${GROUP}/`));
 }
 
+/** One document, read: a value that may be a PrePull, another kind, or nothing to apply. */
+type DocumentRead = { value: unknown } | { otherKind: string } | undefined;
+
 /**
- * The document as a value when it may be a PrePull; undefined when it is empty, of another kind
- * (added to `skipped`) or cannot be read (added to `errors`).
+ * The document as a value when it may be a PrePull; its kind when it is of another kind;
+ * undefined when it is empty or cannot be read (added to `errors`).
  */
-function documentValue(
-  doc: Document.Parsed,
-  file: string,
-  index: number,
-  into: LoadedPrePulls,
-): unknown {
-  const where = `${file}: document ${index + 1}`;
+function readDocument(doc: Document.Parsed, where: string, into: LoadedPrePulls): DocumentRead {
   if (doc.errors.length > 0) {
     into.errors.push(yamlError(doc, where));
     return undefined;
@@ -88,8 +100,7 @@ function documentValue(
   // without building it, so a ConfigMap full of YAML aliases beside the PrePulls costs nothing.
   const header = { apiVersion: scalar(doc.get('apiVersion')), kind: scalar(doc.get('kind')) };
   if (isMap(doc.contents) && !isPrePullKind(header)) {
-    into.skipped.push(`${file}#${index + 1} ${header.kind ?? 'unknown kind'}`);
-    return undefined;
+    return { otherKind: header.kind ?? 'unknown kind' };
   }
   let value: unknown;
   try {
@@ -106,29 +117,40 @@ function documentValue(
   if (value === null || value === undefined) return undefined;
   if (!isPrePullKind(value)) {
     const kind = (value as { kind?: unknown }).kind;
-    into.skipped.push(`${file}#${index + 1} ${typeof kind === 'string' ? kind : 'unknown kind'}`);
-    return undefined;
+    return { otherKind: typeof kind === 'string' ? kind : 'unknown kind' };
   }
-  return value;
+  return { value };
 }
 
+/** The parser's message whole: what is wrong, then the excerpt with a caret under the spot. */
 function yamlError(doc: Document.Parsed, where: string): PrepullError {
   const first = doc.errors[0];
   const line = first?.linePos?.[0].line;
   return new PrepullError(
     'ERR_PREPULL_INVALID',
-    `${where}${line !== undefined ? ` (line ${line})` : ''}: not valid YAML: ${first?.message.split('\n')[0] ?? 'parse error'}`,
+    `${where}${line !== undefined ? ` (line ${line})` : ''}: not valid YAML: ${first?.message.trimEnd() ?? 'parse error'}`,
   );
 }
 
-export function parsePrePullDocuments(text: string, file: string, into: LoadedPrePulls): void {
+/**
+ * Adds the PrePulls of one file's text to `into`; returns the kinds of the documents of other
+ * kinds it skipped, in order.
+ */
+export function parsePrePullDocuments(text: string, file: string, into: LoadedPrePulls): string[] {
   const documents = parseAllDocuments(text, { prettyErrors: true });
   // An empty stream is an empty array: the loop runs for documents only.
   const list = (Array.isArray(documents) ? documents : [documents]) as Document.Parsed[];
+  const otherKinds: string[] = [];
   list.forEach((doc, index) => {
     const where = `${file}: document ${index + 1}`;
-    const value = documentValue(doc, file, index, into);
-    if (value === undefined) return;
+    const read = readDocument(doc, where, into);
+    if (read === undefined) return;
+    if ('otherKind' in read) {
+      otherKinds.push(read.otherKind);
+      into.skipped.push(`${file}#${index + 1} ${read.otherKind}`);
+      return;
+    }
+    const { value } = read;
     const { prePull, issues } = validatePrePull(value);
     if (prePull === undefined) {
       const details = issues.map((i) => `${i.field}: ${i.message}`).join('; ');
@@ -149,11 +171,32 @@ export function parsePrePullDocuments(text: string, file: string, into: LoadedPr
     }
     into.prePulls.push(prePull);
   });
+  return otherKinds;
+}
+
+/** "Pod", "Deployment, Service ×2": each kind once, in the order first met, with its count. */
+function kindList(kinds: readonly string[]): string {
+  const counts = new Map<string, number>();
+  for (const kind of kinds) counts.set(kind, (counts.get(kind) ?? 0) + 1);
+  return [...counts].map(([kind, n]) => (n === 1 ? kind : `${kind} ×${n}`)).join(', ');
+}
+
+/**
+ * A file named on its own (not found in a directory) that gave no PrePull and no error: the
+ * wrong file, most likely — a Pod manifest — which must not pass as "0 images, all fine".
+ */
+function noPrePullError(file: string, otherKinds: readonly string[]): PrepullError {
+  const found =
+    otherKinds.length === 0 ? 'it holds no document' : `it holds ${kindList(otherKinds)}`;
+  return new PrepullError(
+    'ERR_PREPULL_INVALID',
+    `${file}: no ${KIND} (apiVersion ${API_VERSION}) in the file: ${found}`,
+  );
 }
 
 /** Reads every PrePull from `paths` (files or directories). Never throws for bad content. */
 export function loadPrePullFiles(paths: readonly string[]): LoadedPrePulls {
-  const { files, errors } = listManifestFiles(paths);
+  const { files, named, errors } = listManifestFiles(paths);
   const loaded: LoadedPrePulls = { prePulls: [], errors, skipped: [], files };
   for (const file of files) {
     let text: string;
@@ -161,11 +204,21 @@ export function loadPrePullFiles(paths: readonly string[]): LoadedPrePulls {
       text = readFileSync(file, 'utf8');
     } catch (cause) {
       loaded.errors.push(
-        new PrepullError('ERR_PREPULL_INVALID', `${file}: cannot read the file`, { cause }),
+        new PrepullError(
+          'ERR_PREPULL_INVALID',
+          `${file}: cannot read the file: ${fileErrorText(cause)}`,
+          {
+            cause,
+          },
+        ),
       );
       continue;
     }
-    parsePrePullDocuments(text, file, loaded);
+    const before = { prePulls: loaded.prePulls.length, errors: loaded.errors.length };
+    const otherKinds = parsePrePullDocuments(text, file, loaded);
+    const nothing =
+      loaded.prePulls.length === before.prePulls && loaded.errors.length === before.errors;
+    if (nothing && named.includes(file)) loaded.errors.push(noPrePullError(file, otherKinds));
   }
   return loaded;
 }

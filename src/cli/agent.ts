@@ -9,13 +9,14 @@ import { KubeClient } from '../kube/client.ts';
 import type { detectRuntime } from '../runtime/detect.ts';
 import type { ImageRuntime } from '../runtime/types.ts';
 import { connectRuntime, waitForRuntime } from '../runtime/wait.ts';
-import { type Logger, createLogger } from '../telemetry/logger.ts';
+import type { Logger } from '../telemetry/logger.ts';
 import { Metrics } from '../telemetry/metrics.ts';
 import { type TelemetryServer, startTelemetryServer } from '../telemetry/server.ts';
 import { revision, version } from './build-info.ts';
 import { releaseWhenQuiet } from './heap.ts';
 import type { Output } from './io.ts';
-import { newRegistryClient } from './registry.ts';
+import { commandLogger } from './log.ts';
+import { newRegistryClient, registryHosts } from './registry.ts';
 
 export interface AgentDependencies {
   detect?: typeof detectRuntime;
@@ -74,7 +75,9 @@ export async function runAgent(
     return 0;
   }
   const clock = dependencies.clock ?? systemClock;
-  const log = dependencies.log ?? createLogger(config.logLevel);
+  // The --registry-ca files are read before anything connects: a mistyped path is a usage error.
+  const registries = registryHosts(config);
+  const log = dependencies.log ?? (await commandLogger(config));
   const metrics = new Metrics({
     build: { version: version(), revision: revision(), command: 'agent' },
   });
@@ -136,7 +139,7 @@ export async function runAgent(
     runtime: detected.runtime,
     info,
     watchBackoff: dependencies.watchBackoff,
-    registry: newRegistryClient(config, metrics),
+    registry: newRegistryClient(registries, metrics),
   });
   current.running = { agent, runtime: detected.runtime };
   let stopReleasing: (() => void) | undefined;

@@ -61,10 +61,10 @@ export type ResolverFactory = (
 
 const registryResolver: ResolverFactory = async (config) => {
   // Loaded only for --resolve: the HTTP client is the heaviest part of the registry code.
-  const { dockerConfigKeyring, newRegistryClient } = await import('./registry.ts');
+  const { dockerConfigKeyring, newRegistryClient, registryHosts } = await import('./registry.ts');
   const keyring =
     config.dockerConfig === undefined ? undefined : dockerConfigKeyring(config.dockerConfig);
-  const client = newRegistryClient(config);
+  const client = newRegistryClient(registryHosts(config));
   return {
     resolve: (ref, options) =>
       client.resolve(ref, {

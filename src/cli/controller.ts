@@ -13,10 +13,11 @@ import { Controller } from '../controller/controller.ts';
 import { LeaderElector } from '../controller/lease.ts';
 import { KubeClient } from '../kube/client.ts';
 import { PrometheusControllerMetrics } from '../telemetry/controller-metrics.ts';
-import { type Logger, createLogger } from '../telemetry/logger.ts';
+import type { Logger } from '../telemetry/logger.ts';
 import { type TelemetryServer, startTelemetryServer } from '../telemetry/server.ts';
 import { revision, version } from './build-info.ts';
 import type { Output } from './io.ts';
+import { commandLogger } from './log.ts';
 
 export interface ControllerDependencies {
   /** Restart delays of failed watches (default 1 s doubling to 30 s). */
@@ -24,7 +25,7 @@ export interface ControllerDependencies {
   env?: Readonly<Record<string, string | undefined>>;
   host?: ControllerHost;
   clock?: Clock;
-  /** The root logger (default: JSON lines on stderr at --log-level). */
+  /** The root logger (default: on stderr at --log-level, in --log-format; src/cli/log.ts). */
   log?: Logger;
 }
 
@@ -115,7 +116,7 @@ export async function runController(
     return 0;
   }
   const clock = dependencies.clock ?? systemClock;
-  const log = dependencies.log ?? createLogger(config.logLevel);
+  const log = dependencies.log ?? (await commandLogger(config));
   const metrics = new PrometheusControllerMetrics({ version: version(), revision: revision() });
   const kube = KubeClient.load(config.kubeconfig);
   log.info({ server: kube.server, identity: config.identity }, 'kubernetes API');

@@ -45,8 +45,23 @@ describe('sync output', () => {
       'r.io/shop/web:1  Present  sha256:aaaaaaaaaaaa  3.0 MiB  yes     1.5s  Verified',
       'Bad/Ref          Failed   -                    -        -       -     InvalidReference: repository "Bad/Ref" must be lowercase',
       'error: x.yaml: document 2: spec.pin: must be true or false (ERR_PREPULL_INVALID)',
-      '1/2 images present on n1 (containerd 1.6.20); 1 invalid PrePull object(s)',
+      '1/2 images present on n1 (containerd 1.6.20); 1 error(s) in the PrePull files',
       '',
+    ]);
+  });
+
+  it('shows a YAML error whole: the excerpt below its first line, the caret still in place', () => {
+    const yamlError = {
+      code: 'ERR_PREPULL_INVALID',
+      message:
+        'p.yaml: document 1 (line 6): not valid YAML: Nested mappings are not allowed in compact mappings at line 6, column 14:\n\n    - image: a: b\n             ^\n',
+    };
+    const lines = renderTable({ ...result, images: [], fileErrors: [yamlError] }).split('\n');
+    expect(lines.slice(1, 5)).toEqual([
+      'error: p.yaml: document 1 (line 6): not valid YAML: Nested mappings are not allowed in compact mappings at line 6, column 14: (ERR_PREPULL_INVALID)',
+      '',
+      '      - image: a: b',
+      '               ^',
     ]);
   });
 

@@ -47,6 +47,19 @@ function reasonCell(r: ImageReport): string {
   return r.code !== undefined ? `${text} (${r.code})` : text;
 }
 
+/**
+ * `error: MESSAGE (CODE)`. A message of several lines — a YAML error with the parser's excerpt
+ * and its caret — is shown whole: its first line carries the code, the others follow indented
+ * alike, so the caret stays under the spot it points at.
+ */
+function errorLines(error: { code: string; message: string }): string[] {
+  const [first = '', ...rest] = error.message.trimEnd().split('\n');
+  return [
+    `error: ${first} (${error.code})`,
+    ...rest.map((line) => (line === '' ? '' : `  ${line}`)),
+  ];
+}
+
 export function renderTable(result: SyncResult): string {
   const header = ['IMAGE', 'STATE', 'DIGEST', 'SIZE', 'PINNED', 'TIME', 'REASON'];
   const rows = result.images.map((r) => [
@@ -67,7 +80,7 @@ export function renderTable(result: SyncResult): string {
       .join('  ')
       .trimEnd();
   const out = [line(header), ...rows.map(line)];
-  for (const error of result.fileErrors) out.push(`error: ${error.message} (${error.code})`);
+  for (const error of result.fileErrors) out.push(...errorLines(error));
   for (const r of result.released ?? []) {
     out.push(`released: ${r.image} ${r.action}${r.reason !== undefined ? ` (${r.reason})` : ''}`);
   }
@@ -75,7 +88,7 @@ export function renderTable(result: SyncResult): string {
   out.push(
     `${present}/${result.images.length} images present on ${result.node} (${result.runtime.name} ${result.runtime.version})` +
       (result.fileErrors.length > 0
-        ? `; ${result.fileErrors.length} invalid PrePull object(s)`
+        ? `; ${result.fileErrors.length} error(s) in the PrePull files`
         : ''),
   );
   return `${out.join('\n')}\n`;

@@ -1,7 +1,7 @@
 // The registry client as `sync` and `agent` wire it: per-registry plain HTTP or extra CAs from
 // the flags, proxies from the environment (as every runtime reads them), request metrics.
 import { readFileSync } from 'node:fs';
-import { PrepullError } from '../errors.ts';
+import { PrepullError, fileErrorText } from '../errors.ts';
 import { RegistryClient, type RegistryClientOptions } from '../registry/client.ts';
 import { Keyring, parseDockerConfigFile } from '../registry/credentials.ts';
 import type { RegistryHostsConfig } from '../registry/mirrors.ts';
@@ -13,6 +13,7 @@ export interface RegistryFlags {
   registryCAs: Readonly<Record<string, string>>;
 }
 
+/** The flags' registry settings, each CA file read now: one that cannot be read is a usage error. */
 export function registryHosts(config: RegistryFlags): RegistryHostsConfig {
   const hosts: Record<string, { insecure?: boolean; ca?: string }> = {};
   for (const host of config.insecureRegistries) hosts[host] = { insecure: true };
@@ -21,9 +22,11 @@ export function registryHosts(config: RegistryFlags): RegistryHostsConfig {
     try {
       ca = readFileSync(file, 'utf8');
     } catch (cause) {
-      throw new PrepullError('ERR_USAGE', `--registry-ca ${host}=${file}: cannot read the file`, {
-        cause,
-      });
+      throw new PrepullError(
+        'ERR_USAGE',
+        `--registry-ca ${host}=${file}: cannot read the file: ${fileErrorText(cause)}`,
+        { cause },
+      );
     }
     hosts[host] = { ...hosts[host], ca };
   }
@@ -36,15 +39,22 @@ export function dockerConfigKeyring(path: string): Keyring {
   try {
     text = readFileSync(path, 'utf8');
   } catch (cause) {
-    throw new PrepullError('ERR_USAGE', `--docker-config ${path}: cannot read the file`, { cause });
+    throw new PrepullError(
+      'ERR_USAGE',
+      `--docker-config ${path}: cannot read the file: ${fileErrorText(cause)}`,
+      { cause },
+    );
   }
   return new Keyring([parseDockerConfigFile(text, `docker config ${path}`)]);
 }
 
-/** The registry client; its requests counted in `metrics` when given (`audit` keeps none). */
-export function newRegistryClient(config: RegistryFlags, metrics?: Metrics): RegistryClient {
+/**
+ * The registry client for `hosts` (from `registryHosts`, read before anything connects); its
+ * requests counted in `metrics` when given (`audit` keeps none).
+ */
+export function newRegistryClient(hosts: RegistryHostsConfig, metrics?: Metrics): RegistryClient {
   return new RegistryClient({
-    registries: registryHosts(config),
+    registries: hosts,
     // The one place the environment is read for the registry client: proxies, as every runtime does.
     proxy: proxyFromEnv(process.env),
     ...(metrics === undefined ? {} : { onRequest: requestMetrics(metrics) }),

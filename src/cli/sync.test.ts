@@ -1,13 +1,15 @@
-import { describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { EventEmitter } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { ManualClock } from '../clock.ts';
 import { PrepullError, isPrepullError } from '../errors.ts';
+import { type DetectOptions, detectRuntime } from '../runtime/detect.ts';
 import { FakeRuntime, detectedFake, detectedFakeSocket } from '../runtime/testing/fake.ts';
 import { type Logger, createLogger } from '../telemetry/logger.ts';
+import { main } from './main.ts';
 import type { SyncResult } from './output.ts';
 import { SYNC_RUNTIME_ADVICE, runSync } from './sync.ts';
 import { pollUntil } from '../testing/poll.ts';
@@ -297,5 +299,115 @@ describe('prepull sync with no runtime answering at start', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('prepull sync: mistakes said before the runtime is touched, in words for this machine', () => {
+  let dir: string;
+  let prePull: string;
+  const quiet = { out: () => undefined, err: () => undefined };
+  /** A detection that must not happen: the flags are wrong before any runtime is asked. */
+  const noDetection = (): never => {
+    throw new Error('the runtime was asked for');
+  };
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'prepull-sync-usage-'));
+    prePull = join(dir, 'shop.yaml');
+    writeFileSync(
+      prePull,
+      JSON.stringify({
+        apiVersion: 'prepull.dev/v1alpha1',
+        kind: 'PrePull',
+        metadata: { name: 'shop', namespace: 'shop' },
+        spec: { images: [{ image: IMAGE }], verify: 'None' },
+      }),
+    );
+    symlinkSync(join(dir, 'loop'), join(dir, 'loop'));
+  });
+
+  afterAll(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  // Paths are relative to the test's directory (`at`); the messages name them as given.
+  const at = (name: string): string => join(dir, name);
+  it.each([
+    [
+      () => ['-f', at('missing.yaml')],
+      /^-f \S+missing\.yaml: cannot read it: no such file or directory$/,
+    ],
+    [() => ['-f', at('loop')], /^-f \S+loop: cannot read it: .*symbolic links/],
+    [
+      () => ['-f', prePull, '--docker-config', at('none.json')],
+      /^--docker-config \S+none\.json: cannot read the file: no such file or directory$/,
+    ],
+    [
+      () => ['-f', prePull, '--registry-ca', `r.io=${at('ca.pem')}`],
+      /^--registry-ca r\.io=\S+ca\.pem: cannot read the file: no such file or directory$/,
+    ],
+  ])('case %# is a usage error naming the path', async (flags, message) => {
+    const argv = [...flags(), '--once', '--log-level', 'silent'];
+    await expect(
+      runSync(argv, quiet, new EventEmitter(), { detect: noDetection }),
+    ).rejects.toMatchObject({
+      code: 'ERR_USAGE',
+      message: expect.stringMatching(message),
+    });
+  });
+
+  it('exits 2 for a missing -f path, naming it', async () => {
+    let err = '';
+    const io = { out: () => undefined, err: (t: string) => (err += t) };
+    const missing = join(dir, 'typo.yaml');
+    expect(await main(['sync', '-f', missing, '--once', '--log-level', 'silent'], io)).toBe(2);
+    expect(err).toBe(
+      `prepull sync: -f ${missing}: cannot read it: no such file or directory (ERR_USAGE)\n`,
+    );
+  });
+
+  it("gives sync's advice when no runtime answers, not the agent's about mounting sockets", async () => {
+    const nowhere = (options?: DetectOptions): ReturnType<typeof detectRuntime> =>
+      detectRuntime({ ...options, candidates: [join(dir, 'none.sock')] });
+    const args = ['-f', prePull, '--once', '--log-level', 'silent'];
+    const probed = runSync(args, quiet, new EventEmitter(), { detect: nowhere });
+    await expect(probed).rejects.toMatchObject({ code: 'ERR_RUNTIME_NOT_DETECTED' });
+    const message = await probed.catch((error: unknown) => (error as Error).message);
+    expect(message).toMatch(
+      /none\.sock: no such socket\); is a container runtime running on this machine\? Start it, or give its socket with --runtime-endpoint/,
+    );
+    expect(message).not.toMatch(/agent|mount/);
+    const given = await runSync(
+      [...args, '--runtime-endpoint', `unix://${dir}/given.sock`],
+      quiet,
+      new EventEmitter(),
+      { detect: nowhere },
+    ).catch((error: unknown) => (error as Error).message);
+    expect(given).toMatch(
+      /given\.sock: no such socket\); check that the runtime is running and listens on that socket/,
+    );
+    expect(given).not.toMatch(/agent|mount/);
+  });
+
+  it('fails a -f file that holds no PrePull, naming what it holds, instead of "ok, 0 images"', async () => {
+    const pod = join(dir, 'pod.yaml');
+    writeFileSync(pod, 'apiVersion: v1\nkind: Pod\nmetadata: {name: web}\n');
+    let out = '';
+    const io = { out: (t: string) => (out += t), err: () => undefined };
+    const code = await runSync(
+      ['-f', pod, '--once', '-o', 'json', '--log-level', 'silent'],
+      io,
+      new EventEmitter(),
+      { detect: detectedFake(new FakeRuntime()) },
+    );
+    const result = JSON.parse(out) as SyncResult;
+    expect(result.fileErrors).toEqual([
+      {
+        code: 'ERR_PREPULL_INVALID',
+        message: `${pod}: no PrePull (apiVersion prepull.dev/v1alpha1) in the file: it holds Pod`,
+      },
+    ]);
+    expect(result.ok).toBe(false);
+    expect(code).toBe(1);
   });
 });

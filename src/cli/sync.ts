@@ -4,28 +4,30 @@
 // when they change. Entry point only: parse, wire, run.
 import { type FSWatcher, watch } from 'node:fs';
 import type { PrePull } from '../api/prepull.ts';
-import { loadPrePullFiles } from '../api/files.ts';
+import { loadPrePullFiles, unreadablePath } from '../api/files.ts';
 import { type Clock, systemClock } from '../clock.ts';
 import { type SyncConfig, SYNC_USAGE, parseSyncArgs } from '../config/sync.ts';
-import type { PrepullError } from '../errors.ts';
+import { PrepullError } from '../errors.ts';
 import { cronScheduler } from '../reconcile/cron.ts';
 import { Engine } from '../reconcile/engine.ts';
 import type { CredentialProvider } from '../reconcile/types.ts';
 import type { ImageReport, ReleasedImage } from '../image/report.ts';
 import type { RegistryClient } from '../registry/client.ts';
+import type { Keyring } from '../registry/credentials.ts';
 import type { detectRuntime } from '../runtime/detect.ts';
 import { imageMatchesDigest } from '../image/digest.ts';
 import type { ImageRuntime, RuntimeInfo } from '../runtime/types.ts';
 import { type ConnectedRuntime, connectRuntime, waitForRuntime } from '../runtime/wait.ts';
-import { type Logger, createLogger } from '../telemetry/logger.ts';
+import { type Logger, openLogger } from '../telemetry/logger.ts';
 import { Metrics } from '../telemetry/metrics.ts';
 import { type TelemetryServer, startTelemetryServer } from '../telemetry/server.ts';
 import { revision, version } from './build-info.ts';
 import type { Output } from './io.ts';
 import { releaseWhenQuiet } from './heap.ts';
+import { logOutput } from './log.ts';
 import { type SyncResult, renderJson, renderTable } from './output.ts';
 import { ProgressView } from './progress.ts';
-import { dockerConfigKeyring, newRegistryClient } from './registry.ts';
+import { dockerConfigKeyring, newRegistryClient, registryHosts } from './registry.ts';
 
 /**
  * What to do when no runtime answers, said to a person at this machine — not the agent's advice
@@ -41,9 +43,8 @@ export const SYNC_RUNTIME_ADVICE = {
 };
 
 /** Credentials for `sync`: a docker config.json, for every image (there is no API to read secrets from). */
-function dockerConfigCredentials(path: string | undefined, log: Logger): CredentialProvider {
-  if (path === undefined) return { forImage: () => Promise.resolve([]) };
-  const keyring = dockerConfigKeyring(path);
+function dockerConfigCredentials(keyring: Keyring | undefined, log: Logger): CredentialProvider {
+  if (keyring === undefined) return { forImage: () => Promise.resolve([]) };
   let warned = false;
   return {
     forImage: (image) => {
@@ -119,6 +120,20 @@ function watchFiles(paths: readonly string[], onChange: () => void): FSWatcher[]
     }
   }
   return watchers;
+}
+
+/**
+ * Every path the flags name, checked before anything connects: a mistyped `-f` is a usage error
+ * (exit 2) that names it, not a run against the runtime with nothing to do. A file that goes
+ * away while `sync` runs is a file error of that reload instead (`loadFiles`).
+ */
+function checkFilePaths(files: readonly string[]): void {
+  for (const path of files) {
+    const reason = unreadablePath(path);
+    if (reason !== undefined) {
+      throw new PrepullError('ERR_USAGE', `-f ${path}: cannot read it: ${reason}`);
+    }
+  }
 }
 
 function loadFiles(
@@ -228,12 +243,28 @@ function progressView(config: SyncConfig, io: Output, clock: Clock): ProgressVie
   return config.output === 'table' ? new ProgressView({ clock, write: io.out }) : undefined;
 }
 
-/** The log on stderr; on a terminal through the view, which keeps its live lines below it. */
-function syncLogger(config: SyncConfig, io: Output, view: ProgressView | undefined): Logger {
-  if (io.errTerminal === undefined || view === undefined) return createLogger(config.logLevel);
-  return createLogger(config.logLevel, {
-    write: (line: string) => {
-      view.print(line);
+/**
+ * The log on stderr in the format --log-format asks for (else text on a terminal, JSON
+ * elsewhere); on a terminal through the view, which keeps its live lines below it.
+ */
+function syncLogger(
+  config: SyncConfig,
+  io: Output,
+  view: ProgressView | undefined,
+): Promise<Logger> {
+  const output = logOutput(config, {
+    stderrIsTerminal: io.errTerminal !== undefined,
+    env: process.env,
+  });
+  if (io.errTerminal === undefined || view === undefined) {
+    return openLogger(config.logLevel, output);
+  }
+  return openLogger(config.logLevel, {
+    ...output,
+    destination: {
+      write: (line: string) => {
+        view.print(line);
+      },
     },
   });
 }
@@ -265,9 +296,13 @@ export async function runSync(
     io.out(SYNC_USAGE);
     return 0;
   }
+  checkFilePaths(config.files);
+  const keyring =
+    config.dockerConfig === undefined ? undefined : dockerConfigKeyring(config.dockerConfig);
+  const registries = registryHosts(config);
   const clock = dependencies.clock ?? systemClock;
   const view = progressView(config, io, clock);
-  const log = dependencies.log ?? syncLogger(config, io, view);
+  const log = dependencies.log ?? (await syncLogger(config, io, view));
   const metrics = new Metrics({
     build: { version: version(), revision: revision(), command: 'sync' },
   });
@@ -315,12 +350,12 @@ export async function runSync(
   metrics.setRuntime(info.name);
   // The files may have changed while the runtime was awaited (they are watched only from now).
   if (reached.waited) files = loadFiles(config, log);
-  const registry = newRegistryClient(config, metrics);
+  const registry = newRegistryClient(registries, metrics);
   const engine = new Engine(
     {
       runtime: detected.runtime,
       resolver: registry,
-      credentials: dockerConfigCredentials(config.dockerConfig, log),
+      credentials: dockerConfigCredentials(keyring, log),
       matchesDigest: imageMatchesDigest,
       scheduler: cronScheduler,
       clock,

@@ -38,6 +38,8 @@ describe('prepull agent flags', () => {
         '5',
         '--log-level',
         'debug',
+        '--log-format',
+        'json',
         '--require-admission',
         '--heartbeat-interval',
         '15',
@@ -56,6 +58,7 @@ describe('prepull agent flags', () => {
       pullConcurrency: 4,
       metricsAddress: { host: '0.0.0.0', port: 9464 },
       logLevel: 'debug',
+      logFormat: 'json',
       shutdownGraceMs: 5000,
       requireAdmission: true,
       heartbeatMs: 15_000,
@@ -74,6 +77,9 @@ describe('prepull agent flags', () => {
       /--pull-concurrency must be a whole number from 1 to 64, got "0"; run `prepull agent --help`/,
     );
     expect(() => parseAgentArgs(['--bogus'], { NODE_NAME: 'n' })).toThrow(/--bogus/);
+    expect(() => parseAgentArgs(['--log-format', 'yaml'], { NODE_NAME: 'n' })).toThrow(
+      /--log-format must be one of json, text, got "yaml"/,
+    );
     expect(() => parseAgentArgs(['--heartbeat-interval', '0'], { NODE_NAME: 'n' })).toThrow(
       /--heartbeat-interval must be a number of seconds from 1 to 3600, got "0"/,
     );

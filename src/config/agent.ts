@@ -3,12 +3,13 @@
 import { parseArgs } from 'node:util';
 import type { CleanupPolicy } from '../api/prepull.ts';
 import { PrepullError } from '../errors.ts';
-import { LOG_LEVELS, type LogLevel } from '../telemetry/logger.ts';
+import { LOG_LEVELS, type LogFormat, type LogLevel } from '../telemetry/logger.ts';
 import {
   oneOf,
   parseAddress,
   parseCleanup,
   parseConcurrency,
+  parseLogFormat,
   parseRegistryCAs,
   parseSeconds,
   runtimeFlags,
@@ -26,6 +27,8 @@ export interface AgentConfig {
   pullConcurrency: number;
   metricsAddress?: { host: string; port: number };
   logLevel: LogLevel;
+  /** Absent: text when stderr is a terminal, JSON otherwise (in a Pod: JSON; src/cli/log.ts). */
+  logFormat?: LogFormat;
   /** How long SIGTERM waits for pulls in flight before aborting them. */
   shutdownGraceMs: number;
   /** Every PrePull is paced: pull only what the controller admitted (ADR 0014). */
@@ -64,6 +67,8 @@ Flags:
                               off; Remove also removes those prepull pulled, when no
                               container uses them (default Unpin; a PrePull may ask Remove)
       --log-level LEVEL       ${LOG_LEVELS.join(', ')} (default info)
+      --log-format json|text  log lines on stderr: JSON, or text for people (default: text
+                              when stderr is a terminal, JSON otherwise, as in a Pod)
   -h, --help                  this help
 `;
 
@@ -89,6 +94,7 @@ function parseAgent(
         'require-admission': { type: 'boolean' },
         'heartbeat-interval': { type: 'string' },
         'log-level': { type: 'string' },
+        'log-format': { type: 'string' },
         cleanup: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -117,6 +123,7 @@ function parseAgent(
       ? { metricsAddress: parseAddress(v['metrics-address']) }
       : {}),
     logLevel: oneOf('--log-level', v['log-level'], LOG_LEVELS) ?? 'info',
+    ...parseLogFormat(v['log-format']),
     shutdownGraceMs: parseSeconds('--shutdown-grace', v['shutdown-grace'], 20, {
       min: 0,
       max: 3600,

@@ -36,6 +36,8 @@ describe('prepull controller flags', () => {
           ':9465',
           '--log-level',
           'debug',
+          '--log-format',
+          'text',
           '--max-concurrent-nodes',
           '25',
           '--admission-timeout',
@@ -62,6 +64,7 @@ describe('prepull controller flags', () => {
       kubeconfig: '/k/config',
       metricsAddress: { host: '0.0.0.0', port: 9465 },
       logLevel: 'debug',
+      logFormat: 'text',
       maxConcurrentNodes: 25,
       admissionTimeoutMs: 120_000,
       statusIntervalMs: 500,
@@ -99,6 +102,7 @@ describe('prepull controller flags', () => {
       [['--identity', ' '], /--identity must be 1 to 253 characters/],
       [['--metrics-address', 'nope'], /--metrics-address: "nope" is not HOST:PORT/],
       [['--log-level', 'loud'], /--log-level must be one of/],
+      [['--log-format', 'pretty'], /--log-format must be one of json, text/],
       [['--bogus'], /--bogus/],
     ];
     for (const [argv, message] of bad) {
@@ -124,6 +128,7 @@ describe('prepull controller flags', () => {
       '--retry-period',
       '--metrics-address',
       '--log-level',
+      '--log-format',
     ]) {
       expect(CONTROLLER_USAGE).toContain(flag);
     }

@@ -7,14 +7,16 @@ import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { MAX_CONCURRENT_NODES } from '../api/prepull.ts';
 import { PrepullError } from '../errors.ts';
-import { LOG_LEVELS, type LogLevel } from '../telemetry/logger.ts';
-import { oneOf, parseAddress, parseSeconds, withHelpHint } from './sync.ts';
+import { LOG_LEVELS, type LogFormat, type LogLevel } from '../telemetry/logger.ts';
+import { oneOf, parseAddress, parseLogFormat, parseSeconds, withHelpHint } from './sync.ts';
 
 export interface ControllerConfig {
   /** Without it: the in-cluster service account. */
   kubeconfig?: string;
   metricsAddress?: { host: string; port: number };
   logLevel: LogLevel;
+  /** Absent: text when stderr is a terminal, JSON otherwise (in a Pod: JSON; src/cli/log.ts). */
+  logFormat?: LogFormat;
   /** Distinct nodes admitted at once across every paced PrePull; unlimited when absent. */
   maxConcurrentNodes?: number;
   admissionTimeoutMs: number;
@@ -56,6 +58,8 @@ Flags:
       --retry-period S             seconds between attempts to acquire or renew (default 2)
       --metrics-address H:P        serve /metrics, /healthz and /readyz (default: off)
       --log-level LEVEL            ${LOG_LEVELS.join(', ')} (default info)
+      --log-format json|text       log lines on stderr: JSON, or text for people (default:
+                                   text when stderr is a terminal, JSON otherwise, as in a Pod)
   -h, --help                       this help
 `;
 
@@ -179,6 +183,7 @@ function parseController(
         kubeconfig: { type: 'string' },
         'metrics-address': { type: 'string' },
         'log-level': { type: 'string' },
+        'log-format': { type: 'string' },
         'max-concurrent-nodes': { type: 'string' },
         'admission-timeout': { type: 'string' },
         'status-interval': { type: 'string' },
@@ -204,6 +209,7 @@ function parseController(
       ? { metricsAddress: parseAddress(v['metrics-address']) }
       : {}),
     logLevel: oneOf('--log-level', v['log-level'], LOG_LEVELS) ?? 'info',
+    ...parseLogFormat(v['log-format']),
     ...(maxConcurrentNodes !== undefined ? { maxConcurrentNodes } : {}),
     admissionTimeoutMs: parseSeconds('--admission-timeout', v['admission-timeout'], 300, {
       min: 1,

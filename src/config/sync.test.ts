@@ -53,6 +53,8 @@ describe('parseSyncArgs', () => {
       'json',
       '--log-level',
       'debug',
+      '--log-format',
+      'text',
       '--cleanup',
       'Remove',
     ]);
@@ -76,6 +78,7 @@ describe('parseSyncArgs', () => {
       metricsAddress: { host: '127.0.0.1', port: 9464 },
       output: 'json',
       logLevel: 'debug',
+      logFormat: 'text',
       cleanup: 'Remove',
     });
   });
@@ -88,6 +91,7 @@ describe('parseSyncArgs', () => {
     ],
     [['-f', 'a', '--runtime', 'podman'], /--runtime must be one of cri, docker, got "podman"/],
     [['-f', 'a', '--output', 'yaml'], /--output must be one of table, json/],
+    [['-f', 'a', '--log-format', 'pretty'], /--log-format must be one of json, text, got "pretty"/],
     [['-f', 'a', '--node-labels', 'nokey'], /"nokey" is not key=value/],
     [['-f', 'a', '--node-labels', 'bad key=1'], /invalid label key "bad key"/],
     [['-f', 'a', '--metrics-address', 'nowhere'], /"nowhere" is not HOST:PORT/],

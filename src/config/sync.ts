@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { PrepullError } from '../errors.ts';
 import { type CleanupPolicy, labelKeyProblem } from '../api/prepull.ts';
-import { LOG_LEVELS, type LogLevel } from '../telemetry/logger.ts';
+import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from '../telemetry/logger.ts';
 
 export interface SyncConfig {
   files: string[];
@@ -23,6 +23,8 @@ export interface SyncConfig {
   metricsAddress?: { host: string; port: number };
   output: 'table' | 'json';
   logLevel: LogLevel;
+  /** Absent: text when stderr is a terminal, JSON otherwise (src/cli/log.ts). */
+  logFormat?: LogFormat;
   /** What happens to images no PrePull file wants any more, where the PrePulls do not ask Remove. */
   cleanup: CleanupPolicy;
 }
@@ -58,6 +60,8 @@ Flags:
                               when no container uses them (default Unpin; a PrePull may ask
                               Remove)
       --log-level LEVEL       ${LOG_LEVELS.join(', ')} (default info)
+      --log-format json|text  log lines on stderr: JSON, or text for people (default: text
+                              when stderr is a terminal, JSON otherwise)
   -h, --help                  this help
 `;
 
@@ -122,6 +126,12 @@ export function parseRegistryCAs(values: readonly string[]): Record<string, stri
     cas[value.slice(0, eq)] = value.slice(eq + 1);
   }
   return cas;
+}
+
+/** `--log-format json|text`; absent, the command chooses by its stderr (src/cli/log.ts). */
+export function parseLogFormat(value: string | undefined): { logFormat?: LogFormat } {
+  const logFormat = oneOf('--log-format', value, LOG_FORMATS);
+  return logFormat === undefined ? {} : { logFormat };
 }
 
 /** `--cleanup Unpin|Remove`, Unpin when not given. */
@@ -197,6 +207,7 @@ function parseSync(argv: readonly string[]): SyncConfig | 'help' {
         'metrics-address': { type: 'string' },
         output: { type: 'string', short: 'o' },
         'log-level': { type: 'string' },
+        'log-format': { type: 'string' },
         cleanup: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -229,6 +240,7 @@ function parseSync(argv: readonly string[]): SyncConfig | 'help' {
       : {}),
     output: oneOf('--output', v.output, ['table', 'json'] as const) ?? 'table',
     logLevel: oneOf('--log-level', v['log-level'], LOG_LEVELS) ?? 'info',
+    ...parseLogFormat(v['log-format']),
     cleanup: parseCleanup(v.cleanup),
   };
 }

@@ -48,6 +48,7 @@ export interface DetectOptions {
   advice?: { probed: string; given: string };
 }
 
+/** The agent's advice, the default: it runs in a Pod, the runtime's socket mounted in. */
 export const AGENT_ADVICE = {
   probed: 'set --runtime-endpoint, or mount the runtime socket directory into the agent',
   given: 'check that the runtime is running and the socket is mounted',

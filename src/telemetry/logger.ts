@@ -1,12 +1,17 @@
 // The one place pino is configured. `main` creates the root logger; components get children
 // (`log.child({ component: 'cri' })`). Credentials are removed by configuration — every field
 // name that can hold one is redacted wherever it appears — not by hoping callers leave them out.
-import { pino, type Logger, type DestinationStream } from 'pino';
+// Lines are JSON for machines (a Pod's log, the default) or pino-pretty's text for a person at a
+// terminal; both come from the same pino root, so both are redacted the same way.
+import { pino, type Logger, type DestinationStream, type LoggerOptions } from 'pino';
 
 export type { Logger } from 'pino';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export const LOG_FORMATS = ['json', 'text'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
 
 /** Field names that may carry a secret, at any depth up to three. */
 const SECRET_FIELDS = [
@@ -33,14 +38,45 @@ export const REDACT_PATHS = SECRET_FIELDS.flatMap((field) => {
   return [key.startsWith('[') ? key.slice(2, -2) : key, join('*'), join('*.*'), join('*.*.*')];
 });
 
-/** The root logger: JSON lines to `destination` (stderr by default), secrets redacted. */
-export function createLogger(level: LogLevel = 'info', destination?: DestinationStream): Logger {
-  const options = {
+function rootOptions(level: LogLevel): LoggerOptions<never, false> {
+  return {
     level,
     base: { name: 'prepull' },
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label: string) => ({ level: label }) },
   };
-  return pino(options, destination ?? pino.destination({ fd: 2, sync: false }));
+}
+
+/** The root logger: JSON lines to `destination` (stderr by default), secrets redacted. */
+export function createLogger(level: LogLevel = 'info', destination?: DestinationStream): Logger {
+  return pino(rootOptions(level), destination ?? pino.destination({ fd: 2, sync: false }));
+}
+
+export interface LogOutput {
+  format: LogFormat;
+  /** Colours in text lines (for a terminal that takes them). */
+  color?: boolean;
+  /** Where the lines go (default: stderr). */
+  destination?: DestinationStream;
+}
+
+/**
+ * The root logger of a command, in `output.format`. Text lines are pino-pretty's, as an
+ * in-process stream: a pino transport runs in a worker thread that loads its target by module
+ * name, and the bundle (ADR 0005) has no such module to load. pino-pretty is imported only
+ * here, when text is asked for, so it is a chunk of its own that the JSON path never loads.
+ */
+export async function openLogger(level: LogLevel, output: LogOutput): Promise<Logger> {
+  if (output.format === 'json') return createLogger(level, output.destination);
+  const { default: pretty } = await import('pino-pretty');
+  const stream = pretty({
+    destination: output.destination ?? 2,
+    colorize: output.color ?? false,
+    // One line per event, as the JSON has; an error's stack still gets its own lines.
+    singleLine: true,
+    translateTime: 'SYS:HH:MM:ss.l',
+    ignore: 'name',
+  });
+  return pino(rootOptions(level), stream);
 }

@@ -1,8 +1,40 @@
 import { describe, expect, it } from '@jest/globals';
 import { Writable } from 'node:stream';
-import { createLogger } from './logger.ts';
+import { pollUntil } from '../testing/poll.ts';
+import { type LogFormat, createLogger, openLogger } from './logger.ts';
 import type { ImageState } from '../image/report.ts';
 import { Metrics } from './metrics.ts';
+
+/** A stream that keeps what is written to it, as text lines. */
+function lineSink(): { sink: Writable; lines: () => string[] } {
+  let text = '';
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      text += chunk.toString();
+      done();
+    },
+  });
+  return { sink, lines: () => text.split('\n').filter((line) => line !== '') };
+}
+
+/** What `openLogger` writes in `format` for the same events (three at or above its level). */
+async function logged(format: LogFormat, color = false): Promise<string[]> {
+  const { sink, lines } = lineSink();
+  const log = (await openLogger('debug', { format, color, destination: sink })).child({
+    component: 'cri',
+  });
+  log.info({ image: 'r.io/a:1', password: CANARY }, 'pulled');
+  log.warn({ pull: { username: 'u', identityToken: CANARY } }, 'nested');
+  log.debug({ request: { headers: { authorization: `Bearer ${CANARY}` } } }, 'deep');
+  log.trace('below the level');
+  // pino-pretty's stream hands lines on through a pipeline of its own: wait for all of them.
+  return pollUntil('three log lines', () => lines().length >= 3 && lines(), {
+    timeoutMs: 5000,
+    intervalMs: 10,
+  });
+}
+
+const CANARY = 'canary-Pa55-9f3e';
 
 describe('logger', () => {
   it('redacts credentials wherever they sit, as JSON lines', () => {
@@ -30,6 +62,44 @@ describe('logger', () => {
       msg: 'top level',
       password: '[redacted]',
     });
+  });
+});
+
+describe('log formats', () => {
+  it('json: one JSON object per line, level as a word, secrets redacted', async () => {
+    const lines = await logged('json');
+    expect(lines).toHaveLength(3);
+    const first = JSON.parse(lines[0]!) as Record<string, unknown>;
+    expect(first).toMatchObject({
+      level: 'info',
+      name: 'prepull',
+      component: 'cri',
+      image: 'r.io/a:1',
+      password: '[redacted]',
+      msg: 'pulled',
+    });
+    expect(lines.join('\n')).not.toContain(CANARY);
+  });
+
+  it("text: pino-pretty's lines — time, level, message, then the fields — redacted the same", async () => {
+    const lines = await logged('text');
+    expect(lines).toHaveLength(3);
+    expect(lines[0]).toMatch(
+      /^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: pulled \{"component":"cri","image":"r\.io\/a:1","password":"\[redacted\]"\}$/,
+    );
+    expect(lines[1]).toMatch(/^\[[\d:.]+\] WARN: nested \{.*"identityToken":"\[redacted\]"/);
+    expect(lines[2]).toMatch(/^\[[\d:.]+\] DEBUG: deep \{.*"authorization":"\[redacted\]"/);
+    const text = lines.join('\n');
+    expect(text).not.toContain(CANARY);
+    expect(text).not.toContain('{"level"');
+    // No colours unless asked: the escape codes would garble a file or a pipe.
+    expect(text).not.toContain('\u001b[');
+  });
+
+  it('text with colour: the level in colour, for a terminal', async () => {
+    const [first] = await logged('text', true);
+    expect(first).toContain('\u001b[');
+    expect(first).toContain('INFO');
   });
 });
 
