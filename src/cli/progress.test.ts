@@ -235,12 +235,11 @@ describe('prepull sync with stderr on a terminal', () => {
         },
         errTerminal: { columns: () => 200 },
       };
-      const code = await runSync(
-        ['-f', file, '--once'],
-        io,
-        new EventEmitter(),
-        { detect: detectedFake(runtime) },
-      );
+      // JSON logs, so every line left on the screen can be read back (text is the terminal's default).
+      const argv = ['-f', file, '--once', '--log-format', 'json'];
+      const code = await runSync(argv, io, new EventEmitter(), {
+        detect: detectedFake(runtime),
+      });
       expect(code).toBe(0);
       expect(stdout).toContain('1/1 images present');
       // Live lines came and went: several figures, each drawn and later erased.

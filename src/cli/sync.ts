@@ -3,6 +3,7 @@
 // every image is Present and verified where asked) or keeps reconciling and reloads the files
 // when they change. Entry point only: parse, wire, run.
 import { type FSWatcher, watch } from 'node:fs';
+import { Writable } from 'node:stream';
 import type { PrePull } from '../api/prepull.ts';
 import { loadPrePullFiles, unreadablePath } from '../api/files.ts';
 import { type Clock, systemClock } from '../clock.ts';
@@ -90,7 +91,7 @@ interface Running {
   connected?: { engine: Engine; runtime: ImageRuntime; registry: RegistryClient };
   watchers: FSWatcher[];
   stopReleasing?: () => void;
-  stopProgress?: () => void;
+  stopProgress?: (() => void) | undefined;
 }
 
 async function shutdown(running: Running, log: Logger): Promise<void> {
@@ -261,16 +262,19 @@ function syncLogger(
   }
   return openLogger(config.logLevel, {
     ...output,
-    destination: {
-      write: (line: string) => {
-        view.print(line);
+    // A stream, not a bare { write }: pino-pretty pipes into its destination.
+    destination: new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        view.print(chunk.toString());
+        done();
       },
-    },
+    }),
   });
 }
 
-/** Shows the engine's pulls in `view` until the returned function is called. */
-function followProgress(engine: Engine, view: ProgressView): () => void {
+/** Shows the engine's pulls in `view`, if any, until the returned function is called. */
+function followProgress(engine: Engine, view: ProgressView | undefined): (() => void) | undefined {
+  if (view === undefined) return undefined;
   const stop = engine.onChange((reports) => {
     view.update(reports);
   });
@@ -285,6 +289,48 @@ function followProgress(engine: Engine, view: ProgressView): () => void {
   };
 }
 
+/**
+ * Every file the flags name, read or checked before anything connects, so a mistyped path is a
+ * usage error (exit 2) naming it: the -f paths, the docker config, the registry CA files.
+ */
+function readFlagFiles(config: SyncConfig): {
+  keyring: Keyring | undefined;
+  registries: ReturnType<typeof registryHosts>;
+} {
+  checkFilePaths(config.files);
+  return {
+    keyring:
+      config.dockerConfig === undefined ? undefined : dockerConfigKeyring(config.dockerConfig),
+    registries: registryHosts(config),
+  };
+}
+
+/**
+ * Prints a result (table or JSON) and says whether it is ok. Each release is printed once, with
+ * the first result after it (the engine's list is newest first).
+ */
+function resultPrinter(parts: {
+  config: SyncConfig;
+  info: RuntimeInfo;
+  engine: Engine;
+  io: Output;
+  view: ProgressView | undefined;
+  fileErrors: () => PrepullError[];
+}): (images: ImageReport[]) => boolean {
+  const { config, info, engine, io, view } = parts;
+  let lastPrinted: ReleasedImage | undefined;
+  return (images) => {
+    const all = engine.released();
+    const seen = lastPrinted === undefined ? -1 : all.findIndex((r) => sameRelease(r, lastPrinted));
+    const fresh = (seen === -1 ? all : all.slice(0, seen)).reverse();
+    lastPrinted = all[0] ?? lastPrinted;
+    const outcome = result(config, info, images, parts.fileErrors(), fresh);
+    view?.clear();
+    io.out(config.output === 'json' ? renderJson(outcome) : renderTable(outcome));
+    return outcome.ok;
+  };
+}
+
 export async function runSync(
   argv: readonly string[],
   io: Output,
@@ -296,10 +342,7 @@ export async function runSync(
     io.out(SYNC_USAGE);
     return 0;
   }
-  checkFilePaths(config.files);
-  const keyring =
-    config.dockerConfig === undefined ? undefined : dockerConfigKeyring(config.dockerConfig);
-  const registries = registryHosts(config);
+  const { keyring, registries } = readFlagFiles(config);
   const clock = dependencies.clock ?? systemClock;
   const view = progressView(config, io, clock);
   const log = dependencies.log ?? (await syncLogger(config, io, view));
@@ -370,19 +413,15 @@ export async function runSync(
     },
   );
   running.connected = { engine, runtime: detected.runtime, registry };
-  if (view !== undefined) running.stopProgress = followProgress(engine, view);
-  // Each release is printed once, with the first result after it (the list is newest first).
-  let lastPrinted: ReleasedImage | undefined;
-  const print = (images: ImageReport[]): boolean => {
-    const all = engine.released();
-    const seen = lastPrinted === undefined ? -1 : all.findIndex((r) => sameRelease(r, lastPrinted));
-    const fresh = (seen === -1 ? all : all.slice(0, seen)).reverse();
-    lastPrinted = all[0] ?? lastPrinted;
-    const outcome = result(config, info, images, files.errors, fresh);
-    view?.clear();
-    io.out(config.output === 'json' ? renderJson(outcome) : renderTable(outcome));
-    return outcome.ok;
-  };
+  running.stopProgress = followProgress(engine, view);
+  const print = resultPrinter({
+    config,
+    info,
+    engine,
+    io,
+    view,
+    fileErrors: () => files.errors,
+  });
 
   engine.setPrePulls(files.prePulls);
   try {
