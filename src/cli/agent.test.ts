@@ -3,6 +3,7 @@
 // changes, repair with an Event, pull secrets, status coalescing, fault recovery, and shutdown.
 // The same flows on real containerd and Docker Engine are in test/integration/agent.test.ts.
 import { pollUntil } from '../testing/poll.ts';
+import { getText, jsonLogSink } from '../telemetry/testing/log-sink.ts';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
@@ -10,11 +11,9 @@ import { fileURLToPath } from 'node:url';
 import { KubeApiServer } from '../../test/kube-api-server/index.ts';
 import type { NodeImageCache } from '../api/nodeimagecache.ts';
 import type { JsonObject } from '../../test/kube-api-server/json.ts';
-import { Writable } from 'node:stream';
 import { ManualClock } from '../clock.ts';
 import { FakeRuntime, detectedFake, detectedFakeSocket } from '../runtime/testing/fake.ts';
 import { KubeClient } from '../kube/client.ts';
-import { type Logger, createLogger } from '../telemetry/logger.ts';
 import { type AgentDependencies, runAgent } from './agent.ts';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
@@ -384,30 +383,13 @@ describe('prepull agent', () => {
 });
 
 describe('prepull agent with no runtime answering at start', () => {
-  function logSink(): { log: Logger; lines: Record<string, unknown>[] } {
-    const lines: Record<string, unknown>[] = [];
-    const sink = new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        for (const raw of chunk.toString().split('\n').filter(Boolean))
-          lines.push(JSON.parse(raw) as Record<string, unknown>);
-        done();
-      },
-    });
-    return { log: createLogger('debug', sink), lines };
-  }
-
-  async function get(base: string, path: string): Promise<{ status: number; text: string }> {
-    const response = await fetch(`${base}${path}`);
-    return { status: response.status, text: await response.text() };
-  }
-
   function waitingAgent(
     nodeName: string,
     runtime: FakeRuntime,
     extra: Partial<AgentDependencies>,
   ): Running & { lines: Record<string, unknown>[] } {
     const signals = new EventEmitter();
-    const { log, lines } = logSink();
+    const { log, lines } = jsonLogSink();
     const exit = runAgent(
       ['--kubeconfig', kubeconfig, '--node-name', nodeName, '--metrics-address', '127.0.0.1:0'],
       { out: () => undefined, err: () => undefined },
@@ -443,12 +425,12 @@ describe('prepull agent with no runtime answering at start', () => {
     );
     const base = `http://${String(serving.address)}`;
     await eventually(() => w.lines.some((l) => l.msg === 'waiting for the container runtime'));
-    expect(await get(base, '/healthz')).toEqual({ status: 200, text: 'ok\n' });
-    expect(await get(base, '/readyz')).toEqual({
+    expect(await getText(base, '/healthz')).toEqual({ status: 200, text: 'ok\n' });
+    expect(await getText(base, '/readyz')).toEqual({
       status: 503,
       text: 'waiting for the container runtime\n',
     });
-    expect((await get(base, '/metrics')).text).toMatch(/^prepull_runtime_up 0$/m);
+    expect((await getText(base, '/metrics')).text).toMatch(/^prepull_runtime_up 0$/m);
     // No watch, no read, no NodeImageCache before the runtime answers.
     expect(server.accounting.all().slice(before)).toEqual([]);
     expect(cache('node-w')).toBeUndefined();
@@ -458,11 +440,11 @@ describe('prepull agent with no runtime answering at start', () => {
 
     runtime.start();
     await eventually(() => presentImages('node-w').includes(IMG('web')));
-    await pollUntil('ready', async () => (await get(base, '/readyz')).status === 200, {
+    await pollUntil('ready', async () => (await getText(base, '/readyz')).status === 200, {
       timeoutMs: 10_000,
       intervalMs: 20,
     });
-    expect((await get(base, '/metrics')).text).toMatch(/^prepull_runtime_up 1$/m);
+    expect((await getText(base, '/metrics')).text).toMatch(/^prepull_runtime_up 1$/m);
     expect(w.lines.some((l) => l.msg === 'container runtime answered')).toBe(true);
     w.signals.emit('SIGTERM');
     expect(await w.exit).toBe(0);

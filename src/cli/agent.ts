@@ -4,15 +4,15 @@
 // Events. Entry point only: parse, wire, run; the agent itself is src/agent/.
 import { Agent } from '../agent/agent.ts';
 import { type Clock, systemClock } from '../clock.ts';
-import { AGENT_USAGE, type AgentConfig, parseAgentArgs } from '../config/agent.ts';
+import { AGENT_USAGE, parseAgentArgs } from '../config/agent.ts';
 import { KubeClient } from '../kube/client.ts';
 import type { detectRuntime } from '../runtime/detect.ts';
 import type { ImageRuntime } from '../runtime/types.ts';
 import { connectRuntime, waitForRuntime } from '../runtime/wait.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { Metrics } from '../telemetry/metrics.ts';
-import { type TelemetryServer, startTelemetryServer } from '../telemetry/server.ts';
 import { revision, version } from './build-info.ts';
+import { serveRuntimeTelemetry } from './health.ts';
 import { releaseWhenQuiet } from './heap.ts';
 import type { Output } from './io.ts';
 import { commandLogger } from './log.ts';
@@ -33,34 +33,6 @@ export interface AgentDependencies {
   clock?: Clock;
   /** The root logger (default: JSON lines on stderr at --log-level). */
   log?: Logger;
-}
-
-/** /metrics, /healthz and /readyz: not ready while the runtime is awaited, then as the agent is. */
-async function serveTelemetry(
-  config: AgentConfig,
-  metrics: Metrics,
-  running: () => { agent: Agent; runtime: ImageRuntime } | undefined,
-  log: Logger,
-): Promise<TelemetryServer | undefined> {
-  if (config.metricsAddress === undefined) return undefined;
-  const server = await startTelemetryServer(metrics, config.metricsAddress, async () => {
-    const current = running();
-    if (current === undefined) return 'waiting for the container runtime';
-    if (!current.agent.ready) return 'the Kubernetes API cache is not synced yet';
-    try {
-      await current.runtime.info();
-      metrics.runtimeUp.set(1);
-      return undefined;
-    } catch (error) {
-      metrics.runtimeUp.set(0);
-      return `runtime not reachable: ${error instanceof Error ? error.message : String(error)}`;
-    }
-  });
-  log.info(
-    { address: `${config.metricsAddress.host}:${server.port}` },
-    'serving /metrics, /healthz, /readyz',
-  );
-  return server;
 }
 
 export async function runAgent(
@@ -97,7 +69,18 @@ export async function runAgent(
     });
   });
   const current: { running?: { agent: Agent; runtime: ImageRuntime } } = {};
-  const server = await serveTelemetry(config, metrics, () => current.running, log);
+  const server = await serveRuntimeTelemetry(
+    config.metricsAddress,
+    metrics,
+    {
+      runtime: () => current.running?.runtime,
+      otherwise: () =>
+        current.running?.agent.ready === false
+          ? 'the Kubernetes API cache is not synced yet'
+          : undefined,
+    },
+    log,
+  );
   // Nothing of Kubernetes starts before the runtime answers: no watches, no NodeImageCache
   // write (docs/agent.md, "Waiting for the runtime").
   const connected = await waitForRuntime(

@@ -3,16 +3,15 @@ import { EventEmitter } from 'node:events';
 import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { ManualClock } from '../clock.ts';
 import { PrepullError, isPrepullError } from '../errors.ts';
 import { type DetectOptions, detectRuntime } from '../runtime/detect.ts';
 import { FakeRuntime, detectedFake, detectedFakeSocket } from '../runtime/testing/fake.ts';
-import { type Logger, createLogger } from '../telemetry/logger.ts';
 import { main } from './main.ts';
 import type { SyncResult } from './output.ts';
 import { SYNC_RUNTIME_ADVICE, runSync } from './sync.ts';
 import { pollUntil } from '../testing/poll.ts';
+import { getText, jsonLogSink } from '../telemetry/testing/log-sink.ts';
 
 const IMAGE = 'r.io/shop/big:1';
 
@@ -183,27 +182,10 @@ describe('prepull sync with no runtime answering at start', () => {
     return { dir, file, runtime };
   }
 
-  function logSink(): { log: Logger; lines: Record<string, unknown>[] } {
-    const lines: Record<string, unknown>[] = [];
-    const sink = new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        for (const raw of chunk.toString().split('\n').filter(Boolean))
-          lines.push(JSON.parse(raw) as Record<string, unknown>);
-        done();
-      },
-    });
-    return { log: createLogger('debug', sink), lines };
-  }
-
-  async function get(base: string, path: string): Promise<{ status: number; text: string }> {
-    const response = await fetch(`${base}${path}`);
-    return { status: response.status, text: await response.text() };
-  }
-
   it('without --once, serves /healthz, is not ready while it waits, and reconciles once the runtime answers', async () => {
     const { dir, file, runtime } = setUp();
     const signals = new EventEmitter();
-    const { log, lines } = logSink();
+    const { log, lines } = jsonLogSink();
     let out = '';
     const io = { out: (t: string) => (out += t), err: () => undefined };
     let settled = false;
@@ -225,12 +207,12 @@ describe('prepull sync with no runtime answering at start', () => {
         () => lines.some((l) => l.msg === 'waiting for the container runtime'),
         POLL,
       );
-      expect(await get(base, '/healthz')).toEqual({ status: 200, text: 'ok\n' });
-      expect(await get(base, '/readyz')).toEqual({
+      expect(await getText(base, '/healthz')).toEqual({ status: 200, text: 'ok\n' });
+      expect(await getText(base, '/readyz')).toEqual({
         status: 503,
         text: 'waiting for the container runtime\n',
       });
-      expect((await get(base, '/metrics')).text).toMatch(/^prepull_runtime_up 0$/m);
+      expect((await getText(base, '/metrics')).text).toMatch(/^prepull_runtime_up 0$/m);
       expect(settled).toBe(false);
       const waiting = lines.filter((l) => l.msg === 'waiting for the container runtime');
       expect(waiting).toHaveLength(1); // the first failure; then one a minute at most
@@ -239,8 +221,8 @@ describe('prepull sync with no runtime answering at start', () => {
 
       runtime.start();
       await pollUntil('the first result', () => out.includes('1/1 images present'), POLL);
-      expect(await get(base, '/readyz')).toEqual({ status: 200, text: 'ok\n' });
-      expect((await get(base, '/metrics')).text).toMatch(/^prepull_runtime_up 1$/m);
+      expect(await getText(base, '/readyz')).toEqual({ status: 200, text: 'ok\n' });
+      expect((await getText(base, '/metrics')).text).toMatch(/^prepull_runtime_up 1$/m);
       expect(lines.some((l) => l.msg === 'container runtime answered')).toBe(true);
     } finally {
       signals.emit('SIGTERM');
@@ -252,7 +234,7 @@ describe('prepull sync with no runtime answering at start', () => {
   it('without --once, exits 0 on SIGTERM while it waits', async () => {
     const { dir, file, runtime } = setUp();
     const signals = new EventEmitter();
-    const { log, lines } = logSink();
+    const { log, lines } = jsonLogSink();
     // A clock that never moves: the wait ends only by the signal.
     const clock = new ManualClock();
     try {

@@ -21,8 +21,9 @@ import type { ImageRuntime, RuntimeInfo } from '../runtime/types.ts';
 import { type ConnectedRuntime, connectRuntime, waitForRuntime } from '../runtime/wait.ts';
 import { type Logger, openLogger } from '../telemetry/logger.ts';
 import { Metrics } from '../telemetry/metrics.ts';
-import { type TelemetryServer, startTelemetryServer } from '../telemetry/server.ts';
+import type { TelemetryServer } from '../telemetry/server.ts';
 import { revision, version } from './build-info.ts';
+import { serveRuntimeTelemetry } from './health.ts';
 import type { Output } from './io.ts';
 import { releaseWhenQuiet } from './heap.ts';
 import { logOutput } from './log.ts';
@@ -159,33 +160,6 @@ export interface SyncDependencies {
   log?: Logger;
   /** How long to wait between attempts to reach a runtime that is not there yet (watch mode). */
   runtimeBackoff?: { initialMs: number; maxMs: number };
-}
-
-/** /metrics, /healthz and /readyz; not ready until the runtime answered, then while it answers. */
-async function serveTelemetry(
-  config: SyncConfig,
-  metrics: Metrics,
-  runtime: () => ImageRuntime | undefined,
-  log: Logger,
-): Promise<TelemetryServer | undefined> {
-  if (config.metricsAddress === undefined) return undefined;
-  const server = await startTelemetryServer(metrics, config.metricsAddress, async () => {
-    const connected = runtime();
-    if (connected === undefined) return 'waiting for the container runtime';
-    try {
-      await connected.info();
-      metrics.runtimeUp.set(1);
-      return undefined;
-    } catch (error) {
-      metrics.runtimeUp.set(0);
-      return `runtime not reachable: ${error instanceof Error ? error.message : String(error)}`;
-    }
-  });
-  log.info(
-    { address: `${config.metricsAddress.host}:${server.port}` },
-    'serving /metrics, /healthz, /readyz',
-  );
-  return server;
 }
 
 interface Reached {
@@ -370,7 +344,12 @@ export async function runSync(
     });
   });
 
-  running.server = await serveTelemetry(config, metrics, () => running.connected?.runtime, log);
+  running.server = await serveRuntimeTelemetry(
+    config.metricsAddress,
+    metrics,
+    { runtime: () => running.connected?.runtime },
+    log,
+  );
   const reached = await reachRuntime(
     config,
     dependencies,
