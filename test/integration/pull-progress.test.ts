@@ -141,9 +141,10 @@ describeIntegration('pull progress (real CLI, agent, containerd and registry)', 
       tail: '',
     });
     const lines = run.output.split(/\r?\n/).map((l) => l.replace(ESCAPES, ''));
+    // On a terminal the log is text by default (pino-pretty): `[time] INFO: image state {…}`.
     const presentAt = lines.findIndex(
       (l) =>
-        l.includes('"msg":"image state"') &&
+        l.includes('INFO: image state {') &&
         l.includes(`"image":"${ref}"`) &&
         l.includes('"state":"Present"'),
     );
