@@ -342,6 +342,47 @@ describe('PullSecrets', () => {
     expect(reads).toBe(3);
   });
 
+  // ADR 0017: an auth that is not UTF-8 fails that secret (the images naming it), by name only;
+  // tokens are dropped as kubelet drops them.
+  it('refuses a secret whose auth is not UTF-8, and only that secret', async () => {
+    const bytes = Buffer.concat([Buffer.from('u:'), Buffer.from([0xc3, 0x28]), Buffer.from('xq')]);
+    const auth = bytes.toString('base64');
+    const dockerconfigjson = (auths: unknown): string =>
+      Buffer.from(JSON.stringify({ auths })).toString('base64');
+    server.apply({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { namespace: 'ns', name: 'latin1' },
+      type: 'kubernetes.io/dockerconfigjson',
+      data: { '.dockerconfigjson': dockerconfigjson({ 'r.test': { auth } }) },
+    });
+    server.apply({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { namespace: 'ns', name: 'tokens' },
+      type: 'kubernetes.io/dockerconfigjson',
+      data: {
+        '.dockerconfigjson': dockerconfigjson({
+          'r.test': { username: 'u', password: 'p', identitytoken: 'refresh' },
+        }),
+      },
+    });
+    const secrets = new PullSecrets(kube, { clock: systemClock });
+    const error = await secrets
+      .forImage({ ...image, secrets: [{ namespace: 'ns', name: 'latin1' }] })
+      .catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'ERR_PULL_SECRET_UNAVAILABLE' });
+    const message = (error as Error).message;
+    expect(message).toContain('secret ns/latin1 for "r.test"');
+    expect(message).toContain('not UTF-8');
+    expect(message).not.toContain(auth.slice(0, 5));
+    const found = await secrets.forImage({
+      ...image,
+      secrets: [{ namespace: 'ns', name: 'tokens' }],
+    });
+    expect(found.map((c) => [c.password, c.identityToken])).toEqual([['p', undefined]]);
+  });
+
   it('fails a missing secret with a reason naming it and the PrePull, and no value', async () => {
     const secrets = new PullSecrets(kube, { clock: systemClock });
     const error = await secrets

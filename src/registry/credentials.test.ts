@@ -185,16 +185,21 @@ describe('Keyring: Docker Hub (TestKeyringHitWith*DockerHub, TestIsDefaultRegist
     ).toBe(true);
   });
 
-  // Each alias a config may use, against each way an image may name Docker Hub.
+  // kubelet looks Docker Hub images up as "docker.io/<repository>" (ParseImageName), so keys
+  // for docker.io match and the index's key is only Lookup's fallback; others never apply.
   it.each([
-    'docker.io',
-    'index.docker.io',
-    'registry-1.docker.io',
-    'https://index.docker.io/v1/',
-    'https://registry-1.docker.io/v2/',
-    'https://docker.io',
-    'DOCKER.IO',
-  ])('alias %s covers every Docker Hub spelling', (key) => {
+    ['docker.io', ['hub']],
+    ['https://docker.io', ['hub']],
+    ['docker.io/v1/', ['hub']],
+    ['index.docker.io', ['hub']],
+    ['https://index.docker.io/v1/', ['hub']],
+    ['https://index.docker.io/v2/', ['hub']],
+    ['https://index.docker.io/v1', []], // a path "/v1", not the index itself
+    ['registry-1.docker.io', []],
+    ['https://registry-1.docker.io/v2/', []],
+    ['DOCKER.IO', []],
+    ['Index.Docker.IO', []],
+  ])('a key %s applies to every spelling of a Docker Hub image: %j', (key, expected) => {
     const keyring = new Keyring([source('test', { [key]: 'hub' })]);
     for (const image of [
       'nginx',
@@ -202,7 +207,7 @@ describe('Keyring: Docker Hub (TestKeyringHitWith*DockerHub, TestIsDefaultRegist
       'docker.io/user/app',
       'index.docker.io/user/app',
     ]) {
-      expect(users(keyring, image)).toEqual(['hub']);
+      expect(users(keyring, image)).toEqual(expected);
     }
     expect(users(keyring, 'quay.io/user/app')).toEqual([]);
   });
@@ -230,7 +235,10 @@ describe('registryKeyMatches: hosts, ports and paths', () => {
     ['[::1]:5000', '[::1]:5000/app', true],
     ['[::1]', '[::1]/app', true],
     ['[::1]:5000', '[::2]:5000/app', false],
-    ['Registry.Example.COM', 'registry.example.com/app', true],
+    // Go's url.Parse keeps the host's case and filepath.Match compares exactly
+    ['Registry.Example.COM', 'registry.example.com/app', false],
+    ['Registry.Example.COM', 'Registry.Example.COM/app', true],
+    ['HTTPS://registry.example.com', 'registry.example.com/app', false],
     ['https://user:secret@registry.example.com/v2/', 'registry.example.com/app', true],
     ['https://registry.example.com/v2/?x=1#frag', 'registry.example.com/app', true],
     // As in Go's url.Parse, '?' starts a query, so a key cannot use the '?' glob
@@ -262,23 +270,201 @@ describe('registryKeyMatches: hosts, ports and paths', () => {
 
   it('normalises keys as kubelet Add does', () => {
     expect(parseRegistryKey('https://index.docker.io/v1/')).toEqual({
-      host: 'docker.io',
+      host: 'index.docker.io',
       port: '',
       path: '',
-      wildcard: false,
     });
-    expect(parseRegistryKey('*.gcr.io:443/v2/team')).toEqual({
-      host: '*.gcr.io',
+    expect(parseRegistryKey('*.GCR.io:443/v2/team')).toEqual({
+      host: '*.GCR.io',
       port: '443',
       path: '/team',
-      wildcard: true,
     });
     expect(parseRegistryKey('https:///path')).toBeUndefined();
   });
 });
 
+/** [source, key] pairs, in source order, each with its own credential. */
+function keyringOf(entries: readonly (readonly [string, string])[]): Keyring {
+  const bySource = new Map<string, Record<string, unknown>>();
+  for (const [name, key] of entries) {
+    const map = bySource.get(name) ?? {};
+    map[key] = { auth: b64(`u-${name}:p`) };
+    bySource.set(name, map);
+  }
+  return new Keyring([...bySource].map(([name, map]) => parseDockercfg(JSON.stringify(map), name)));
+}
+
+// Which entries apply to an image, and in which order: kubelet's BasicDockerKeyring (Add's
+// reverse-sorted index, Lookup's Docker Hub fallback) over the secrets of one pod. Cases marked
+// "was:" are where prepull chose differently before ADR 0017.
+type ParityCase = [what: string, entries: [string, string][], image: string, keys: string[]];
+
+describe('Keyring: kubelet parity (keyring.go Add and Lookup)', () => {
+  it.each<ParityCase>([
+    [
+      'docker.io and the index: only docker.io (was: both)',
+      [
+        ['a', 'docker.io'],
+        ['a', 'https://index.docker.io/v1/'],
+      ],
+      'nginx',
+      ['a docker.io'],
+    ],
+    [
+      'the index in one secret, docker.io in another: only docker.io (was: both)',
+      [
+        ['a', 'https://index.docker.io/v1/'],
+        ['b', 'docker.io'],
+      ],
+      'user/app',
+      ['b docker.io'],
+    ],
+    [
+      'the index alone: the fallback',
+      [
+        ['a', 'https://index.docker.io/v1/'],
+        ['b', 'quay.io'],
+      ],
+      'docker.io/user/app',
+      ['a https://index.docker.io/v1/'],
+    ],
+    [
+      'the index from two secrets: both, in secret order',
+      [
+        ['a', 'index.docker.io'],
+        ['b', 'https://index.docker.io/v1/'],
+      ],
+      'nginx',
+      ['a index.docker.io', 'b https://index.docker.io/v1/'],
+    ],
+    [
+      'a docker.io path that matches: the index unused (was: both)',
+      [
+        ['a', 'docker.io/team'],
+        ['a', 'index.docker.io'],
+      ],
+      'team/app',
+      ['a docker.io/team'],
+    ],
+    [
+      'a docker.io path that does not match: the fallback',
+      [
+        ['a', 'docker.io/team'],
+        ['a', 'index.docker.io'],
+      ],
+      'other/app',
+      ['a index.docker.io'],
+    ],
+    [
+      '*.io matches docker.io, so no fallback (was: the index first)',
+      [
+        ['a', '*.io'],
+        ['a', 'index.docker.io'],
+      ],
+      'nginx',
+      ['a *.io'],
+    ],
+    [
+      'registry-1.docker.io: never for Docker Hub images (was: used)',
+      [['a', 'registry-1.docker.io']],
+      'nginx',
+      [],
+    ],
+    [
+      'registry-1.docker.io beside the index: the fallback only (was: both)',
+      [
+        ['a', 'https://registry-1.docker.io/v2/'],
+        ['a', 'https://index.docker.io/v1/'],
+      ],
+      'nginx',
+      ['a https://index.docker.io/v1/'],
+    ],
+    [
+      'registry-1.docker.io is a host of its own',
+      [
+        ['a', 'registry-1.docker.io'],
+        ['a', 'docker.io'],
+      ],
+      'registry-1.docker.io/library/nginx',
+      ['a registry-1.docker.io'],
+    ],
+    ['DOCKER.IO: hosts are case-sensitive (was: used)', [['a', 'DOCKER.IO']], 'nginx', []],
+    [
+      'Registry.Example.com: case-sensitive (was: used)',
+      [['a', 'Registry.Example.com']],
+      'registry.example.com/app',
+      [],
+    ],
+    [
+      'the image written with the same case',
+      [
+        ['a', 'Registry.Example.com'],
+        ['a', 'registry.example.com'],
+      ],
+      'Registry.Example.com/app',
+      ['a Registry.Example.com'],
+    ],
+    [
+      'no Docker Hub credentials for localhost (kubelet would: ADR 0017)',
+      [['a', 'https://index.docker.io/v1/']],
+      'localhost/app',
+      [],
+    ],
+    [
+      'the fallback is per keyring, not per image: quay.io matched',
+      [
+        ['a', 'quay.io'],
+        ['a', 'index.docker.io'],
+      ],
+      'quay.io/app',
+      ['a quay.io'],
+    ],
+    [
+      'reverse key order, not "wildcards last, longer paths first" (was: the reverse)',
+      [
+        ['a', '*.example.com/team'],
+        ['a', 'r*.example.com'],
+      ],
+      'registry.example.com/team/app',
+      ['a r*.example.com', 'a *.example.com/team'],
+    ],
+    [
+      'a class sorts after digits: the wildcard first (was: the exact host first)',
+      [
+        ['a', '10.example.com'],
+        ['a', '[0-9]0.example.com'],
+      ],
+      '10.example.com/app',
+      ['a [0-9]0.example.com', 'a 10.example.com'],
+    ],
+    [
+      'longer paths first, one key from two secrets in secret order',
+      [
+        ['a', 'quay.io'],
+        ['b', 'https://quay.io/v1/'],
+        ['b', 'quay.io/team'],
+      ],
+      'quay.io/team/app',
+      ['b quay.io/team', 'a quay.io', 'b https://quay.io/v1/'],
+    ],
+  ])('%s', (_what, entries, image, expected) => {
+    const found = keyringOf(entries).lookup(parseReference(image));
+    expect(found.map((c) => `${c.source} ${c.key}`)).toEqual(expected);
+  });
+
+  it('falls back per keyring, as kubelet unions the pod secrets and the node', () => {
+    const secrets = keyringOf([['secret', 'docker.io']]);
+    const node = keyringOf([['node', 'https://index.docker.io/v1/']]);
+    const found = new CredentialChain([secrets, node]).lookup(parseReference('nginx'));
+    expect(found.map((c) => `${c.source} ${c.key}`)).toEqual([
+      'secret docker.io',
+      'node https://index.docker.io/v1/',
+    ]);
+  });
+});
+
 describe('ordering', () => {
-  it('puts exact hosts before wildcards, longer paths first, then source order', () => {
+  it('follows the keys in reverse order (longer paths first), then source order', () => {
     const keyring = new Keyring([
       source('first', { '*.example.com': 'wild', 'registry.example.com': 'host-1' }),
       source('second', {
@@ -356,6 +542,7 @@ describe('parsing', () => {
     ).toEqual([['https://quay.io', 'u', 'p']]);
   });
 
+  // --docker-config keeps the token fields kubelet drops (ADR 0017).
   it('reads a Docker config.json with every field it may hold', () => {
     const parsed = parseDockerConfigFile(
       JSON.stringify({
@@ -396,6 +583,40 @@ describe('parsing', () => {
     expect(parsed.ignoredKeys).toEqual([]);
   });
 
+  // kubelet's DockerConfigEntry has no token fields: a pull like kubelet's never sends them.
+  it('drops identitytoken and registrytoken from pull secrets, as kubelet does', () => {
+    const auths = {
+      'myregistry.azurecr.io': {
+        auth: b64('00000000-0000-0000-0000-000000000000:'),
+        identitytoken: 'refresh-token',
+      },
+      'registry.example.com': { registrytoken: 'bearer-token' },
+      // not read at all, so not refused either (kubelet ignores unknown fields)
+      'typed.example.com': { username: 'u', password: 'p', identitytoken: { x: 1 } },
+    };
+    for (const parsed of [
+      parseImagePullSecret({
+        namespace: 'shop',
+        name: 'acr',
+        type: 'kubernetes.io/dockerconfigjson',
+        data: { '.dockerconfigjson': b64(JSON.stringify({ auths })) },
+      }),
+      parseImagePullSecret({
+        namespace: 'shop',
+        name: 'old',
+        type: 'kubernetes.io/dockercfg',
+        data: { '.dockercfg': b64(JSON.stringify(auths)) },
+      }),
+    ]) {
+      const byKey = Object.fromEntries(parsed.entries.map((e) => [e.key, e.credential]));
+      expect(byKey['myregistry.azurecr.io']?.identityToken).toBeUndefined();
+      expect(byKey['myregistry.azurecr.io']?.username).toBe('00000000-0000-0000-0000-000000000000');
+      expect(byKey['registry.example.com']?.registryToken).toBeUndefined();
+      expect(byKey['typed.example.com']?.password).toBe('p');
+      expect(JSON.stringify(byKey)).not.toContain('Token');
+    }
+  });
+
   it('treats a config.json without auths as empty, and keeps keys that name no host aside', () => {
     expect(parseDockerConfigFile('{"credsStore": "desktop"}', 'file c.json').entries).toEqual([]);
     const parsed = parseDockerConfigJson(
@@ -418,6 +639,13 @@ describe('parsing', () => {
 
 describe('malformed credentials', () => {
   const SECRET = 's3cr3t-Pa55';
+  // "qz7-bot:" then a password whose first bytes are no UTF-8 (a Latin-1 "é" and 0xff).
+  const NOT_UTF8_BYTES = Buffer.concat([
+    Buffer.from('qz7-bot:'),
+    Buffer.from([0xe9, 0xff]),
+    Buffer.from(SECRET),
+  ]);
+  const NOT_UTF8_AUTH = NOT_UTF8_BYTES.toString('base64');
   const secret =
     (data: Record<string, string>, type = 'kubernetes.io/dockerconfigjson') =>
     () =>
@@ -461,6 +689,11 @@ describe('malformed credentials', () => {
       ['"r.io"', 'not valid base64'],
     ],
     [
+      'an auth whose bytes are not UTF-8',
+      dockerconfigjson({ 'r.io': { auth: NOT_UTF8_AUTH } }),
+      ['secret shop/regcred', '"r.io"', '"auth" field decodes to bytes that are not UTF-8'],
+    ],
+    [
       'an auth without ":"',
       dockerconfigjson({ 'r.io': { auth: b64(`user${SECRET}`) } }),
       ['"r.io"', 'without ":"'],
@@ -471,9 +704,13 @@ describe('malformed credentials', () => {
       ['"r.io"', '"password" field is a number'],
     ],
     [
-      'an identity token that is an object',
-      dockerconfigjson({ 'r.io': { identitytoken: { value: SECRET } } }),
-      ['"identitytoken" field is an object'],
+      'an identity token that is an object, in a docker config.json',
+      () =>
+        parseDockerConfigFile(
+          JSON.stringify({ auths: { 'r.io': { identitytoken: { value: SECRET } } } }),
+          'docker config c.json',
+        ),
+      ['docker config c.json', '"identitytoken" field is an object'],
     ],
     ['a secret of another type', secret({}, 'Opaque'), ['secret shop/regcred', '"Opaque"']],
     [
@@ -494,6 +731,51 @@ describe('malformed credentials', () => {
     expect(error.message).not.toContain(b64(`u:${SECRET}`));
     expect(inspect(error)).not.toContain(SECRET);
     expect(error.cause).toBeUndefined();
+  });
+
+  it('says where an auth is not UTF-8 and holds no part of its value', () => {
+    const auths = { 'good.io': { auth: b64('a:b') }, 'r.io': { auth: NOT_UTF8_AUTH } };
+    for (const parse of [
+      () => dockerconfigjson(auths)(),
+      () => parseDockerConfigFile(JSON.stringify({ auths }), 'docker config /root/c.json'),
+    ]) {
+      const error = thrown(parse);
+      expect(isPrepullError(error, 'ERR_CREDENTIALS_INVALID')).toBe(true);
+      expect(error.message).toMatch(
+        /(secret shop\/regcred|docker config \/root\/c\.json) for "r\.io"/,
+      );
+      expect(error.cause).toBeUndefined();
+      // Every rendering, against every 5-character piece of the base64 and of the bytes
+      // (as Latin-1, UTF-8 with U+FFFD, and hex).
+      const rendered = [error.message, inspect(error), JSON.stringify(error), String(error.stack)];
+      const values = [
+        NOT_UTF8_AUTH,
+        NOT_UTF8_BYTES.toString('latin1'),
+        NOT_UTF8_BYTES.toString('utf8'),
+        NOT_UTF8_BYTES.toString('hex'),
+      ];
+      for (const value of values) {
+        for (let i = 0; i + 5 <= value.length; i++) {
+          const piece = value.slice(i, i + 5);
+          for (const text of rendered) expect(text).not.toContain(piece);
+        }
+      }
+    }
+  });
+
+  it('accepts an auth in UTF-8 beyond ASCII, unchanged', () => {
+    const parsed = parseDockerConfigJson(
+      JSON.stringify({ auths: { 'r.io': { auth: b64('jürgen:pässwörd-✓-😀') } } }),
+      'secret a/b',
+    );
+    expect(parsed.entries[0]?.credential.username).toBe('jürgen');
+    expect(parsed.entries[0]?.credential.password).toBe('pässwörd-✓-😀');
+    const bom = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('u:p')]);
+    const withBom = parseDockerConfigJson(
+      JSON.stringify({ auths: { 'r.io': { auth: bom.toString('base64') } } }),
+      'secret a/b',
+    );
+    expect(withBom.entries[0]?.credential.username).toBe('\ufeffu'); // bytes kept, as in Go
   });
 
   it('also refuses a bad dockercfg or config.json by name', () => {

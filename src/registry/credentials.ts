@@ -1,21 +1,24 @@
 // Registry credentials: read them from the places Kubernetes and Docker keep them, and pick the
 // ones that apply to an image the way kubelet's keyring does (pkg/credentialprovider keyring.go
-// and config.go), so prepull pulls with the credentials kubelet would use. A credential object
-// never prints, serialises or inspects to its secrets.
+// and config.go), so prepull pulls with the credentials kubelet would use. The two places where
+// prepull differs on purpose are in ADR 0017. A credential object never prints, serialises or
+// inspects to its secrets.
 
 import { Buffer } from 'node:buffer';
 import { PrepullError } from '../errors.ts';
 import type { ImageReference } from '../image/reference.ts';
 import { REDACTED, RegistryCredential } from '../image/credential.ts';
 
-/** A registry key made ready for matching, as kubelet's BasicDockerKeyring.Add leaves it. */
+/**
+ * A registry key made ready for matching, as kubelet's BasicDockerKeyring.Add leaves it: the
+ * scheme and user info gone, a leading /v1/ or /v2/ dropped, nothing else changed.
+ */
 export interface RegistryKeyPattern {
-  /** Lowercased host, Docker Hub aliases folded into "docker.io"; may hold glob characters. */
+  /** The host as written (case kept: kubelet matches case-sensitively); may hold glob characters. */
   readonly host: string;
   readonly port: string;
   /** '' or a path starting with '/', with a leading /v1 or /v2 removed. */
   readonly path: string;
-  readonly wildcard: boolean;
 }
 
 export interface CredentialEntry {
@@ -48,9 +51,12 @@ export interface ImagePullSecret {
 export const SECRET_TYPE_DOCKER_CONFIG_JSON = 'kubernetes.io/dockerconfigjson';
 export const SECRET_TYPE_DOCKERCFG = 'kubernetes.io/dockercfg';
 
+// Images on Docker Hub are looked up as "docker.io/<repository>" (kubelet's ParseImageName),
+// which only keys for docker.io itself match; a key for the old index is the fallback.
 const DOCKER_HUB = 'docker.io';
-const IPV6_LITERAL = /^\[[0-9a-f:.]+\]$/;
-const DOCKER_HUB_ALIASES = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io']);
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+const DOCKER_HUB_INDEX = 'index.docker.io';
+const IPV6_LITERAL = /^\[[0-9a-fA-F:.]+\]$/;
 
 const DOCKERCONFIGJSON_SHAPE =
   'a kubernetes.io/dockerconfigjson secret holds {"auths": {"<registry>": {"auth": "<base64 of username:password>"}}}';
@@ -59,7 +65,10 @@ const DOCKERCFG_SHAPE =
 const CONFIG_FILE_SHAPE =
   'a Docker config.json holds {"auths": {"<registry>": {"auth": "<base64 of username:password>"}}}';
 
-/** The `.dockerconfigjson` of a kubernetes.io/dockerconfigjson secret: {"auths": {...}}. */
+/**
+ * The `.dockerconfigjson` of a kubernetes.io/dockerconfigjson secret: {"auths": {...}}. As in
+ * kubelet, "identitytoken" and "registrytoken" are dropped (see readEntry).
+ */
 export function parseDockerConfigJson(text: string, source: string): CredentialSource {
   const root = parseObject(text, source, DOCKERCONFIGJSON_SHAPE);
   const auths = field(root, 'auths');
@@ -69,23 +78,26 @@ export function parseDockerConfigJson(text: string, source: string): CredentialS
         DOCKERCONFIGJSON_SHAPE,
     );
   }
-  return readAuths(auths, source, DOCKERCONFIGJSON_SHAPE);
+  return readAuths(auths, source, DOCKERCONFIGJSON_SHAPE, false);
 }
 
 /** The `.dockercfg` of a kubernetes.io/dockercfg secret: the registry map itself. */
 export function parseDockercfg(text: string, source: string): CredentialSource {
-  return readAuths(parseObject(text, source, DOCKERCFG_SHAPE), source, DOCKERCFG_SHAPE);
+  return readAuths(parseObject(text, source, DOCKERCFG_SHAPE), source, DOCKERCFG_SHAPE, false);
 }
 
 /**
- * A Docker CLI config.json. Only "auths" is read: credential helpers (credsStore, credHelpers)
- * run programs, which an agent on every node must not do, so a file with only those is empty.
+ * A Docker CLI config.json, as `--docker-config` gives it to sync and audit. Only "auths" is
+ * read: credential helpers (credsStore, credHelpers) run programs, which an agent on every node
+ * must not do, so a file with only those is empty. Unlike kubelet (and unlike pull secrets
+ * here), "identitytoken" and "registrytoken" are kept: the operator named this file, and the
+ * runtimes honour them (ADR 0017).
  */
 export function parseDockerConfigFile(text: string, source: string): CredentialSource {
   const auths = field(parseObject(text, source, CONFIG_FILE_SHAPE), 'auths');
   return auths === undefined
     ? { name: source, entries: [], ignoredKeys: [] }
-    : readAuths(auths, source, CONFIG_FILE_SHAPE);
+    : readAuths(auths, source, CONFIG_FILE_SHAPE, true);
 }
 
 /** An image pull secret, decoded by its type as kubelet's MakeDockerKeyring does. */
@@ -120,8 +132,9 @@ export function parseImagePullSecret(secret: ImagePullSecret): CredentialSource 
 }
 
 /**
- * kubelet's URLsMatchStr after Add's normalisation: does the credential filed under `key`
- * apply to `image`, a schemeless "host[:port][/path]" such as "quay.io/coreos/etcd"?
+ * kubelet's URLsMatchStr after Add's normalisation (keyring.go): does the credential filed under
+ * `key` apply to `image`, a schemeless "host[:port][/path]" such as "quay.io/coreos/etcd"? Only
+ * the match itself: the Docker Hub fallback is the Keyring's.
  */
 export function registryKeyMatches(key: string, image: string): boolean {
   const pattern = parseRegistryKey(key);
@@ -131,32 +144,44 @@ export function registryKeyMatches(key: string, image: string): boolean {
 
 /**
  * Keys may be URLs ("https://quay.io/v1/") or bare "host[:port][/path]"; /v1 and /v2 mean the
- * registry itself. Returns undefined for a key with no host, which can match nothing.
+ * registry itself. Returns undefined for a key with no host, which can match nothing. As in
+ * kubelet's Add, only a lowercase "http://" or "https://" is a scheme, and the host keeps its
+ * case.
  */
 export function parseRegistryKey(key: string): RegistryKeyPattern | undefined {
-  const location = splitLocation(key.replace(/^https?:\/\//i, ''), true);
-  if (location === undefined) return undefined;
-  return { ...location, wildcard: /[*?[\\]/.test(location.host) };
+  return splitLocation(key.replace(/^https?:\/\//, ''), true);
 }
 
 /**
- * kubelet's BasicDockerKeyring over several sources (a PrePull's pull secrets): every key that
- * matches, most specific first — exact hosts before wildcards, longer paths before shorter —
- * then in source order.
+ * kubelet's BasicDockerKeyring over several sources (a PrePull's pull secrets), keyring.go's
+ * Add and Lookup:
+ *
+ * - every entry whose key matches the image, in the reverse string order of the keys (Add's
+ *   `sort.Sort(sort.Reverse(...))`: "quay.io/team" before "quay.io"), entries filed under the
+ *   same key in source order;
+ * - only when none matched and the image is on Docker Hub, the entries filed under
+ *   "index.docker.io" itself ("https://index.docker.io/v1/", Docker's own spelling of Hub).
+ *
+ * kubelet's fallback also covers "localhost/…" images, whose first component has no "." or ":"
+ * (isDefaultRegistryMatch); prepull never sends Docker Hub's credentials to another registry
+ * (ADR 0017).
  */
 export class Keyring implements CredentialLookup {
   readonly #entries: readonly CredentialEntry[];
+  readonly #hubIndex: readonly CredentialEntry[];
 
   constructor(sources: readonly CredentialSource[]) {
-    this.#entries = sources.flatMap((source) => source.entries).sort(bySpecificity);
+    const entries = sources.flatMap((source) => source.entries);
+    this.#entries = [...entries].sort(byKeyDescending);
+    this.#hubIndex = entries.filter(({ pattern }) => isHubIndexKey(pattern));
   }
 
   lookup(ref: Pick<ImageReference, 'registry' | 'repository'>): RegistryCredential[] {
     const target = splitLocation(`${ref.registry}/${ref.repository}`, false);
     if (target === undefined) return [];
-    return this.#entries
-      .filter((entry) => patternMatches(entry.pattern, target))
-      .map((entry) => entry.credential);
+    const matched = this.#entries.filter((entry) => patternMatches(entry.pattern, target));
+    const chosen = matched.length === 0 && ref.registry === DOCKER_HUB ? this.#hubIndex : matched;
+    return chosen.map((entry) => entry.credential);
   }
 }
 
@@ -187,15 +212,14 @@ function splitLocation(value: string, isKey: boolean): Location | undefined {
   const slash = withoutQuery.indexOf('/');
   const authority = slash === -1 ? withoutQuery : withoutQuery.slice(0, slash);
   let path = slash === -1 ? '' : withoutQuery.slice(slash);
-  // Go's url.Parse drops user info; it is no part of the registry's name.
+  // Go's url.Parse drops user info; it is no part of the registry's name. It keeps the host's
+  // case, and so does kubelet's match (filepath.Match is case-sensitive).
   const hostPort = authority.slice(authority.lastIndexOf('@') + 1);
-  const [rawHost, port] = splitHostPort(hostPort);
-  const host = rawHost.toLowerCase();
+  const [host, port] = splitHostPort(hostPort);
   if (host === '' || /\s/.test(host)) return undefined;
   if (isKey && (path.startsWith('/v1/') || path.startsWith('/v2/'))) path = path.slice(3);
   if (isKey && path === '/') path = '';
-  const hub = port === '' && DOCKER_HUB_ALIASES.has(host);
-  return { host: hub ? DOCKER_HUB : host, port, path };
+  return { host, port, path };
 }
 
 // net.SplitHostPort, falling back as kubelet's splitURL does: no port when it cannot split.
@@ -232,15 +256,17 @@ function hostMatches(glob: string, host: string): boolean {
   );
 }
 
-function bySpecificity(a: CredentialEntry, b: CredentialEntry): number {
-  if (a.pattern.wildcard !== b.pattern.wildcard) return a.pattern.wildcard ? 1 : -1;
-  if (a.pattern.path.length !== b.pattern.path.length) {
-    return b.pattern.path.length - a.pattern.path.length;
-  }
-  // kubelet's reverse string order, so ties break the same way; equal keys keep source order.
-  const ka = patternKey(a.pattern);
-  const kb = patternKey(b.pattern);
-  return ka === kb ? 0 : ka < kb ? 1 : -1;
+// kubelet's index order: the keys (host[:port][path]) in reverse byte order, which puts a
+// longer path before its prefix. Equal keys keep source order (sort is stable), as kubelet
+// appends them under one key.
+function byKeyDescending(a: CredentialEntry, b: CredentialEntry): number {
+  // Go compares strings byte by byte: compare the UTF-8, not UTF-16 code units.
+  return Buffer.compare(Buffer.from(patternKey(b.pattern)), Buffer.from(patternKey(a.pattern)));
+}
+
+// Lookup's fallback reads creds["index.docker.io"]: the key exactly, no port, no path.
+function isHubIndexKey(pattern: RegistryKeyPattern): boolean {
+  return pattern.host === DOCKER_HUB_INDEX && pattern.port === '' && pattern.path === '';
 }
 
 function patternKey(pattern: RegistryKeyPattern): string {
@@ -336,7 +362,12 @@ function readClassChar(
   return escaped === undefined ? undefined : { char: escaped, next: i + 2 };
 }
 
-function readAuths(auths: unknown, source: string, shape: string): CredentialSource {
+function readAuths(
+  auths: unknown,
+  source: string,
+  shape: string,
+  tokens: boolean,
+): CredentialSource {
   if (!isObject(auths)) {
     throw invalid(`credentials in ${source} are not a map of registries to credentials: ${shape}`);
   }
@@ -344,7 +375,7 @@ function readAuths(auths: unknown, source: string, shape: string): CredentialSou
   const ignoredKeys: string[] = [];
   for (const [rawKey, value] of Object.entries(auths)) {
     const key = withoutUserinfo(rawKey);
-    const credential = readEntry(value, key, source);
+    const credential = readEntry(value, key, source, tokens);
     const pattern = parseRegistryKey(rawKey);
     if (pattern === undefined) ignoredKeys.push(key);
     else entries.push({ key, pattern, credential });
@@ -353,8 +384,14 @@ function readAuths(auths: unknown, source: string, shape: string): CredentialSou
 }
 
 // config.go's DockerConfigEntry.UnmarshalJSON: "auth" wins over username/password, as in the
-// Docker CLI.
-function readEntry(value: unknown, key: string, source: string): RegistryCredential {
+// Docker CLI. DockerConfigEntry has no identitytoken or registrytoken, so kubelet's keyring never
+// passes them on (nor minds their type): unless `tokens`, they are not read at all.
+function readEntry(
+  value: unknown,
+  key: string,
+  source: string,
+  tokens: boolean,
+): RegistryCredential {
   const where = `credentials in ${source} for ${quoteKey(key)}`;
   if (value === null) return new RegistryCredential({ source, key });
   if (!isObject(value)) {
@@ -373,8 +410,9 @@ function readEntry(value: unknown, key: string, source: string): RegistryCredent
     key,
     username,
     password,
-    identityToken: text('identitytoken'),
-    registryToken: text('registrytoken'),
+    ...(tokens
+      ? { identityToken: text('identitytoken'), registryToken: text('registrytoken') }
+      : {}),
   });
 }
 
@@ -385,7 +423,18 @@ function decodeAuth(auth: string, where: string): [string, string] {
       `${where}: the "auth" field is not valid base64; it must be base64 of "username:password"`,
     );
   }
-  const text = decoded.toString('utf8');
+  // Buffer's toString would put U+FFFD for bytes that are not UTF-8, silently changing the
+  // password; kubelet passes the bytes on as they are, which no runtime's API (protobuf strings,
+  // JSON) can carry unchanged. Refuse it, saying where, never what.
+  let text: string;
+  try {
+    text = UTF8.decode(decoded);
+  } catch {
+    throw invalid(
+      `${where}: the "auth" field decodes to bytes that are not UTF-8 text; it must be base64 ` +
+        'of "username:password" written in UTF-8',
+    );
+  }
   const colon = text.indexOf(':');
   if (colon === -1) {
     throw invalid(
