@@ -217,6 +217,7 @@ describe('input limits (issue 21)', () => {
     const manifests = sub('special');
     const fifo = join(manifests, 'fifo.yaml');
     execFileSync('mkfifo', [fifo]);
+    expect(unreadablePath(fifo)).toBe('it is a FIFO; prepull reads only regular files');
     symlinkSync('/dev/zero', join(manifests, 'zero.yaml'));
     writeFileSync(join(manifests, 'ok.yaml'), good('ok'));
     const loaded = loadPrePullFiles([manifests]);

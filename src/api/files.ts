@@ -49,7 +49,10 @@ const EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
 /** Why a file or directory named on the command line cannot be read; undefined when it can. */
 export function unreadablePath(path: string): string | undefined {
   try {
-    if (statSync(path).isDirectory()) readdirSync(path);
+    const stats = statSync(path);
+    if (stats.isDirectory()) readdirSync(path);
+    // Never opened unless regular: opening a FIFO blocks until something writes to it.
+    else if (!stats.isFile()) return `it is ${fileType(stats)}; prepull reads only regular files`;
     else closeSync(openSync(path, 'r'));
     return undefined;
   } catch (error) {
