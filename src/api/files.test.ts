@@ -1,8 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadPrePullFiles, unreadablePath } from './files.ts';
+import {
+  MAX_ALIAS_NODES,
+  MAX_DOCUMENT_BYTES,
+  MAX_FILE_BYTES,
+  loadPrePullFiles,
+  unreadablePath,
+} from './files.ts';
 
 let dir: string;
 beforeAll(() => {
@@ -72,12 +79,15 @@ describe('loadPrePullFiles', () => {
 
   it('names the file and line of broken YAML, and a missing path', () => {
     const file = join(dir, 'broken.yaml');
-    writeFileSync(file, `${good('ok')}---\nspec: [unclosed\n`);
+    // Only a document that may be a PrePull is parsed: this one says its kind.
+    writeFileSync(file, `${good('ok')}---\nkind: PrePull\nspec: [unclosed\n`);
     const loaded = loadPrePullFiles([file, join(dir, 'missing.yaml')]);
     expect(loaded.prePulls.map((p) => p.metadata.name)).toEqual(['ok']);
     expect(loaded.errors.map((e) => e.message)).toEqual([
       expect.stringMatching(new RegExp(`^${join(dir, 'missing.yaml')}: cannot read`)),
-      expect.stringMatching(new RegExp(`^${file}: document 2 \\(line \\d+\\): not valid YAML`)),
+      expect.stringMatching(
+        new RegExp(`^${file}: document 2 \\(line 9\\): not valid YAML: .* at line 9, column`),
+      ),
     ]);
   });
 
@@ -177,5 +187,128 @@ describe('loadPrePullFiles', () => {
       expect.stringMatching(new RegExp(`^${file}: document 3: cannot be read: .*[Aa]lias`)),
     ]);
     expect(loaded.errors[0]?.code).toBe('ERR_PREPULL_INVALID');
+  });
+});
+
+describe('input limits (issue 21)', () => {
+  const sub = (name: string): string => {
+    const path = join(dir, name);
+    mkdirSync(path);
+    return path;
+  };
+
+  it('refuses a file over the size limit without reading it, and reads the rest of the directory', () => {
+    const manifests = sub('huge');
+    writeFileSync(join(manifests, 'a.yaml'), good('a'));
+    const huge = join(manifests, 'b.yaml');
+    writeFileSync(huge, '');
+    truncateSync(huge, 50 * 1024 * 1024); // sparse: 50 MB that cost nothing to make
+    const loaded = loadPrePullFiles([manifests]);
+    expect(loaded.prePulls.map((p) => p.metadata.name)).toEqual(['a']);
+    expect(loaded.errors.map((e) => [e.code, e.message])).toEqual([
+      [
+        'ERR_PREPULL_INVALID',
+        `${huge}: cannot read the file: it is 52428800 bytes; a manifest file may have at most ${MAX_FILE_BYTES}`,
+      ],
+    ]);
+  });
+
+  it('refuses a FIFO and a device without opening them (a FIFO would block the process)', () => {
+    const manifests = sub('special');
+    const fifo = join(manifests, 'fifo.yaml');
+    execFileSync('mkfifo', [fifo]);
+    expect(unreadablePath(fifo)).toBe('it is a FIFO; prepull reads only regular files');
+    symlinkSync('/dev/zero', join(manifests, 'zero.yaml'));
+    writeFileSync(join(manifests, 'ok.yaml'), good('ok'));
+    const loaded = loadPrePullFiles([manifests]);
+    expect(loaded.prePulls.map((p) => p.metadata.name)).toEqual(['ok']);
+    expect(loaded.errors.map((e) => e.message)).toEqual([
+      `${fifo}: cannot read the file: it is a FIFO; prepull reads only regular files`,
+      `${join(manifests, 'zero.yaml')}: cannot read the file: it is a device; prepull reads only regular files`,
+    ]);
+  });
+
+  it('gives the reason a file in a directory cannot be read: a loop of symbolic links', () => {
+    const manifests = sub('loops');
+    const loop = join(manifests, 'loop.yaml');
+    symlinkSync(loop, loop);
+    expect(loadPrePullFiles([manifests]).errors.map((e) => e.message)).toEqual([
+      `${loop}: cannot read the file: too many symbolic links encountered`,
+    ]);
+  });
+
+  it('refuses a PrePull document over its size limit, and keeps the other documents', () => {
+    const file = join(dir, 'big-doc.yaml');
+    const filler = `  # ${'x'.repeat(MAX_DOCUMENT_BYTES)}\n`;
+    writeFileSync(file, [good('small'), good('big') + filler].join('---\n'));
+    const loaded = loadPrePullFiles([file]);
+    expect(loaded.prePulls.map((p) => p.metadata.name)).toEqual(['small']);
+    expect(loaded.errors.map((e) => e.message)).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^${file}: document 2: the document is \\d+ bytes; a PrePull document may have at most ${MAX_DOCUMENT_BYTES}`,
+        ),
+      ),
+    ]);
+  });
+
+  it('refuses a PrePull of too many aliases before parsing it, and skips a ConfigMap of them unparsed', () => {
+    const file = join(dir, 'many-aliases.yaml');
+    const refs = (n: number): string => Array<string>(n).fill('*i').join(', ');
+    writeFileSync(
+      file,
+      [
+        `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata:\n  a: &i x\n  b: [${refs(5000)}]\n`,
+        good('bomb').replace(
+          'images: [',
+          `images: [&i {image: r:5000/a:1}, ${refs(MAX_ALIAS_NODES + 1)}, `,
+        ),
+        good('fine'),
+      ].join('---\n'),
+    );
+    const loaded = loadPrePullFiles([file]);
+    expect(loaded.prePulls.map((p) => p.metadata.name)).toEqual(['fine']);
+    expect(loaded.skipped).toEqual([`${file}#1 ConfigMap`]);
+    expect(loaded.errors.map((e) => e.message)).toEqual([
+      `${file}: document 2: it holds more than ${MAX_ALIAS_NODES} YAML aliases (*name); a PrePull needs none`,
+    ]);
+  });
+
+  it('finds a repeated key in a PrePull in one pass, and leaves other kinds alone', () => {
+    const file = join(dir, 'dup-key.yaml');
+    // A large mapping of another kind: yaml's own check would compare every key with every other.
+    const keys = Array.from({ length: 30_000 }, (_, i) => `  k${i}: v`).join('\n');
+    writeFileSync(
+      file,
+      [
+        `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: big}\ndata:\n${keys}\n  k0: again\n`,
+        good('twice').replace('spec:\n', 'spec:\n  pin: false\n  pin: true\n'),
+        good('once'),
+      ].join('---\n'),
+    );
+    const loaded = loadPrePullFiles([file]);
+    expect(loaded.prePulls.map((p) => p.metadata.name)).toEqual(['once']);
+    expect(loaded.errors.map((e) => e.message)).toEqual([
+      `${file}: document 2: not valid YAML: the key "pin" appears twice in one mapping`,
+    ]);
+  });
+
+  it('says what a JSON array is, and warns of an empty directory and of an empty file in one', () => {
+    const list = join(dir, 'list.json');
+    writeFileSync(list, JSON.stringify([JSON.parse(JSON.stringify({ kind: 'PrePull' }))]));
+    expect(loadPrePullFiles([list]).errors.map((e) => e.message)).toEqual([
+      `${list}: no PrePull (apiVersion prepull.dev/v1alpha1) in the file: it holds a list`,
+    ]);
+    const empty = sub('empty-dir');
+    expect(loadPrePullFiles([empty])).toMatchObject({
+      errors: [],
+      warnings: [`${empty}: no *.yaml, *.yml or *.json file in it`],
+    });
+    const withEmpty = sub('with-empty');
+    writeFileSync(join(withEmpty, 'a.yaml'), '');
+    expect(loadPrePullFiles([withEmpty])).toMatchObject({
+      errors: [],
+      warnings: [`${join(withEmpty, 'a.yaml')}: no document in it`],
+    });
   });
 });

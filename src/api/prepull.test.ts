@@ -241,6 +241,36 @@ describe('validatePrePull', () => {
     ]);
   });
 
+  it('rejects an unknown top-level field, and takes status (the API sends it)', () => {
+    const bogus = { ...(base() as object), bogus: 1 };
+    expect(validatePrePull(bogus).issues).toEqual([
+      {
+        field: 'bogus',
+        message: 'unknown field; known fields are apiVersion, kind, metadata, spec, status',
+      },
+    ]);
+    expect(validatePrePull({ ...(base() as object), status: {} }).issues).toEqual([]);
+  });
+
+  it('shows a selector value that is a map as JSON, not "[object Object]"', () => {
+    const { issues } = validatePrePull(base({ nodeSelector: { zone: { a: 1 } } }));
+    expect(issues).toEqual([
+      { field: 'spec.nodeSelector["zone"]', message: 'label values are strings, got {"a":1}' },
+    ]);
+  });
+
+  it('rejects an image longer than any reference before anything else sees it, quoting 80 characters', () => {
+    const long = `r:5000/${'a'.repeat(5_000_000)}:1`;
+    const { prePull, issues } = validatePrePull(base({ images: [{ image: long }] }));
+    expect(prePull).toBeUndefined();
+    expect(issues).toHaveLength(1);
+    expect(issues[0]?.field).toBe('spec.images[0].image');
+    expect(issues[0]?.message).toMatch(
+      /^"r:5000\/a+\.\.\. is 5000009 characters long; an image reference has at most 2048$/,
+    );
+    expect(issues[0]?.message.length).toBeLessThan(200);
+  });
+
   it('leaves reference grammar to the engine: a bad reference fails only its image', () => {
     expect(
       validatePrePull(base({ images: [{ image: 'UPPER/case:x' }, { image: 'ok:1' }] })).issues,

@@ -3,6 +3,7 @@
 // file and document, or the API). An image reference that does not parse is not an object
 // error: it fails only that image, in the engine, so the object's other images still apply.
 import { validateDetailed } from 'node-cron';
+import { MAX_REFERENCE_LENGTH } from '../image/reference.ts';
 
 export const GROUP = 'prepull.dev';
 export const VERSION = 'v1alpha1';
@@ -81,6 +82,9 @@ export interface FieldIssue {
   field: string;
   message: string;
 }
+
+/** An object's top level: `status` is the controller's, read from the API and ignored here. */
+const TOP_FIELDS = new Set(['apiVersion', 'kind', 'metadata', 'spec', 'status']);
 
 const SPEC_FIELDS = new Set([
   'images',
@@ -180,6 +184,14 @@ function checkImages(value: unknown, issues: FieldIssue[]): { image: string }[] 
       });
       return;
     }
+    // Checked here, before anything logs, parses or sends it: no reference is this long.
+    if (image.length > MAX_REFERENCE_LENGTH) {
+      issues.push({
+        field: `${field}.image`,
+        message: `${show(image)} is ${image.length} characters long; an image reference has at most ${MAX_REFERENCE_LENGTH}`,
+      });
+      return;
+    }
     images.push({ image: image.trim() });
   });
   return images;
@@ -201,7 +213,8 @@ function checkNodeSelector(value: unknown, issues: FieldIssue[]): Record<string,
     if (keyProblem !== undefined)
       issues.push({ field, message: `invalid label key: ${keyProblem}` });
     if (typeof raw !== 'string') {
-      issues.push({ field, message: `label values are strings; quote it: ${show(String(raw))}` });
+      const quote = typeof raw === 'number' || typeof raw === 'boolean' ? ' (quote it)' : '';
+      issues.push({ field, message: `label values are strings${quote}, got ${show(raw)}` });
       continue;
     }
     if (raw.length > 63 || !LABEL_VALUE.test(raw)) {
@@ -519,6 +532,14 @@ export function validatePrePull(
   }
   if (value.kind !== KIND)
     issues.push({ field: 'kind', message: `must be ${KIND}, got ${show(value.kind)}` });
+  for (const key of Object.keys(value)) {
+    if (!TOP_FIELDS.has(key)) {
+      issues.push({
+        field: key.length > 80 ? `${key.slice(0, 77)}...` : key,
+        message: `unknown field; known fields are ${[...TOP_FIELDS].join(', ')}`,
+      });
+    }
+  }
   const metadata = checkMetadata(value.metadata, defaultNamespace, issues);
   if (!isRecord(value.spec)) {
     issues.push({ field: 'spec', message: 'required: {images: [{image: ...}], ...}' });

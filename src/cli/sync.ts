@@ -144,6 +144,7 @@ function loadFiles(
 ): { prePulls: PrePull[]; errors: PrepullError[] } {
   const loaded = loadPrePullFiles(config.files);
   for (const error of loaded.errors) log.error({ code: error.code }, error.message);
+  for (const warning of loaded.warnings) log.warn(warning);
   if (loaded.skipped.length > 0)
     log.debug({ skipped: loaded.skipped }, 'skipped documents of other kinds');
   log.info(

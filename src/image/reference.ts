@@ -34,7 +34,7 @@ const OFFICIAL_PREFIX = 'library/';
 
 // Upstream has no overall limit, but its domain pattern backtracks on long inputs; no valid
 // reference comes near this (host ≤ 253 + path 255 + tag 128 + sha512 digest 135).
-const MAX_INPUT_LENGTH = 2048;
+export const MAX_REFERENCE_LENGTH = 2048;
 
 // Patterns from distribution/reference regexp.go, anchored. JavaScript's \w is ASCII-only,
 // like RE2's.
@@ -125,10 +125,10 @@ function checkWhole(input: string): void {
         '"registry.example.com/team/app@sha256:<64 hex digits>"',
     );
   }
-  if (input.length > MAX_INPUT_LENGTH) {
+  if (input.length > MAX_REFERENCE_LENGTH) {
     throw invalid(
       `image reference ${quote(input)} is ${input.length} characters long; ` +
-        `references are at most ${MAX_INPUT_LENGTH}`,
+        `references are at most ${MAX_REFERENCE_LENGTH}`,
     );
   }
   if (IDENTIFIER.test(input)) {

@@ -5,6 +5,19 @@ import { PrepullError } from '../errors.ts';
 import { classifyRuntimeText, isErrorLike, messageOf, pullFailure } from './error-text.ts';
 
 const CASES: [string, string | undefined][] = [
+  // A registry that drops the connection mid-pull: Go's fetchers say EOF (issue 21).
+  [
+    'failed to pull and unpack image "127.0.0.1:40001/big/a:v1": failed to copy: httpReadSeeker: failed open: failed to do request: Get "http://127.0.0.1:40001/v2/big/a/blobs/sha256:0e41": EOF',
+    'ERR_REGISTRY_UNREACHABLE',
+  ],
+  [
+    'failed to pull and unpack image "127.0.0.1:40001/big/a:v1": failed to copy: unexpected EOF',
+    'ERR_REGISTRY_UNREACHABLE',
+  ],
+  ['failed to register layer: unexpected EOF', 'ERR_REGISTRY_UNREACHABLE'],
+  ['write tcp 127.0.0.1:5->127.0.0.1:6: write: broken pipe', 'ERR_REGISTRY_UNREACHABLE'],
+  // runc's EOF is the node's, not the registry's.
+  ["can't get final child's PID from pipe: EOF", undefined],
   // containerd (CRI PullImage details)
   [
     // Right after an aborted pull of the same image (seen in CI): not a missing image.

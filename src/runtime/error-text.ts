@@ -51,8 +51,10 @@ const RULES: readonly Rule[] = [
   {
     code: 'ERR_REGISTRY_UNREACHABLE',
     pattern:
-      /connection refused|dial tcp|no such host|i\/o timeout|connection reset|network is unreachable|no route to host|TLS handshake timeout|server misbehaving/i,
-    meaning: 'the runtime could not reach the registry',
+      /connection refused|dial tcp|no such host|i\/o timeout|connection reset|network is unreachable|no route to host|TLS handshake timeout|server misbehaving|unexpected EOF|broken pipe|server sent GOAWAY|(?:failed to copy|httpReadSeeker|failed to do request|Get "[^"]*")(?::[^:]*)*: EOF\b/i,
+    // A connection the registry dropped mid-pull reads as Go's EOF ("unexpected EOF", or
+    // `Get "https://…": EOF` from containerd's fetcher): the registry's, not the node's, fault.
+    meaning: 'the runtime could not reach the registry, or lost the connection to it',
   },
   {
     // Unpacking on the node failed (containerd ends these with "not found" too): a local snapshot

@@ -38,13 +38,45 @@ export const REDACT_PATHS = SECRET_FIELDS.flatMap((field) => {
   return [key.startsWith('[') ? key.slice(2, -2) : key, join('*'), join('*.*'), join('*.*.*')];
 });
 
+/** The longest string a line carries in its message or a top-level field; the rest is cut. */
+export const MAX_LOG_STRING = 4096;
+
+function truncated(text: string): string {
+  return `${text.slice(0, MAX_LOG_STRING)}… (${text.length - MAX_LOG_STRING} more characters)`;
+}
+
+/**
+ * The fields of one line with long strings cut: input a person wrote (an image name, a file's
+ * excerpt) must not make a line megabytes long. A shallow pass, so the JSON path stays cheap;
+ * nested values are prepull's own and bounded where they are made.
+ */
+function boundFields(object: Record<string, unknown>): Record<string, unknown> {
+  let copy: Record<string, unknown> | undefined;
+  for (const key in object) {
+    const value = object[key];
+    if (typeof value === 'string' && value.length > MAX_LOG_STRING) {
+      copy ??= { ...object };
+      copy[key] = truncated(value);
+    }
+  }
+  return copy ?? object;
+}
+
 function rootOptions(level: LogLevel): LoggerOptions<never, false> {
   return {
     level,
     base: { name: 'prepull' },
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
     timestamp: pino.stdTimeFunctions.isoTime,
-    formatters: { level: (label: string) => ({ level: label }) },
+    formatters: { level: (label: string) => ({ level: label }), log: boundFields },
+    hooks: {
+      logMethod(args, method) {
+        const bounded = args.map((arg) =>
+          typeof arg === 'string' && arg.length > MAX_LOG_STRING ? truncated(arg) : arg,
+        ) as Parameters<typeof method>;
+        method.apply(this, bounded);
+      },
+    },
   };
 }
 
