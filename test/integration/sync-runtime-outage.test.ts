@@ -1,16 +1,17 @@
-// A runtime outage mid-run (issue 21 item 2), on the harness containerd: a watching `prepull
-// sync` (the built CLI, no schedule, backoffLimit 1) is pulling an image slowly through the
-// throttle proxy when containerd stops; it stays stopped far longer than two attempts with their
-// backoff would take. No attempt is counted: the image never fails, the command says it waits
-// (not ready, prepull_runtime_up 0), and once containerd is back every image is Present within
-// 30 s, the image the node held is still there, and deletions are seen again.
+// A runtime outage mid-run (issue 21 item 2), on the harness containerd and Docker Engine: a
+// watching `prepull sync` (the built CLI, no schedule, backoffLimit 1) is pulling an image slowly
+// through the throttle proxy when the runtime stops; it stays stopped far longer than two
+// attempts with their backoff would take. No attempt is counted: the image never fails, the
+// command says it waits (not ready, prepull_runtime_up 0), and once the runtime is back every
+// image is Present within 30 s, the image the node held is still there, and deletions are seen
+// again.
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { clearLayerCache, fillerLayer, runnableImage } from '../harness/images.ts';
 import { type Harness, pushImage, startHarness, uniqueName } from '../harness/index.ts';
 import { describeIntegration } from '../harness/jest.ts';
-import { runtimeProbe } from '../harness/runtime-probe.ts';
+import { type RuntimeKind, runtimeProbe } from '../harness/runtime-probe.ts';
 import { type LogLine, SyncProcess, assertBuildFresh, writePrePull } from '../harness/sync-cli.ts';
 import { ThrottleProxy } from '../harness/throttle-proxy.ts';
 
@@ -30,6 +31,8 @@ const OUTAGE_MS = 40_000;
 /** The acceptance: every image Present within 30 s of the runtime's return. */
 const RETURN_BOUND_MS = 30_000;
 
+const RUNTIMES: RuntimeKind[] = ['containerd', 'docker'];
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function get(address: string, path: string): Promise<{ status: number; body: string }> {
@@ -43,7 +46,7 @@ const present =
     l.msg === 'image state' && l.image === ref && l.state === 'Present' && l.reason === 'Verified';
 
 describeIntegration(
-  'prepull sync through a containerd outage (real CLI, private containerd)',
+  'prepull sync through a runtime outage (real CLI, private containerd and Docker Engine)',
   () => {
     let harness: Harness;
     let proxy: ThrottleProxy | undefined;
@@ -51,7 +54,7 @@ describeIntegration(
 
     beforeAll(async () => {
       assertBuildFresh();
-      harness = await startHarness({ registries: ['plain'], docker: false });
+      harness = await startHarness({ registries: ['plain'] });
     });
 
     afterAll(async () => {
@@ -62,121 +65,126 @@ describeIntegration(
       await harness.stop();
     });
 
-    it('counts no attempt while containerd is down, and has every image Present within 30 s of its return', async () => {
-      const info = harness.info;
-      const plain = info.registries.plain!;
-      const containerd = harness.containerd!;
-      const dir = mkdtempSync(join(info.workDir, 'runtime-outage-'));
-      const name = uniqueName('runtime-outage');
-      const held = runnableImage({ marker: `${name}-held` });
-      const slow = runnableImage({
-        marker: `${name}-slow`,
-        extraLayers: [fillerLayer({ bytes: SLOW_LAYER_BYTES, seed: `${name}-slow` })],
-      });
-      await pushImage(plain, `${name}-held`, 'v1', held);
-      await pushImage(plain, `${name}-slow`, 'v1', slow);
-      proxy = await ThrottleProxy.start({ target: plain.host, bytesPerSecond: SLOW_RATE });
-      const heldRef = `${plain.host}/${name}-held:v1`;
-      const slowRef = `${proxy.host}/${name}-slow:v1`;
-      // The node holds one image (and the sandbox image) before prepull starts.
-      let probe = runtimeProbe('containerd', info);
-      if (probe.sandboxImage !== undefined) await probe.pull(probe.sandboxImage);
-      await probe.pull(heldRef);
-      const heldId = (await probe.status(heldRef))?.id;
-      expect(heldId).toBeDefined();
-      probe.close();
-      const file = writePrePull(dir, name, [heldRef, slowRef], { backoffLimit: 1 });
-
-      sync = new SyncProcess([
-        '-f',
-        file,
-        '--runtime-endpoint',
-        probe.endpoint,
-        '--insecure-registry',
-        plain.host,
-        '--insecure-registry',
-        proxy.host,
-        '--metrics-address',
-        '127.0.0.1:0',
-      ]);
-      const address = String(
-        (
-          await sync.waitForLog(
-            (l) => l.msg === 'serving /metrics, /healthz, /readyz',
-            'the telemetry address',
-          )
-        ).address,
-      );
-      await sync.waitForLog(present(heldRef), `${heldRef} Present`);
-      await sync.waitForLog(
-        (l) => l.msg === 'image state' && l.image === slowRef && l.state === 'Pulling',
-        `${slowRef} Pulling`,
-      );
-
-      // containerd stops mid-pull, as a restart by systemd would (SIGTERM), and stays down.
-      await containerd.stop();
-      const down = await sync.waitForLog(
-        (l) =>
-          l.msg ===
-          'the container runtime does not answer; pulls wait for it (no attempt is counted)',
-        'the outage noticed',
-      );
-      expect(down).toMatchObject({ level: 'warn' });
-      await sleep(OUTAGE_MS);
-      const during = sync.logs.slice();
-      expect(during.filter((l) => l.image === slowRef && l.state === 'Failed')).toEqual([]);
-      expect(during.filter((l) => l.msg === 'pull failed')).toEqual([]);
-      expect(
-        during.filter((l) => l.image === slowRef && l.state === 'Missing').at(-1),
-      ).toMatchObject({
-        reason: 'RuntimeUnavailable',
-        code: 'ERR_RUNTIME_UNAVAILABLE',
-      });
-      expect((await get(address, '/readyz')).status).toBe(503);
-      expect((await get(address, '/metrics')).body).toMatch(/^prepull_runtime_up 0$/m);
-
-      await containerd.start();
-      const returned = Date.now();
-      await sync.waitForLog(
-        present(slowRef),
-        `${slowRef} Present after the return`,
-        RETURN_BOUND_MS,
-      );
-      const tookMs = Date.now() - returned;
-      expect(tookMs).toBeLessThanOrEqual(RETURN_BOUND_MS);
-      expect(
-        sync.logs.some(
-          (l) => l.msg === 'the container runtime answers again; re-listing and resuming',
-        ),
-      ).toBe(true);
-      expect((await get(address, '/metrics')).body).toMatch(/^prepull_runtime_up 1$/m);
-      expect((await get(address, '/readyz')).status).toBe(200);
-
-      // Nothing the node held was lost: the held image is the same image, still Present.
-      probe = runtimeProbe('containerd', info);
-      try {
-        expect((await probe.status(heldRef))?.id).toBe(heldId);
-        expect((await probe.status(slowRef))?.repoDigests).toContain(
-          `${proxy.host}/${name}-slow@${slow.digest}`,
-        );
-        // The deletion watch was re-established: a removal now is seen and repaired.
-        const before = sync.logs.length;
-        await probe.remove(heldRef);
-        await sync.waitForLog(
-          (l) => sync!.logs.indexOf(l) >= before && present(heldRef)(l),
-          `${heldRef} pulled back after a removal`,
-        );
-        expect(
-          sync.logs
-            .slice(before)
-            .some((l) => l.msg === 'image removed from the node; pulling it back'),
-        ).toBe(true);
-      } finally {
+    it.each(RUNTIMES)(
+      'on %s: counts no attempt while the runtime is down, and has every image Present within 30 s of its return',
+      async (kind) => {
+        const info = harness.info;
+        const plain = info.registries.plain!;
+        const daemon = kind === 'containerd' ? harness.containerd! : harness.docker!;
+        const dir = mkdtempSync(join(info.workDir, `runtime-outage-${kind}-`));
+        const name = uniqueName(`runtime-outage-${kind}`);
+        const held = runnableImage({ marker: `${name}-held` });
+        const slow = runnableImage({
+          marker: `${name}-slow`,
+          extraLayers: [fillerLayer({ bytes: SLOW_LAYER_BYTES, seed: `${name}-slow` })],
+        });
+        await pushImage(plain, `${name}-held`, 'v1', held);
+        await pushImage(plain, `${name}-slow`, 'v1', slow);
+        await proxy?.stop(); // the previous case's
+        proxy = await ThrottleProxy.start({ target: plain.host, bytesPerSecond: SLOW_RATE });
+        const heldRef = `${plain.host}/${name}-held:v1`;
+        const slowRef = `${proxy.host}/${name}-slow:v1`;
+        // The node holds one image (and the sandbox image) before prepull starts.
+        let probe = runtimeProbe(kind, info);
+        if (probe.sandboxImage !== undefined) await probe.pull(probe.sandboxImage);
+        await probe.pull(heldRef);
+        const heldId = (await probe.status(heldRef))?.id;
+        expect(heldId).toBeDefined();
         probe.close();
-      }
-      expect(sync.otherStderr).toEqual([]);
-      sync.kill('SIGTERM');
-      expect((await sync.exited(20_000)).code).toBe(0);
-    }, 240_000);
+        const file = writePrePull(dir, name, [heldRef, slowRef], { backoffLimit: 1 });
+
+        sync = new SyncProcess([
+          '-f',
+          file,
+          '--runtime-endpoint',
+          probe.endpoint,
+          '--insecure-registry',
+          plain.host,
+          '--insecure-registry',
+          proxy.host,
+          '--metrics-address',
+          '127.0.0.1:0',
+        ]);
+        const address = String(
+          (
+            await sync.waitForLog(
+              (l) => l.msg === 'serving /metrics, /healthz, /readyz',
+              'the telemetry address',
+            )
+          ).address,
+        );
+        await sync.waitForLog(present(heldRef), `${heldRef} Present`);
+        await sync.waitForLog(
+          (l) => l.msg === 'image state' && l.image === slowRef && l.state === 'Pulling',
+          `${slowRef} Pulling`,
+        );
+
+        // The runtime stops mid-pull, as a restart by systemd would (SIGTERM), and stays down.
+        await daemon.stop();
+        const down = await sync.waitForLog(
+          (l) =>
+            l.msg ===
+            'the container runtime does not answer; pulls wait for it (no attempt is counted)',
+          'the outage noticed',
+        );
+        expect(down).toMatchObject({ level: 'warn' });
+        await sleep(OUTAGE_MS);
+        const during = sync.logs.slice();
+        expect(during.filter((l) => l.image === slowRef && l.state === 'Failed')).toEqual([]);
+        expect(during.filter((l) => l.msg === 'pull failed')).toEqual([]);
+        expect(
+          during.filter((l) => l.image === slowRef && l.state === 'Missing').at(-1),
+        ).toMatchObject({
+          reason: 'RuntimeUnavailable',
+          code: 'ERR_RUNTIME_UNAVAILABLE',
+        });
+        expect((await get(address, '/readyz')).status).toBe(503);
+        expect((await get(address, '/metrics')).body).toMatch(/^prepull_runtime_up 0$/m);
+
+        await daemon.start();
+        const returned = Date.now();
+        await sync.waitForLog(
+          present(slowRef),
+          `${slowRef} Present after the return`,
+          RETURN_BOUND_MS,
+        );
+        const tookMs = Date.now() - returned;
+        expect(tookMs).toBeLessThanOrEqual(RETURN_BOUND_MS);
+        expect(
+          sync.logs.some(
+            (l) => l.msg === 'the container runtime answers again; re-listing and resuming',
+          ),
+        ).toBe(true);
+        expect((await get(address, '/metrics')).body).toMatch(/^prepull_runtime_up 1$/m);
+        expect((await get(address, '/readyz')).status).toBe(200);
+
+        // Nothing the node held was lost: the held image is the same image, still Present.
+        probe = runtimeProbe(kind, info);
+        try {
+          expect((await probe.status(heldRef))?.id).toBe(heldId);
+          expect((await probe.status(slowRef))?.repoDigests).toContain(
+            `${proxy.host}/${name}-slow@${slow.digest}`,
+          );
+          // The deletion watch was re-established: a removal now is seen and repaired.
+          const before = sync.logs.length;
+          await probe.remove(heldRef);
+          await sync.waitForLog(
+            (l) => sync!.logs.indexOf(l) >= before && present(heldRef)(l),
+            `${heldRef} pulled back after a removal`,
+          );
+          expect(
+            sync.logs
+              .slice(before)
+              .some((l) => l.msg === 'image removed from the node; pulling it back'),
+          ).toBe(true);
+        } finally {
+          probe.close();
+        }
+        expect(sync.otherStderr).toEqual([]);
+        sync.kill('SIGTERM');
+        expect((await sync.exited(20_000)).code).toBe(0);
+      },
+      240_000,
+    );
   },
 );
