@@ -390,6 +390,8 @@ export async function runSync(
       labels: config.nodeLabels,
       pullConcurrency: config.pullConcurrency,
       cleanup: config.cleanup,
+      // --once fails fast: a runtime that stops answering fails the attempts and the run.
+      waitForRuntime: !config.once,
     },
   );
   running.connected = { engine, runtime: detected.runtime, registry };

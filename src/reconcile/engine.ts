@@ -10,17 +10,18 @@
 import type { PrePull } from '../api/prepull.ts';
 import { findImage } from '../image/names.ts';
 import type { ImageReport } from '../image/report.ts';
-import type { ReleasedImage } from '../image/report.ts';
+import type { ErrorInfo, ReleasedImage } from '../image/report.ts';
 import type { RuntimeImage } from '../runtime/types.ts';
 import { PULL_BACKOFF } from './backoff.ts';
 import { type DesiredImage, desiredImages } from './desired.ts';
-import { Observer, observe, runtimeCall } from './observe.ts';
+import { Observer, type RuntimeFailed, observe, runtimeCall } from './observe.ts';
+import { RuntimeOutage } from './outage.ts';
 import { Puller } from './pull.ts';
 import { WorkQueue } from './queue.ts';
 import { type PreviousStatus, Releaser } from './release.ts';
 import { ImageFsSampler, Reporter } from './report.ts';
 import { Schedules, schedulesOf } from './schedules.ts';
-import { NEW_HISTORY, afterReset, decide } from './state.ts';
+import { type Decision, NEW_HISTORY, afterReset, decide } from './state.ts';
 import { type EngineDeps, type EngineOptions, type Entry, errorInfo } from './types.ts';
 import { digestMatch, verify } from './verify.ts';
 
@@ -35,6 +36,7 @@ export class Engine {
   readonly #puller: Puller;
   readonly #releaser: Releaser;
   readonly #schedules: Schedules;
+  readonly #outage: RuntimeOutage;
   readonly #stops: (() => void)[] = [];
   /** Set by stop(): a watch that only becomes live afterwards is ended at once. */
   #stopRequested = false;
@@ -53,6 +55,7 @@ export class Engine {
       resyncIntervalMs: 30_000,
       backoff: PULL_BACKOFF,
       cleanup: 'Unpin',
+      waitForRuntime: true,
       ...options,
     };
     this.#queue = new WorkQueue<string>({
@@ -64,10 +67,20 @@ export class Engine {
         this.#queue.addAfter(ref, 5000);
       },
     });
-    this.#observer = new Observer(deps, this.#options, this.#entries, this.#queue);
+    this.#outage = new RuntimeOutage(deps, {
+      relist: () => this.#observer.resync(),
+      resume: () => {
+        for (const ref of this.#entries.keys()) this.#queue.add(ref);
+      },
+    });
+    // Without waiting (sync --once), an unanswered call is the attempt's failure, as it was.
+    const runtimeFailed: RuntimeFailed = this.#options.waitForRuntime
+      ? (error, probe) => this.#outage.failed(error, probe)
+      : () => Promise.resolve(false);
+    this.#observer = new Observer(deps, this.#options, this.#entries, this.#queue, runtimeFailed);
     this.#reporter = new Reporter(deps, this.#entries);
     this.#imageFs = new ImageFsSampler(deps);
-    this.#puller = new Puller(deps, this.#options, this.#reporter, this.#imageFs);
+    this.#puller = new Puller(deps, this.#options, this.#reporter, this.#imageFs, runtimeFailed);
     this.#schedules = new Schedules(deps, options.nodeName, (owner) => {
       this.#fire(owner);
     });
@@ -128,6 +141,8 @@ export class Engine {
     if (runtime.capabilities.deletionEvents) {
       const stop = await runtimeCall(metrics, 'watch', () =>
         runtime.watchDeletions((event) => {
+          // The stream re-established: the runtime may be back; do not wait for the next probe.
+          if (event.kind === 'gap') this.#outage.wake();
           this.#observer.onDeletion(event);
         }),
       );
@@ -179,6 +194,14 @@ export class Engine {
   }
 
   /**
+   * The runtime stopped answering mid-run and the engine waits for it (no pull starts); false
+   * again once it answered, the node was re-listed and every image resumed.
+   */
+  get waitingForRuntime(): boolean {
+    return this.#outage.down;
+  }
+
+  /**
    * Resolves once every image has reached a resting state: Present (verified and pinned where
    * asked), Failed, or Stale that will not be re-pulled. For `sync --once`.
    */
@@ -209,6 +232,7 @@ export class Engine {
   /** Stops watching and scheduling; aborts pulls in flight (and those waiting for a slot). */
   async stop(): Promise<void> {
     this.#stopRequested = true;
+    this.#outage.stop();
     this.#releaser.stop();
     this.#schedules.stop();
     for (const stop of this.#stops.splice(0)) stop();
@@ -276,25 +300,11 @@ export class Engine {
     for (let step = 0; step < 4 && !signal.aborted; step++) {
       const entry = this.#entries.get(ref);
       if (entry === undefined) return;
-      if (!(await this.#observer.hasReading(entry, signal))) return;
+      // While the runtime is down nothing is asked of it; its return queues every image again.
+      const down = this.#outage.down ? this.#outage.lastError : undefined;
+      if (down === undefined && !(await this.#observer.hasReading(entry, signal))) return;
       const now = this.#deps.clock.now();
-      const decision = decide(
-        entry.desired,
-        {
-          present: entry.image !== undefined,
-          ...(entry.image
-            ? { id: entry.image.id, size: entry.image.size, pinned: entry.image.pinned }
-            : {}),
-          ...digestMatch(entry, this.#deps.matchesDigest),
-        },
-        entry.history,
-        {
-          now,
-          verifyDue: entry.verifyRequested,
-          canPin: this.#deps.runtime.capabilities.pin && entry.pinError === undefined,
-          admitted: entry.desired.admitted || entry.wasPresent === true,
-        },
-      );
+      const decision = this.#decide(entry, now, down);
       this.#reporter.record(entry, decision);
       const action = decision.action;
       if (action.kind === 'none') return;
@@ -314,6 +324,28 @@ export class Engine {
     if (!signal.aborted) this.#queue.add(ref);
   }
 
+  /** The state machine's verdict on `entry` now (state.ts), the runtime down or not. */
+  #decide(entry: Entry, now: number, runtimeDown: ErrorInfo | undefined): Decision {
+    return decide(
+      entry.desired,
+      {
+        present: entry.image !== undefined,
+        ...(entry.image
+          ? { id: entry.image.id, size: entry.image.size, pinned: entry.image.pinned }
+          : {}),
+        ...digestMatch(entry, this.#deps.matchesDigest),
+      },
+      entry.history,
+      {
+        now,
+        verifyDue: entry.verifyRequested,
+        canPin: this.#deps.runtime.capabilities.pin && entry.pinError === undefined,
+        admitted: entry.desired.admitted || entry.wasPresent === true,
+        ...(runtimeDown !== undefined ? { runtimeDown } : {}),
+      },
+    );
+  }
+
   /**
    * Pulls, unless a fresh look finds the image: a retry comes a while after the last reading,
    * and the image may have arrived meanwhile (kubelet, an operator, a disk) or changed. Then the
@@ -321,6 +353,8 @@ export class Engine {
    */
   async #pullUnlessThere(entry: Entry, signal: AbortSignal): Promise<void> {
     if ((await this.#observer.reobserve(entry, signal)) && entry.image !== undefined) return;
+    // The look found the runtime down: the next step reports the wait; no pull is tried.
+    if (this.#outage.down) return;
     await this.#puller.pull(entry, signal);
   }
 }

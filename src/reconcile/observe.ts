@@ -48,12 +48,21 @@ export function observe(entry: Entry, image: RuntimeImage | undefined, now: numb
   entry.observedAt = now;
 }
 
+/**
+ * Told of a failed runtime call; true when the runtime itself is down (outage.ts), so the caller
+ * neither counts nor logs it as the image's failure.
+ */
+export type RuntimeFailed = (error: unknown, probe?: boolean) => Promise<boolean>;
+
+const NOT_DOWN: RuntimeFailed = () => Promise.resolve(false);
+
 /** Keeps the entries' readings of the node current, and queues an entry whose image changed. */
 export class Observer {
   readonly #deps: EngineDeps;
   readonly #options: Required<EngineOptions>;
   readonly #entries: ReadonlyMap<string, Entry>;
   readonly #queue: Pick<WorkQueue<string>, 'add' | 'addAfter'>;
+  readonly #runtimeFailed: RuntimeFailed;
   #resyncing = false;
 
   constructor(
@@ -61,11 +70,13 @@ export class Observer {
     options: Required<EngineOptions>,
     entries: ReadonlyMap<string, Entry>,
     queue: Pick<WorkQueue<string>, 'add' | 'addAfter'>,
+    runtimeFailed: RuntimeFailed = NOT_DOWN,
   ) {
     this.#deps = deps;
     this.#options = options;
     this.#entries = entries;
     this.#queue = queue;
+    this.#runtimeFailed = runtimeFailed;
   }
 
   /**
@@ -96,6 +107,7 @@ export class Observer {
       observe(entry, image, clock.now());
       return true;
     } catch (error) {
+      if (await this.#runtimeFailed(error)) return false;
       log.warn({ image: ref, err: errorInfo(error) }, 'could not read the image status');
       return false;
     }
@@ -141,7 +153,9 @@ export class Observer {
         this.#queue.add(entry.desired.ref);
       }
     } catch (error) {
-      log.warn({ err: errorInfo(error) }, 'could not list images');
+      if (!(await this.#runtimeFailed(error))) {
+        log.warn({ err: errorInfo(error) }, 'could not list images');
+      }
     } finally {
       this.#resyncing = false;
     }

@@ -4,7 +4,7 @@ import type { RegistryCredential } from '../image/credential.ts';
 import type { PullProgress, RuntimeImage } from '../runtime/types.ts';
 import { Semaphore } from '../semaphore.ts';
 import { backoffDelay } from './backoff.ts';
-import { observe, runtimeCall } from './observe.ts';
+import { type RuntimeFailed, observe, runtimeCall } from './observe.ts';
 import type { ImageFsSampler, Reporter } from './report.ts';
 import { afterPullFailed, afterPullStarted, afterPullSucceeded } from './state.ts';
 import {
@@ -23,6 +23,7 @@ export class Puller {
   readonly #reporter: Reporter;
   readonly #imageFs: ImageFsSampler;
   readonly #slots: Semaphore;
+  readonly #runtimeFailed: RuntimeFailed;
   #draining = false;
 
   constructor(
@@ -30,12 +31,14 @@ export class Puller {
     options: Required<EngineOptions>,
     reporter: Reporter,
     imageFs: ImageFsSampler,
+    runtimeFailed: RuntimeFailed = () => Promise.resolve(false),
   ) {
     this.#deps = deps;
     this.#options = options;
     this.#reporter = reporter;
     this.#imageFs = imageFs;
     this.#slots = new Semaphore(options.pullConcurrency);
+    this.#runtimeFailed = runtimeFailed;
   }
 
   /** Set by drain(): no pull starts any more. */
@@ -120,7 +123,12 @@ export class Puller {
       const info = errorInfo(error);
       metrics.pulls.inc({ result: 'failure', code: info.code });
       metrics.pullDuration.observe({ result: 'failure' }, (clock.now() - started) / 1000);
-      if (signal.aborted) {
+      // Aborted by prepull, or the node's runtime went away (a pull it dropped as it stopped is
+      // checked with one info call): no attempt is counted against the image.
+      if (
+        signal.aborted ||
+        (await this.#runtimeFailed(error, info.code === 'ERR_RUNTIME_FAILED'))
+      ) {
         entry.history = { ...entry.history, pulling: false };
         return;
       }
@@ -187,6 +195,8 @@ export class Puller {
       // It was unpinned when the engine decided to pin: this pin is prepull's to take off.
       if (image !== undefined) entry.pinnedId = image.id;
     } catch (error) {
+      // The runtime being away is no refusal: pin again once it answers.
+      if (await this.#runtimeFailed(error)) return;
       // Report the image as the runtime sees it, and stop asking until the image changes.
       entry.pinError = errorInfo(error);
       log.warn({ image: ref, err: entry.pinError }, 'could not pin');

@@ -332,3 +332,39 @@ describe('backoffDelay', () => {
     expect(backoffDelay(PULL_BACKOFF, 30, () => 0.999999)).toBe(300_000);
   });
 });
+
+describe('decide, while the node runtime does not answer', () => {
+  const socketGone: ErrorInfo = {
+    code: 'ERR_RUNTIME_UNAVAILABLE',
+    message: 'the runtime does not answer on its socket',
+    retryable: true,
+  };
+  const down: DecideContext = { ...ctx, runtimeDown: socketGone };
+
+  it('has an absent image wait for the runtime, doing nothing and counting nothing', () => {
+    expect(decide(tag, absentImage, NEW_HISTORY, down)).toEqual({
+      state: 'Missing',
+      reason: 'RuntimeUnavailable',
+      message: `waiting for the node's container runtime: ${socketGone.message}`,
+      code: 'ERR_RUNTIME_UNAVAILABLE',
+      action: { kind: 'none' },
+    });
+  });
+
+  it('leaves a present image as it is, without its pending check or pin', () => {
+    const unpinned: Observed = { ...here, pinned: false };
+    expect(decide(tag, unpinned, NEW_HISTORY, down)).toMatchObject({
+      state: 'Present',
+      reason: 'Pinning',
+      action: { kind: 'none' },
+    });
+  });
+
+  it('leaves an image that failed for its own reason Failed', () => {
+    const gaveUp = afterPullFailed(NEW_HISTORY, tag, notFound, 1000, 0);
+    expect(decide(tag, absentImage, gaveUp, down)).toMatchObject({
+      state: 'Failed',
+      code: 'ERR_IMAGE_NOT_FOUND',
+    });
+  });
+});

@@ -79,6 +79,11 @@ export interface DecideContext {
    * and the node never held the image (ADR 0014); undefined: yes.
    */
   admitted?: boolean;
+  /**
+   * The node's runtime does not answer (outage.ts): nothing is done and no attempt counted; an
+   * image waiting for a pull says it waits for the runtime. Undefined: it answers.
+   */
+  runtimeDown?: ErrorInfo;
 }
 
 const NONE: Action = { kind: 'none' };
@@ -201,7 +206,20 @@ export function decide(
     };
   }
   if (history.pulling) return { state: 'Pulling', reason: 'Pulling', action: NONE };
-  return observed.present ? present(wanted, observed, history, ctx) : absent(wanted, history, ctx);
+  const decision = observed.present
+    ? present(wanted, observed, history, ctx)
+    : absent(wanted, history, ctx);
+  const down = ctx.runtimeDown;
+  if (down === undefined || decision.action.kind === 'none') return decision;
+  // Present or Stale stay as they are until the runtime answers; an absent image waits for it.
+  if (observed.present) return { ...decision, action: NONE };
+  return {
+    state: 'Missing',
+    reason: 'RuntimeUnavailable',
+    message: `waiting for the node's container runtime: ${down.message}`,
+    code: down.code,
+    action: NONE,
+  };
 }
 
 export function afterPullStarted(history: History): History {

@@ -89,6 +89,11 @@ export interface EngineOptions {
   backoff?: BackoffPolicy;
   /** Cleanup for every image that leaves the desired set (default Unpin; PrePulls may ask Remove). */
   cleanup?: CleanupPolicy;
+  /**
+   * When the runtime stops answering mid-run, wait for it without counting attempts (default
+   * true; outage.ts). False for `sync --once`, which reports the failure and exits instead.
+   */
+  waitForRuntime?: boolean;
 }
 
 /** A pull in flight: its latest figure, changed in place by each progress callback. */

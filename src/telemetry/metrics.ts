@@ -111,7 +111,7 @@ export class Metrics {
   });
   readonly runtimeUp = new Gauge({
     name: 'prepull_runtime_up',
-    help: '1 when the container runtime answered the last check (at start, and at each /readyz), 0 while it does not.',
+    help: "1 when the container runtime answered the last check (at start, at each /readyz, and the engine's while it waits for the runtime mid-run), 0 while it does not.",
     registers: [this.registry],
   });
   readonly imagesReleased = new Counter({

@@ -54,6 +54,8 @@ export class World {
       cleanup?: CleanupPolicy;
       sandboxImage?: string;
       nodeName?: string;
+      /** Wait for a runtime that stops answering (default true; false as sync --once). */
+      waitForRuntime?: boolean;
     } = {},
   ) {
     this.runtime = new FakeRuntime({
@@ -112,6 +114,7 @@ export class World {
       labels: { role: 'worker' },
       pullConcurrency: options.pullConcurrency ?? 2,
       ...(options.cleanup !== undefined ? { cleanup: options.cleanup } : {}),
+      ...(options.waitForRuntime !== undefined ? { waitForRuntime: options.waitForRuntime } : {}),
     };
     this.engine = new Engine(this.#deps, this.#options);
   }
