@@ -388,6 +388,7 @@ export async function runSync(
       nodeName: config.nodeName,
       labels: config.nodeLabels,
       pullConcurrency: config.pullConcurrency,
+      stallTimeoutMs: config.stallTimeoutMs,
       cleanup: config.cleanup,
     },
   );

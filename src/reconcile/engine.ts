@@ -15,7 +15,7 @@ import type { RuntimeImage } from '../runtime/types.ts';
 import { PULL_BACKOFF } from './backoff.ts';
 import { type DesiredImage, desiredImages } from './desired.ts';
 import { Observer, observe, runtimeCall } from './observe.ts';
-import { Puller } from './pull.ts';
+import { Puller, STALL_TIMEOUT_MS } from './pull.ts';
 import { WorkQueue } from './queue.ts';
 import { type PreviousStatus, Releaser } from './release.ts';
 import { ImageFsSampler, Reporter } from './report.ts';
@@ -52,6 +52,7 @@ export class Engine {
       verifyTtlMs: 60_000,
       resyncIntervalMs: 30_000,
       backoff: PULL_BACKOFF,
+      stallTimeoutMs: STALL_TIMEOUT_MS,
       cleanup: 'Unpin',
       ...options,
     };
@@ -338,6 +339,8 @@ function isResting(entry: Entry): boolean {
   if (decision.reason === 'VerifyFailed' && decision.action.kind === 'wait') return true;
   // Waiting for a paced rollout to admit the node: only the controller can change that.
   if (decision.reason === 'AwaitingAdmission') return true;
+  // Waiting for a pull slot: a pull is coming.
+  if (decision.reason === 'Queued') return false;
   if (decision.action.kind !== 'none') return false;
   return decision.state !== 'Pulling' && decision.state !== 'Missing';
 }

@@ -54,6 +54,8 @@ export class World {
       cleanup?: CleanupPolicy;
       sandboxImage?: string;
       nodeName?: string;
+      /** EngineOptions.stallTimeoutMs (default: the engine's). */
+      stallTimeoutMs?: number;
     } = {},
   ) {
     this.runtime = new FakeRuntime({
@@ -112,6 +114,7 @@ export class World {
       labels: { role: 'worker' },
       pullConcurrency: options.pullConcurrency ?? 2,
       ...(options.cleanup !== undefined ? { cleanup: options.cleanup } : {}),
+      ...(options.stallTimeoutMs !== undefined ? { stallTimeoutMs: options.stallTimeoutMs } : {}),
     };
     this.engine = new Engine(this.#deps, this.#options);
   }
