@@ -71,6 +71,10 @@ export const ERROR_CODES = {
     retryable: true,
     summary: 'An operation did not finish within its deadline.',
   },
+  ERR_PULL_STALLED: {
+    retryable: true,
+    summary: 'A pull made no progress for the stall timeout and was aborted to free its slot.',
+  },
   ERR_ABORTED: {
     retryable: false,
     summary: 'The operation was cancelled by prepull itself.',

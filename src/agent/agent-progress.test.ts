@@ -68,6 +68,7 @@ describe('Agent NodeImageCache progress', () => {
         insecureRegistries: [],
         registryCAs: {},
         pullConcurrency: 2,
+        stallTimeoutMs: 120_000,
         logLevel: 'silent',
         shutdownGraceMs: 0,
         requireAdmission: false,

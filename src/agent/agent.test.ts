@@ -88,6 +88,7 @@ describe('Agent start', () => {
         insecureRegistries: [],
         registryCAs: {},
         pullConcurrency: 2,
+        stallTimeoutMs: 120_000,
         logLevel: 'silent',
         shutdownGraceMs: 0,
         requireAdmission: false,

@@ -101,6 +101,7 @@ export class Agent {
         nodeName: config.nodeName,
         labels: {},
         pullConcurrency: config.pullConcurrency,
+        stallTimeoutMs: config.stallTimeoutMs,
         cleanup: config.cleanup,
       },
     );

@@ -393,3 +393,57 @@ describe('prepull sync: mistakes said before the runtime is touched, in words fo
     expect(code).toBe(1);
   });
 });
+
+describe('prepull sync with every pull slot held', () => {
+  it('reports an image waiting for a slot as Queued, in the log and in the table', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'prepull-sync-test-'));
+    const signals = new EventEmitter();
+    try {
+      const [hungA, hungB, small] = ['r.io/shop/hung-a:1', 'r.io/shop/hung-b:1', 'r.io/shop/s:1'];
+      const runtime = new FakeRuntime();
+      [hungA, hungB, small].forEach((ref, i) => {
+        runtime.publish(ref, {
+          digest: `sha256:${String(i + 1).repeat(64)}`,
+          id: `sha256:${String(i + 4).repeat(64)}`,
+          size: 1000,
+        });
+      });
+      runtime.hang(hungA);
+      runtime.hang(hungB);
+      const file = join(dir, 'shop.yaml');
+      writeFileSync(
+        file,
+        JSON.stringify({
+          apiVersion: 'prepull.dev/v1alpha1',
+          kind: 'PrePull',
+          metadata: { name: 'shop', namespace: 'shop' },
+          spec: { images: [hungA, hungB, small].map((image) => ({ image })), verify: 'None' },
+        }),
+      );
+      const { log, lines } = jsonLogSink();
+      let out = '';
+      const io = { out: (t: string) => (out += t), err: () => undefined };
+      const running = runSync(['-f', file, '--once', '--pull-concurrency', '2'], io, signals, {
+        detect: detectedFake(runtime),
+        log,
+      });
+      const queued = await pollUntil(
+        'the small image Queued',
+        () =>
+          lines.find((l) => l.msg === 'image state' && l.image === small && l.reason === 'Queued'),
+        POLL,
+      );
+      expect(queued).toMatchObject({ state: 'Missing' });
+      signals.emit('SIGTERM');
+      expect(await running).toBe(1);
+      const row = out.split('\n').find((l) => l.startsWith(small));
+      expect(row).toMatch(
+        /\sMissing\s.*\sQueued: waiting for a pull slot: 2 pulls run at once on this node, and all are busy$/,
+      );
+    } finally {
+      // Stops a sync left running by a failed expectation.
+      signals.emit('SIGTERM');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

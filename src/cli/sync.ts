@@ -389,6 +389,7 @@ export async function runSync(
       nodeName: config.nodeName,
       labels: config.nodeLabels,
       pullConcurrency: config.pullConcurrency,
+      stallTimeoutMs: config.stallTimeoutMs,
       cleanup: config.cleanup,
       // --once fails fast: a runtime that stops answering fails the attempts and the run.
       waitForRuntime: !config.once,

@@ -13,6 +13,7 @@ describe('prepull agent flags', () => {
       insecureRegistries: [],
       requireAdmission: false,
       heartbeatMs: 60_000,
+      stallTimeoutMs: 120_000,
     });
     expect(config).not.toHaveProperty('kubeconfig');
   });
@@ -32,6 +33,8 @@ describe('prepull agent flags', () => {
         'reg:5000',
         '--pull-concurrency',
         '4',
+        '--stall-timeout',
+        '0',
         '--metrics-address',
         ':9464',
         '--shutdown-grace',
@@ -56,6 +59,7 @@ describe('prepull agent flags', () => {
       insecureRegistries: ['reg:5000'],
       registryCAs: {},
       pullConcurrency: 4,
+      stallTimeoutMs: 0,
       metricsAddress: { host: '0.0.0.0', port: 9464 },
       logLevel: 'debug',
       logFormat: 'json',

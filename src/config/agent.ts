@@ -12,6 +12,7 @@ import {
   parseLogFormat,
   parseRegistryCAs,
   parseSeconds,
+  parseStallTimeout,
   runtimeFlags,
   withHelpHint,
 } from './sync.ts';
@@ -25,6 +26,8 @@ export interface AgentConfig {
   insecureRegistries: string[];
   registryCAs: Record<string, string>;
   pullConcurrency: number;
+  /** A pull whose bytes have not advanced for this long is aborted and retried (0: never). */
+  stallTimeoutMs: number;
   metricsAddress?: { host: string; port: number };
   logLevel: LogLevel;
   /** Absent: text when stderr is a terminal, JSON otherwise (in a Pod: JSON; src/cli/log.ts). */
@@ -55,6 +58,9 @@ Flags:
                               (repeatable; only for registries on a network you trust)
       --registry-ca H=FILE    trust the CA bundle FILE for registry H (repeatable)
       --pull-concurrency N    pulls at once (default 2)
+      --stall-timeout S       abort and retry a pull whose bytes have not advanced for S
+                              seconds, freeing its slot (default 120; 0: never; only
+                              where the runtime reports progress: containerd, Docker)
       --metrics-address H:P   serve /metrics, /healthz and /readyz (default: off)
       --shutdown-grace S      seconds SIGTERM lets pulls in flight finish (default 20)
       --require-admission     pace every PrePull: pull an image the node never held only
@@ -89,6 +95,7 @@ function parseAgent(
         'insecure-registry': { type: 'string', multiple: true },
         'registry-ca': { type: 'string', multiple: true },
         'pull-concurrency': { type: 'string' },
+        'stall-timeout': { type: 'string' },
         'metrics-address': { type: 'string' },
         'shutdown-grace': { type: 'string' },
         'require-admission': { type: 'boolean' },
@@ -119,6 +126,7 @@ function parseAgent(
     insecureRegistries: v['insecure-registry'] ?? [],
     registryCAs: parseRegistryCAs(v['registry-ca'] ?? []),
     pullConcurrency: parseConcurrency(v['pull-concurrency']),
+    stallTimeoutMs: parseStallTimeout(v['stall-timeout']),
     ...(v['metrics-address'] !== undefined
       ? { metricsAddress: parseAddress(v['metrics-address']) }
       : {}),

@@ -20,6 +20,8 @@ export interface SyncConfig {
   /** Extra CA bundles (file paths) per registry host[:port]. */
   registryCAs: Record<string, string>;
   pullConcurrency: number;
+  /** A pull whose bytes have not advanced for this long is aborted and retried (0: never). */
+  stallTimeoutMs: number;
   metricsAddress?: { host: string; port: number };
   output: 'table' | 'json';
   logLevel: LogLevel;
@@ -53,6 +55,9 @@ Flags:
                               (repeatable; only for registries on a network you trust)
       --registry-ca H=FILE    trust the CA bundle FILE for registry H (repeatable)
       --pull-concurrency N    pulls at once (default 2)
+      --stall-timeout S       abort and retry a pull whose bytes have not advanced for S
+                              seconds, freeing its slot (default 120; 0: never; only
+                              where the runtime reports progress: containerd, Docker)
       --metrics-address H:P   serve /metrics, /healthz and /readyz (default: off)
       --output table|json     result format on stdout (default table); logs go to stderr
       --cleanup Unpin|Remove  images dropped from the files while running: Unpin takes
@@ -168,6 +173,11 @@ export function parseConcurrency(text: string | undefined): number {
   return value;
 }
 
+/** `--stall-timeout S`: whole seconds, 0 (off) to a day; 120 when not given. */
+export function parseStallTimeout(text: string | undefined): number {
+  return parseSeconds('--stall-timeout', text, 120, { min: 0, max: 86_400, whole: true });
+}
+
 export function runtimeFlags(
   endpoint: string | undefined,
   protocol: string | undefined,
@@ -204,6 +214,7 @@ function parseSync(argv: readonly string[]): SyncConfig | 'help' {
         'insecure-registry': { type: 'string', multiple: true },
         'registry-ca': { type: 'string', multiple: true },
         'pull-concurrency': { type: 'string' },
+        'stall-timeout': { type: 'string' },
         'metrics-address': { type: 'string' },
         output: { type: 'string', short: 'o' },
         'log-level': { type: 'string' },
@@ -235,6 +246,7 @@ function parseSync(argv: readonly string[]): SyncConfig | 'help' {
     insecureRegistries: v['insecure-registry'] ?? [],
     registryCAs: parseRegistryCAs(v['registry-ca'] ?? []),
     pullConcurrency: parseConcurrency(v['pull-concurrency']),
+    stallTimeoutMs: parseStallTimeout(v['stall-timeout']),
     ...(v['metrics-address'] !== undefined
       ? { metricsAddress: parseAddress(v['metrics-address']) }
       : {}),

@@ -310,7 +310,8 @@ describe('Engine', () => {
       /connection refused\) \(gave up after 3 attempts\)$/,
     );
     // Backoff 2 s then 4 s (jitter 0.5 → exactly the base), then no more.
-    expect(w.clock.sleeps.filter((ms) => ms >= 1000)).toEqual([2000, 4000]);
+    // (The 120 s sleeps are each pull's stall watch, not a backoff.)
+    expect(w.clock.sleeps.filter((ms) => ms >= 1000 && ms !== 120_000)).toEqual([2000, 4000]);
     w.runtime.setRegistryReachable('r.io', true);
     w.tick('0 * * * *');
     reports = await w.settle();

@@ -16,7 +16,7 @@ import { PULL_BACKOFF } from './backoff.ts';
 import { type DesiredImage, desiredImages } from './desired.ts';
 import { Observer, type RuntimeFailed, observe, runtimeCall } from './observe.ts';
 import { RuntimeOutage } from './outage.ts';
-import { Puller } from './pull.ts';
+import { Puller, STALL_TIMEOUT_MS } from './pull.ts';
 import { WorkQueue } from './queue.ts';
 import { type PreviousStatus, Releaser } from './release.ts';
 import { ImageFsSampler, Reporter } from './report.ts';
@@ -54,6 +54,7 @@ export class Engine {
       verifyTtlMs: 60_000,
       resyncIntervalMs: 30_000,
       backoff: PULL_BACKOFF,
+      stallTimeoutMs: STALL_TIMEOUT_MS,
       cleanup: 'Unpin',
       waitForRuntime: true,
       ...options,
@@ -372,6 +373,8 @@ function isResting(entry: Entry): boolean {
   if (decision.reason === 'VerifyFailed' && decision.action.kind === 'wait') return true;
   // Waiting for a paced rollout to admit the node: only the controller can change that.
   if (decision.reason === 'AwaitingAdmission') return true;
+  // Waiting for a pull slot: a pull is coming.
+  if (decision.reason === 'Queued') return false;
   if (decision.action.kind !== 'none') return false;
   return decision.state !== 'Pulling' && decision.state !== 'Missing';
 }

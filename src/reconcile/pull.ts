@@ -1,12 +1,16 @@
-// Putting images on the node and keeping them there: pulls limited to pullConcurrency at once,
-// each credential tried in turn, the outcome (metrics, backoff, events) recorded; then the pin.
+// Putting images on the node and keeping them there: pulls limited to pullConcurrency at once
+// (an image waiting for a slot is reported Queued), each credential tried in turn, a pull whose
+// bytes stop advancing aborted as stalled, the outcome (metrics, backoff, events) recorded; then
+// the pin.
+import type { Clock } from '../clock.ts';
+import { PrepullError } from '../errors.ts';
 import type { RegistryCredential } from '../image/credential.ts';
 import type { PullProgress, RuntimeImage } from '../runtime/types.ts';
 import { Semaphore } from '../semaphore.ts';
 import { backoffDelay } from './backoff.ts';
 import { type RuntimeFailed, observe, runtimeCall } from './observe.ts';
 import type { ImageFsSampler, Reporter } from './report.ts';
-import { afterPullFailed, afterPullStarted, afterPullSucceeded } from './state.ts';
+import { type Decision, afterPullFailed, afterPullStarted, afterPullSucceeded } from './state.ts';
 import {
   type EngineDeps,
   type EngineOptions,
@@ -16,6 +20,9 @@ import {
   isRefusal,
 } from './types.ts';
 import { verify } from './verify.ts';
+
+/** A pull whose bytes have not advanced for this long is stalled (EngineOptions.stallTimeoutMs). */
+export const STALL_TIMEOUT_MS = 120_000;
 
 export class Puller {
   readonly #deps: EngineDeps;
@@ -59,6 +66,9 @@ export class Puller {
   }
 
   async pull(entry: Entry, signal: AbortSignal): Promise<void> {
+    if (this.#slots.inUse >= this.#options.pullConcurrency || this.#slots.waiting > 0) {
+      this.#reporter.record(entry, queued(entry.decision, this.#options.pullConcurrency));
+    }
     const release = await this.#slots.acquire(signal);
     if (this.#draining) {
       // Waited for a slot while shutting down: do not start.
@@ -85,6 +95,7 @@ export class Puller {
       totalBytes: undefined,
       reported: false,
       loggedAt: started,
+      advancedAt: started,
     };
     entry.pull = inFlight;
     // A tag is checked against the registry while the runtime pulls it, not after: the HEAD
@@ -97,7 +108,7 @@ export class Puller {
         ? verify(entry, this.#deps, this.#options.verifyTtlMs, signal)
         : undefined;
     try {
-      const image = await this.#pullWithCredentials(entry, signal);
+      const image = await this.#watched(entry, inFlight, signal);
       const seconds = (clock.now() - started) / 1000;
       metrics.pulls.inc({ result: 'success', code: '' });
       metrics.pullDuration.observe({ result: 'success' }, seconds);
@@ -146,6 +157,35 @@ export class Puller {
       if (entry.pull === inFlight) delete entry.pull;
       // The bytes in flight drop back, whatever comes next (an aborted pull records no state).
       if (inFlight.reported) this.#reporter.publish();
+    }
+  }
+
+  /**
+   * Pulls with a stall watch: once the bytes have not advanced for the stall timeout, the pull is
+   * aborted and fails with ERR_PULL_STALLED (retryable: it backs off and counts as an attempt).
+   * Off where the runtime reports no progress — a slow pull and a hung one look the same there.
+   */
+  async #watched(entry: Entry, pull: PullInFlight, signal: AbortSignal): Promise<RuntimeImage> {
+    const stallMs = this.#options.stallTimeoutMs;
+    if (stallMs <= 0 || !this.#deps.runtime.capabilities.progress) {
+      return this.#pullWithCredentials(entry, signal);
+    }
+    const stalled = new AbortController();
+    const done = new AbortController();
+    const watch = watchStall(this.#deps.clock, pull, stallMs, stalled, done.signal);
+    try {
+      return await this.#pullWithCredentials(entry, AbortSignal.any([signal, stalled.signal]));
+    } catch (error) {
+      if (!stalled.signal.aborted || signal.aborted) throw error;
+      const seconds = stallMs / 1000;
+      throw new PrepullError(
+        'ERR_PULL_STALLED',
+        `the pull of ${entry.desired.ref} made no progress for ${seconds}s (${pull.bytes} bytes so far), so it was aborted to free its pull slot; a registry, proxy or network that keeps the connection open but sends nothing does this`,
+        { cause: error },
+      );
+    } finally {
+      done.abort();
+      await watch;
     }
   }
 
@@ -202,4 +242,44 @@ export class Puller {
       log.warn({ image: ref, err: entry.pinError }, 'could not pin');
     }
   }
+}
+
+/**
+ * Aborts `stalled` once `pull`'s bytes have not advanced for `stallMs`; returns when `done`
+ * aborts, or once the runtime has reported every byte (what remains, unpacking, sends none).
+ */
+async function watchStall(
+  clock: Clock,
+  pull: PullInFlight,
+  stallMs: number,
+  stalled: AbortController,
+  done: AbortSignal,
+): Promise<void> {
+  for (;;) {
+    if (pull.totalBytes !== undefined && pull.bytes >= pull.totalBytes) return;
+    const wait = pull.advancedAt + stallMs - clock.now();
+    if (wait <= 0) {
+      stalled.abort();
+      return;
+    }
+    try {
+      await clock.sleep(wait, done);
+    } catch {
+      return;
+    }
+  }
+}
+
+/** An image waiting for a pull slot: its state stays (Missing, or Stale), its reason says why. */
+function queued(before: Decision | undefined, slots: number): Decision {
+  const wait = `waiting for a pull slot: ${slots} ${slots === 1 ? 'pull runs' : 'pulls run'} at once on this node, and all are busy`;
+  return {
+    state: before?.state === 'Stale' ? 'Stale' : 'Missing',
+    reason: 'Queued',
+    message:
+      before?.state === 'Stale' && before.message !== undefined
+        ? `${wait}; ${before.message}`
+        : wait,
+    action: { kind: 'none' },
+  };
 }

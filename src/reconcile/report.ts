@@ -136,10 +136,11 @@ export class Reporter {
   progressed(entry: Entry, progress: PullProgress): void {
     const pull = entry.pull;
     if (pull === undefined) return;
+    const now = this.#deps.clock.now();
+    if (progress.bytesDone > pull.bytes) pull.advancedAt = now;
     pull.bytes = progress.bytesDone;
     pull.totalBytes = progress.bytesTotal ?? pull.totalBytes;
     pull.reported = true;
-    const now = this.#deps.clock.now();
     if (now - pull.loggedAt >= PROGRESS_LOG_MS) {
       pull.loggedAt = now;
       this.#deps.log.info(

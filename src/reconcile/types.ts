@@ -87,6 +87,12 @@ export interface EngineOptions {
   /** Re-list interval when the runtime cannot report deletions. */
   resyncIntervalMs?: number;
   backoff?: BackoffPolicy;
+  /**
+   * A pull whose bytes have not advanced for this long is aborted (ERR_PULL_STALLED) and retried
+   * with backoff, freeing its slot (default 120 s; 0: never). Only where the runtime reports
+   * progress: without it a slow pull and a hung one look the same, and only timeoutSeconds applies.
+   */
+  stallTimeoutMs?: number;
   /** Cleanup for every image that leaves the desired set (default Unpin; PrePulls may ask Remove). */
   cleanup?: CleanupPolicy;
   /**
@@ -105,6 +111,8 @@ export interface PullInFlight {
   totalBytes: number | undefined;
   /** The runtime has reported bytes (runtimes without progress never do). */
   reported: boolean;
+  /** When the bytes last advanced (engine clock, ms): the pull's start, at first. */
+  advancedAt: number;
   /** When the progress was last logged (engine clock, ms): the pull's start, at first. */
   loggedAt: number;
 }

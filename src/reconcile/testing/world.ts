@@ -56,6 +56,8 @@ export class World {
       nodeName?: string;
       /** Wait for a runtime that stops answering (default true; false as sync --once). */
       waitForRuntime?: boolean;
+      /** EngineOptions.stallTimeoutMs (default: the engine's). */
+      stallTimeoutMs?: number;
     } = {},
   ) {
     this.runtime = new FakeRuntime({
@@ -115,6 +117,7 @@ export class World {
       pullConcurrency: options.pullConcurrency ?? 2,
       ...(options.cleanup !== undefined ? { cleanup: options.cleanup } : {}),
       ...(options.waitForRuntime !== undefined ? { waitForRuntime: options.waitForRuntime } : {}),
+      ...(options.stallTimeoutMs !== undefined ? { stallTimeoutMs: options.stallTimeoutMs } : {}),
     };
     this.engine = new Engine(this.#deps, this.#options);
   }

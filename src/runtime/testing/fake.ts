@@ -145,6 +145,8 @@ export class FakeRuntime implements ImageRuntime {
   readonly #registries = new Map<string, FakeRegistry>();
   readonly #images = new Map<string, LocalImage>();
   readonly #failures = new Map<string, Failure[]>();
+  /** Pulls that stop sending after so many bytes, by image key (hang()). */
+  readonly #hangs = new Map<string, number>();
   readonly #watchers = new Set<(event: DeletionEvent) => void>();
   /** Containers on the node (running or exited), by ID: the image ID each was created from. */
   readonly #containers = new Map<string, string>();
@@ -203,6 +205,19 @@ export class FakeRuntime implements ImageRuntime {
 
   clearFailures(): void {
     this.#failures.clear();
+  }
+
+  /**
+   * Pulls of `ref` stop after `afterBytes` (default 0) and then send nothing more, as from a
+   * registry that keeps the connection open: they end only by abort or their deadline.
+   */
+  hang(ref: string, afterBytes = 0): void {
+    this.#hangs.set(this.#key(imageTarget(ref)), afterBytes);
+  }
+
+  /** Pulls of `ref` started from now on complete again. */
+  unhang(ref: string): void {
+    this.#hangs.delete(this.#key(imageTarget(ref)));
   }
 
   /**
@@ -341,7 +356,7 @@ export class FakeRuntime implements ImageRuntime {
         `${action}: the registry has no such image (not found)`,
       );
     }
-    await this.#download(remote, options, action);
+    await this.#download(remote, options, action, this.#hangs.get(this.#key(target)));
     this.#checkUp();
     return copy(
       this.#land(
@@ -466,11 +481,21 @@ export class FakeRuntime implements ImageRuntime {
     }
   }
 
-  async #download(remote: FakeRemoteImage, options: PullOptions, action: string): Promise<void> {
+  async #download(
+    remote: FakeRemoteImage,
+    options: PullOptions,
+    action: string,
+    hangAfter?: number,
+  ): Promise<void> {
     const total = (remote.layers ?? [remote.size]).reduce((sum, n) => sum + n, 0);
     const started = this.#clock.now();
     const deadline = started + options.timeoutMs;
-    const finish = started + this.#pullLatencyMs + Math.ceil(total / this.#bytesPerMs);
+    // A hung pull never finishes: its bytes stop at `hangAfter`.
+    const finish =
+      hangAfter === undefined
+        ? started + this.#pullLatencyMs + Math.ceil(total / this.#bytesPerMs)
+        : Number.POSITIVE_INFINITY;
+    const cap = Math.min(total, hangAfter ?? total);
     let reported = 0;
     for (;;) {
       const now = this.#clock.now();
@@ -491,7 +516,7 @@ export class FakeRuntime implements ImageRuntime {
       }
       this.#checkUp();
       const elapsed = this.#clock.now() - started - this.#pullLatencyMs;
-      const done = Math.min(total, Math.max(0, Math.floor(elapsed * this.#bytesPerMs)));
+      const done = Math.min(cap, Math.max(0, Math.floor(elapsed * this.#bytesPerMs)));
       if (this.capabilities.progress && done > reported) {
         reported = done;
         options.onProgress?.({ bytesDone: done, bytesTotal: total });
