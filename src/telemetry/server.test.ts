@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { request } from 'node:http';
 import { networkInterfaces } from 'node:os';
 import { Metrics } from './metrics.ts';
-import { type TelemetryServer, isLocalRequest, startTelemetryServer } from './server.ts';
+import { type TelemetryServer, isLocalPeer, startTelemetryServer } from './server.ts';
 
 /** An address of this machine that is not loopback, to ask from as a remote peer would. */
 const outside = Object.values(networkInterfaces())
@@ -85,10 +85,7 @@ describe('telemetry server', () => {
   );
 });
 
-describe('isLocalRequest', () => {
-  const req = (remoteAddress: string | undefined, localAddress = '10.1.2.3') =>
-    ({ socket: { remoteAddress, localAddress } }) as Parameters<typeof isLocalRequest>[0];
-
+describe('isLocalPeer', () => {
   it.each([
     ['127.0.0.1', true],
     ['127.9.9.9', true],
@@ -101,6 +98,6 @@ describe('isLocalRequest', () => {
     ['fd00::1', false],
     [undefined, false],
   ])('%s is local: %s', (remote, local) => {
-    expect(isLocalRequest(req(remote))).toBe(local);
+    expect(isLocalPeer({ remoteAddress: remote, localAddress: '10.1.2.3' })).toBe(local);
   });
 });

@@ -5,7 +5,7 @@
 // Why /readyz is not ready is said in full only to a local caller: the reason can carry socket
 // paths and a runtime's error text, which are nobody else's business. Anyone else (kubelet's
 // probes, a scraper, another Pod) reads `not ready`; the caller logs the reason as it changes.
-import { type IncomingMessage, type Server, createServer } from 'node:http';
+import { type Server, createServer } from 'node:http';
 import { isIP } from 'node:net';
 
 /** What /metrics serves: the agent's Metrics or the controller's PrometheusControllerMetrics. */
@@ -28,11 +28,14 @@ export const NOT_READY = 'not ready\n';
  * address it arrived at (a process of the same Pod asking through the Pod IP the server is
  * bound to). A remote peer cannot complete a TCP handshake with either as its source.
  */
-export function isLocalRequest(req: IncomingMessage): boolean {
-  const remote = unmapped(req.socket.remoteAddress);
+export function isLocalPeer(socket: {
+  readonly remoteAddress?: string | undefined;
+  readonly localAddress?: string | undefined;
+}): boolean {
+  const remote = unmapped(socket.remoteAddress);
   if (remote === undefined) return false;
   if (remote === '::1' || (isIP(remote) === 4 && remote.startsWith('127.'))) return true;
-  return remote === unmapped(req.socket.localAddress);
+  return remote === unmapped(socket.localAddress);
 }
 
 function unmapped(address: string | undefined): string | undefined {
@@ -62,7 +65,7 @@ export async function startTelemetryServer(
       res.end(body);
     };
     const detail = (text: string, plain: string): string =>
-      isLocalRequest(req) ? `${text}\n` : plain;
+      isLocalPeer(req.socket) ? `${text}\n` : plain;
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       answer(405, 'method not allowed\n');
       return;
