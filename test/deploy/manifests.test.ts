@@ -426,7 +426,7 @@ describe('metrics', () => {
   it('a NetworkPolicy lets only the monitoring namespaces reach the agents and the controller, on the metrics port', () => {
     const policy = only<INetworkPolicy>('NetworkPolicy', 'prepull-metrics');
     expect(meta(policy as unknown as Doc).namespace).toBe('prepull-system');
-    const selected = policy.spec!.podSelector.matchLabels!;
+    const selected = policy.spec!.podSelector!.matchLabels!;
     const ds = only<IDaemonSet>('DaemonSet', 'prepull-agent');
     const deployment = only<IDeployment>('Deployment', 'prepull-controller');
     for (const pod of [ds.spec!.template, deployment.spec!.template]) {
