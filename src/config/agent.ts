@@ -56,6 +56,7 @@ Flags:
       --registry-ca H=FILE    trust the CA bundle FILE for registry H (repeatable)
       --pull-concurrency N    pulls at once (default 2)
       --metrics-address H:P   serve /metrics, /healthz and /readyz (default: off)
+                              (H an IP or host name; ":P" alone is every interface)
       --shutdown-grace S      seconds SIGTERM lets pulls in flight finish (default 20)
       --require-admission     pace every PrePull: pull an image the node never held only
                               once prepull's controller admits the node (set it with the

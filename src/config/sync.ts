@@ -55,6 +55,7 @@ Flags:
       --registry-ca H=FILE    trust the CA bundle FILE for registry H (repeatable)
       --pull-concurrency N    pulls at once (default 2)
       --metrics-address H:P   serve /metrics, /healthz and /readyz (default: off)
+                              (H an IP or host name; ":P" alone is every interface)
       --output table|json     result format on stdout (default table); logs go to stderr
       --cleanup Unpin|Remove  images dropped from the files while running: Unpin takes
                               prepull's pin off; Remove also removes those prepull pulled,
