@@ -85,6 +85,32 @@ describe('telemetry server', () => {
   );
 });
 
+describe('a /metrics that fails', () => {
+  it('answers 500 with the error locally, and without it to anyone else', async () => {
+    const failing = {
+      contentType: 'text/plain',
+      render: () => Promise.reject(new Error('cannot read /run/secret/thing')),
+    };
+    const server = await startTelemetryServer(failing, { host: '0.0.0.0', port: 0 }, () =>
+      Promise.resolve(undefined),
+    );
+    try {
+      expect(await getFrom(server.port, '/metrics', '127.0.0.1')).toEqual({
+        status: 500,
+        text: 'Error: cannot read /run/secret/thing\n',
+      });
+      if (outside !== undefined) {
+        expect(await getFrom(server.port, '/metrics', outside)).toEqual({
+          status: 500,
+          text: 'metrics unavailable\n',
+        });
+      }
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 describe('isLocalPeer', () => {
   it.each([
     ['127.0.0.1', true],
