@@ -44,27 +44,69 @@ const MALLOC = { MALLOC_ARENA_MAX: '1', MALLOC_MMAP_THRESHOLD_: '8192' };
 // command line, so it goes into the restart below (and is set late, as a fallback, without it).
 const V8_FLAGS = !help && argv[0] === 'controller' ? ['--optimize-for-size'] : [];
 const TUNED = 'PREPULL_MALLOC_TUNED';
-if (process.env[TUNED] === '1') {
+const settled = process.env[TUNED] === '1';
+if (settled) {
   // Settled; children (kubeconfig exec plugins) get the environment they would have had.
   delete process.env.PREPULL_MALLOC_TUNED;
   delete process.env.MALLOC_ARENA_MAX;
   delete process.env.MALLOC_MMAP_THRESHOLD_;
-} else if (
+}
+const tune =
+  !settled &&
   longRunning &&
   typeof process.execve === 'function' &&
-  Object.keys(MALLOC).every((name) => process.env[name] === undefined)
-) {
+  Object.keys(MALLOC).every((name) => process.env[name] === undefined);
+
+// Node's own debug output of `net` prints the options of every connection a client opens,
+// request headers included: Docker's X-Registry-Auth, the base64 of a registry password. That of
+// `http` and `https` prints the TLS key given to a connection. Node reads NODE_DEBUG once, when
+// the process starts, so those sections (and patterns that match them, such as `*`) are taken
+// out and the process starts again without them, like the restart above; the others stay.
+const nodeDebug = withoutSecretDebug(process.env.NODE_DEBUG);
+if (nodeDebug.dropped.length > 0) {
+  process.stderr.write(
+    `prepull: NODE_DEBUG: leaving out ${nodeDebug.dropped.join(',')}, whose output carries ` +
+      'request headers and TLS keys, registry credentials among them (docs/install.md, ' +
+      '"Debug settings that print secrets").\n',
+  );
+  if (typeof process.execve !== 'function') {
+    process.stderr.write('prepull: unset them and start again.\n');
+    process.exit(1);
+  }
+}
+if (tune || nodeDebug.dropped.length > 0) {
   const self = fileURLToPath(import.meta.url);
-  const flags = V8_FLAGS.filter((flag) => !process.execArgv.includes(flag));
+  const flags = tune ? V8_FLAGS.filter((flag) => !process.execArgv.includes(flag)) : [];
+  const env = { ...process.env, ...(tune ? { ...MALLOC, [TUNED]: '1' } : {}) };
+  if (nodeDebug.value === '') delete env.NODE_DEBUG;
+  else env.NODE_DEBUG = nodeDebug.value;
   process.execve(
     process.execPath,
     [process.execPath, ...process.execArgv, ...flags, self, ...argv],
-    {
-      ...process.env,
-      ...MALLOC,
-      [TUNED]: '1',
-    },
+    env,
   );
+}
+
+/**
+ * NODE_DEBUG without the entries that enable `net`, `http` or `https`, matched as Node matches
+ * them (comma-separated, `*` for any text, case-insensitive), and those entries.
+ * @param {string | undefined} value
+ * @returns {{ value: string; dropped: string[] }}
+ */
+function withoutSecretDebug(value) {
+  /** @type {string[]} */
+  const kept = [];
+  /** @type {string[]} */
+  const dropped = [];
+  for (const entry of (value ?? '').split(',')) {
+    if (entry === '') continue;
+    const escaped = entry.replace(/[|\\{}()[\]^$+?.]/g, '\\$&').replaceAll('*', '.*');
+    const pattern = new RegExp(`^${escaped}$`, 'i');
+    (['net', 'http', 'https'].some((section) => pattern.test(section)) ? dropped : kept).push(
+      entry,
+    );
+  }
+  return { value: kept.join(','), dropped };
 }
 
 // WebAssembly (undici's HTTP/1 parser, llhttp) stays on V8's baseline compiler. Optimizing it

@@ -446,6 +446,12 @@ describe('prepull agent with no runtime answering at start', () => {
     });
     expect((await getText(base, '/metrics')).text).toMatch(/^prepull_runtime_up 1$/m);
     expect(w.lines.some((l) => l.msg === 'container runtime answered')).toBe(true);
+    // What /readyz tells only a local caller is in the log, once per change.
+    const readiness = w.lines
+      .filter((l) => l.msg === 'not ready' || l.msg === 'ready')
+      .map((l) => [l.level, l.msg, l.reason]);
+    expect(readiness[0]).toEqual(['warn', 'not ready', 'waiting for the container runtime']);
+    expect(readiness.at(-1)).toEqual(['info', 'ready', undefined]);
     w.signals.emit('SIGTERM');
     expect(await w.exit).toBe(0);
   }, 30_000);

@@ -14,7 +14,12 @@ import { LeaderElector } from '../controller/lease.ts';
 import { KubeClient } from '../kube/client.ts';
 import { PrometheusControllerMetrics } from '../telemetry/controller-metrics.ts';
 import type { Logger } from '../telemetry/logger.ts';
-import { type TelemetryServer, startTelemetryServer } from '../telemetry/server.ts';
+import {
+  EVERY_INTERFACE_WARNING,
+  type TelemetryServer,
+  isEveryInterface,
+  startTelemetryServer,
+} from '../telemetry/server.ts';
 import { revision, version } from './build-info.ts';
 import type { Output } from './io.ts';
 import { commandLogger } from './log.ts';
@@ -48,6 +53,7 @@ async function serveTelemetry(
     { address: `${config.metricsAddress.host}:${server.port}` },
     'serving /metrics, /healthz, /readyz',
   );
+  if (isEveryInterface(config.metricsAddress.host)) log.warn(EVERY_INTERFACE_WARNING);
   return server;
 }
 

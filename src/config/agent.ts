@@ -62,6 +62,7 @@ Flags:
                               seconds, freeing its slot (default 120; 0: never; only
                               where the runtime reports progress: containerd, Docker)
       --metrics-address H:P   serve /metrics, /healthz and /readyz (default: off)
+                              (H an IP or host name; ":P" alone is every interface)
       --shutdown-grace S      seconds SIGTERM lets pulls in flight finish (default 20)
       --require-admission     pace every PrePull: pull an image the node never held only
                               once prepull's controller admits the node (set it with the

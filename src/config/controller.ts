@@ -57,6 +57,7 @@ Flags:
       --renew-deadline S           seconds the leader keeps leading without renewing (default 10)
       --retry-period S             seconds between attempts to acquire or renew (default 2)
       --metrics-address H:P        serve /metrics, /healthz and /readyz (default: off)
+                                   (H an IP or host name; ":P" alone is every interface)
       --log-level LEVEL            ${LOG_LEVELS.join(', ')} (default info)
       --log-format json|text       log lines on stderr: JSON, or text for people (default:
                                    text when stderr is a terminal, JSON otherwise, as in a Pod)

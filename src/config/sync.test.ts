@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { hostname } from 'node:os';
-import { parseSyncArgs } from './sync.ts';
+import { parseAddress, parseSyncArgs } from './sync.ts';
 
 describe('parseSyncArgs', () => {
   it('applies defaults', () => {
@@ -121,5 +121,39 @@ describe('parseSyncArgs', () => {
 
   it('answers help', () => {
     expect(parseSyncArgs(['--help'])).toBe('help');
+  });
+});
+
+describe('parseAddress (--metrics-address)', () => {
+  it.each([
+    [':9464', { host: '0.0.0.0', port: 9464 }],
+    ['127.0.0.1:9464', { host: '127.0.0.1', port: 9464 }],
+    ['10.244.1.7:9464', { host: '10.244.1.7', port: 9464 }],
+    ['localhost:9464', { host: 'localhost', port: 9464 }],
+    ['[::1]:9464', { host: '::1', port: 9464 }],
+    ['[fd00:10:244::7]:9464', { host: 'fd00:10:244::7', port: 9464 }],
+    // `$(POD_IP):9464` with an IPv6 Pod IP: the last colon separates the port.
+    ['fd00:10:244::7:9464', { host: 'fd00:10:244::7', port: 9464 }],
+    [':::9464', { host: '::', port: 9464 }],
+  ])('%s', (text, address) => {
+    expect(parseAddress(text)).toEqual(address);
+  });
+
+  it.each([
+    ['9464', /"9464" is not HOST:PORT/],
+    ['127.0.0.1:', /is not HOST:PORT/],
+    ['127.0.0.1:65536', /is not HOST:PORT/],
+    // The downward API's variable left unexpanded (no POD_IP in the container's env).
+    [
+      '$(POD_IP):9464',
+      /"\$\(POD_IP\)" in "\$\(POD_IP\):9464" is neither an IP address nor a host name/,
+    ],
+    ['[10.0.0.1]:9464', /"10.0.0.1" in "\[10.0.0.1\]:9464" is not an IPv6 address/],
+    ['[]:9464', /"" in "\[\]:9464" is not an IPv6 address/],
+    // A bare IPv6 address without a port: its last group is no port of an address.
+    ['fd00::', /"fd00:" in "fd00::" is not an IPv6 address|is not HOST:PORT/],
+    ['::1', /":" in "::1" is not an IPv6 address/],
+  ])('refuses %s', (text, message) => {
+    expect(() => parseAddress(text)).toThrow(message);
   });
 });

@@ -1,5 +1,6 @@
 // Flags of `prepull sync`, parsed and validated once into one typed object with defaults. The
 // only place (with src/cli) that may read the environment: proxies for the registry client.
+import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { PrepullError } from '../errors.ts';
@@ -59,6 +60,7 @@ Flags:
                               seconds, freeing its slot (default 120; 0: never; only
                               where the runtime reports progress: containerd, Docker)
       --metrics-address H:P   serve /metrics, /healthz and /readyz (default: off)
+                              (H an IP or host name; ":P" alone is every interface)
       --output table|json     result format on stdout (default table); logs go to stderr
       --cleanup Unpin|Remove  images dropped from the files while running: Unpin takes
                               prepull's pin off; Remove also removes those prepull pulled,
@@ -102,14 +104,39 @@ export function parseLabels(text: string, flag = '--node-labels'): Record<string
   return labels;
 }
 
+const HOST_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
+
+/**
+ * HOST:PORT of --metrics-address. HOST is an IPv4 address, an IPv6 address (bracketed, or bare:
+ * the text after the last colon is the port, so a Pod's `$(POD_IP):9464` works for both
+ * families) or a host name; empty (`:9464`) means every IPv4 interface.
+ */
 export function parseAddress(text: string): { host: string; port: number } {
   const colon = text.lastIndexOf(':');
   const port = Number(text.slice(colon + 1));
-  if (colon < 0 || !Number.isInteger(port) || port < 0 || port > 65535) {
+  if (
+    colon < 0 ||
+    text.slice(colon + 1) === '' ||
+    !Number.isInteger(port) ||
+    port < 0 ||
+    port > 65535
+  ) {
     throw usage(`--metrics-address: "${text}" is not HOST:PORT`);
   }
-  const host = text.slice(0, colon).replace(/^\[(.*)\]$/, '$1');
-  return { host: host === '' ? '0.0.0.0' : host, port };
+  const written = text.slice(0, colon);
+  const bracketed = /^\[(.*)\]$/.exec(written);
+  const host = bracketed?.[1] ?? written;
+  if (host === '' && bracketed === null) return { host: '0.0.0.0', port };
+  const family = isIP(host);
+  if ((bracketed !== null || host.includes(':')) && family !== 6) {
+    throw usage(`--metrics-address: "${host}" in "${text}" is not an IPv6 address`);
+  }
+  if (family === 0 && !HOST_NAME.test(host)) {
+    throw usage(
+      `--metrics-address: "${host}" in "${text}" is neither an IP address nor a host name`,
+    );
+  }
+  return { host, port };
 }
 
 export function oneOf<T extends string>(

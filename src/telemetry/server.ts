@@ -1,7 +1,12 @@
 // The HTTP endpoint for Prometheus and probes: /metrics, /healthz (the process serves) and
 // /readyz (the caller's readiness check, e.g. runtime reachable and, in the agent, caches synced;
 // in the controller, caches synced).
+//
+// Why /readyz is not ready is said in full only to a local caller: the reason can carry socket
+// paths and a runtime's error text, which are nobody else's business. Anyone else (kubelet's
+// probes, a scraper, another Pod) reads `not ready`; the caller logs the reason as it changes.
 import { type Server, createServer } from 'node:http';
+import { isIP } from 'node:net';
 
 /** What /metrics serves: the agent's Metrics or the controller's PrometheusControllerMetrics. */
 export interface MetricsSource {
@@ -15,6 +20,39 @@ export interface TelemetryServer {
   close(): Promise<void>;
 }
 
+/** The plain answer of a not-ready /readyz to a caller that is not local. */
+export const NOT_READY = 'not ready\n';
+
+/**
+ * Whether a request comes from this host (or Pod): from a loopback address, or from the very
+ * address it arrived at (a process of the same Pod asking through the Pod IP the server is
+ * bound to). A remote peer cannot complete a TCP handshake with either as its source.
+ */
+export function isLocalPeer(socket: {
+  readonly remoteAddress?: string | undefined;
+  readonly localAddress?: string | undefined;
+}): boolean {
+  const remote = unmapped(socket.remoteAddress);
+  if (remote === undefined) return false;
+  if (remote === '::1' || (isIP(remote) === 4 && remote.startsWith('127.'))) return true;
+  return remote === unmapped(socket.localAddress);
+}
+
+function unmapped(address: string | undefined): string | undefined {
+  return address?.startsWith('::ffff:') === true && isIP(address.slice(7)) === 4
+    ? address.slice(7)
+    : address;
+}
+
+/** Whether a listening host is every interface (`:PORT`), which a command warns about. */
+export function isEveryInterface(host: string): boolean {
+  return host === '0.0.0.0' || host === '::';
+}
+
+/** The warning a command logs when it serves on every interface. */
+export const EVERY_INTERFACE_WARNING =
+  'serving /metrics on every interface: anyone who reaches this host may read it (bind to one address: docs/metrics.md)';
+
 export async function startTelemetryServer(
   metrics: MetricsSource,
   address: { host: string; port: number },
@@ -26,6 +64,8 @@ export async function startTelemetryServer(
       res.writeHead(status, { 'content-type': type });
       res.end(body);
     };
+    const detail = (text: string, plain: string): string =>
+      isLocalPeer(req.socket) ? `${text}\n` : plain;
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       answer(405, 'method not allowed\n');
       return;
@@ -36,7 +76,7 @@ export async function startTelemetryServer(
           answer(200, text, metrics.contentType);
         },
         (error: unknown) => {
-          answer(500, `${String(error)}\n`);
+          answer(500, detail(String(error), 'metrics unavailable\n'));
         },
       );
     } else if (path === '/healthz') {
@@ -45,10 +85,10 @@ export async function startTelemetryServer(
       ready().then(
         (problem) => {
           if (problem === undefined) answer(200, 'ok\n');
-          else answer(503, `${problem}\n`);
+          else answer(503, detail(problem, NOT_READY));
         },
         (error: unknown) => {
-          answer(503, `${String(error)}\n`);
+          answer(503, detail(String(error), NOT_READY));
         },
       );
     } else {

@@ -14,7 +14,7 @@ import type { IRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role'
 import type { IService } from 'kubernetes-models/v1/Service';
 import { parseControllerArgs } from '../../src/config/controller.ts';
 import { KubeApiServer } from '../kube-api-server/index.ts';
-import { DEPLOY, ROOT, readManifests, type Doc } from './manifests.ts';
+import { DEPLOY, ROOT, expandArgs, readManifests, type Doc } from './manifests.ts';
 
 const manifests = readManifests();
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
@@ -116,9 +116,12 @@ describe('the Deployment', () => {
     expect(container!.env).toEqual([
       { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
       { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+      { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
     ]);
     expect(container!.args![0]).toBe('controller');
-    const config = parseControllerArgs(container!.args!.slice(1), {
+    expect(container!.args).toContain('$(POD_IP):9465');
+    const args = expandArgs(container!.args!.slice(1), { POD_IP: 'fd00:10:244:2::9' });
+    const config = parseControllerArgs(args, {
       POD_NAME: 'prepull-controller-abc',
       POD_NAMESPACE: 'prepull-system',
     });
@@ -127,7 +130,7 @@ describe('the Deployment', () => {
       leaderElect: true,
       identity: 'prepull-controller-abc',
       leaseNamespace: 'prepull-system',
-      metricsAddress: { host: '0.0.0.0', port: container!.ports![0]!.containerPort },
+      metricsAddress: { host: 'fd00:10:244:2::9', port: container!.ports![0]!.containerPort },
     });
     // SIGTERM releases the Lease within the renew deadline: kubelet must not SIGKILL before.
     expect(pod.terminationGracePeriodSeconds! * 1000).toBeGreaterThan(

@@ -14,6 +14,7 @@ import type { IPodMonitor } from '@kubernetes-models/prometheus-operator/monitor
 import type { IJSONSchemaProps } from 'kubernetes-models/apiextensions.k8s.io/v1/JSONSchemaProps';
 import type { IProbe } from 'kubernetes-models/v1/Probe';
 import type { IService } from 'kubernetes-models/v1/Service';
+import type { INetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
 import type { IServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
 import {
   DEFAULTS,
@@ -29,6 +30,7 @@ import {
   DEPLOY,
   KUSTOMIZATION,
   ROOT,
+  expandArgs,
   isComponent,
   label,
   readManifests,
@@ -164,6 +166,7 @@ describe('kustomization.yaml', () => {
       'service.yaml',
       'controller-rbac.yaml',
       'controller.yaml',
+      'networkpolicy.yaml',
     ]);
     const monitoring = kustomizations.find(
       (k) => k.file === 'deploy/monitoring/kustomization.yaml',
@@ -280,25 +283,41 @@ describe('the DaemonSet', () => {
     expect(agent!.image).toBe(`ghcr.io/prepull/prepull:${pkg.version}`);
     expect(agent!.imagePullPolicy).toBe('IfNotPresent');
     expect(agent!.command).toBeUndefined();
-    expect(agent!.args).toEqual(['agent', '--metrics-address', '0.0.0.0:9464']);
+    expect(agent!.args).toEqual(['agent', '--metrics-address', '$(POD_IP):9464']);
     expect(agent!.env).toEqual([
       { name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } },
+      { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
     ]);
     expect(meta(ds as unknown as Doc).labels?.['app.kubernetes.io/version']).toBe(pkg.version);
   });
 
   it('passes flags `prepull agent` accepts, and a grace period longer than its shutdown', () => {
-    const config = parseAgentArgs(agent!.args!.slice(1), { NODE_NAME: 'node-a' });
+    const args = expandArgs(agent!.args!.slice(1), { POD_IP: '10.244.1.7' });
+    const config = parseAgentArgs(args, { NODE_NAME: 'node-a' });
     if (config === 'help') throw new Error('the DaemonSet asks for help');
     expect(agent!.args![0]).toBe('agent');
     expect(config).toMatchObject({
       nodeName: 'node-a',
-      metricsAddress: { host: '0.0.0.0', port: agent!.ports![0]!.containerPort },
+      metricsAddress: { host: '10.244.1.7', port: agent!.ports![0]!.containerPort },
     });
     // SIGTERM lets pulls finish for --shutdown-grace, then aborts them and writes the last
     // status: kubelet must not SIGKILL before.
     expect(pod.terminationGracePeriodSeconds! * 1000).toBeGreaterThanOrEqual(
       config.shutdownGraceMs + 30_000,
+    );
+  });
+
+  it('serves metrics on the Pod’s own IP, IPv4 or IPv6, not on every interface', () => {
+    for (const ip of ['10.244.1.7', 'fd00:10:244:1::7']) {
+      const config = parseAgentArgs(expandArgs(agent!.args!.slice(1), { POD_IP: ip }), {
+        NODE_NAME: 'node-a',
+      });
+      if (config === 'help') throw new Error('the DaemonSet asks for help');
+      expect(config.metricsAddress).toEqual({ host: ip, port: 9464 });
+    }
+    // Without POD_IP the reference stays as written, and the agent refuses it by name.
+    expect(() => parseAgentArgs(agent!.args!.slice(1), { NODE_NAME: 'node-a' })).toThrow(
+      /"\$\(POD_IP\)" in "\$\(POD_IP\):9464" is neither an IP address nor a host name/,
     );
   });
 
@@ -402,6 +421,35 @@ describe('metrics', () => {
     expect(endpoints[0]!.relabelings).toEqual([
       { targetLabel: 'job', replacement: 'prepull-controller', action: 'replace' },
     ]);
+  });
+
+  it('a NetworkPolicy lets only the monitoring namespaces reach the agents and the controller, on the metrics port', () => {
+    const policy = only<INetworkPolicy>('NetworkPolicy', 'prepull-metrics');
+    expect(meta(policy as unknown as Doc).namespace).toBe('prepull-system');
+    const selected = policy.spec!.podSelector!.matchLabels!;
+    const ds = only<IDaemonSet>('DaemonSet', 'prepull-agent');
+    const deployment = only<IDeployment>('Deployment', 'prepull-controller');
+    for (const pod of [ds.spec!.template, deployment.spec!.template]) {
+      expect(pod.metadata?.labels).toMatchObject(selected);
+      // The named port the policy opens is the one each serves metrics and probes on.
+      expect(pod.spec!.containers[0]!.ports!.map((p) => p.name)).toEqual(['metrics']);
+    }
+    // Ingress only: the agent and the controller open their own connections (API server,
+    // registries), which this policy leaves alone.
+    expect(policy.spec!.policyTypes).toEqual(['Ingress']);
+    expect(policy.spec!.ingress).toEqual([
+      {
+        from: [
+          { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } },
+          { namespaceSelector: { matchLabels: { 'prepull.dev/scrape': 'true' } } },
+        ],
+        ports: [{ port: 'metrics', protocol: 'TCP' }],
+      },
+    ]);
+    // What docs/install.md tells an operator to do with it.
+    const install = readFileSync(join(ROOT, 'docs/install.md'), 'utf8');
+    expect(install).toContain('kubectl label namespace');
+    expect(install).toContain('prepull.dev/scrape=true');
   });
 });
 

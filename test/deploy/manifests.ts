@@ -16,6 +16,7 @@ import { parseAllDocuments } from 'yaml';
 import { Namespace } from 'kubernetes-models/v1/Namespace';
 import { ResourceQuota } from 'kubernetes-models/v1/ResourceQuota';
 import { Service } from 'kubernetes-models/v1/Service';
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
 import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import { DaemonSet } from 'kubernetes-models/apps/v1/DaemonSet';
 import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
@@ -100,6 +101,10 @@ export const MODEL_TYPES: Readonly<Record<string, { module: string; name: string
   'v1/Service': { module: 'kubernetes-models/v1/Service', name: 'IService' },
   'v1/ResourceQuota': { module: 'kubernetes-models/v1/ResourceQuota', name: 'IResourceQuota' },
   'apps/v1/DaemonSet': { module: 'kubernetes-models/apps/v1/DaemonSet', name: 'IDaemonSet' },
+  'networking.k8s.io/v1/NetworkPolicy': {
+    module: 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy',
+    name: 'INetworkPolicy',
+  },
   'apps/v1/Deployment': { module: 'kubernetes-models/apps/v1/Deployment', name: 'IDeployment' },
   'rbac.authorization.k8s.io/v1/ClusterRole': {
     module: 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole',
@@ -146,6 +151,7 @@ export const MODELS: Readonly<Record<string, new (data: never) => Validatable>> 
   'v1/Service': Service,
   'v1/ResourceQuota': ResourceQuota,
   'apps/v1/DaemonSet': DaemonSet,
+  'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
   'apps/v1/Deployment': Deployment,
   'rbac.authorization.k8s.io/v1/Role': Role,
   'rbac.authorization.k8s.io/v1/RoleBinding': RoleBinding,
@@ -310,4 +316,20 @@ export function typeCheckValues(values: readonly TypedValue[]): string[] {
     const source = virtual.text.split('\n')[line]?.trim() ?? '';
     return `${virtual.unit.label}: ${message} (at: ${source})`;
   });
+}
+
+/**
+ * A container's args as kubelet passes them: each `$(NAME)` of a variable in `values` (the
+ * container's env as the downward API filled it) replaced, `$$` kept as one `$`, any other
+ * reference left as written.
+ */
+export function expandArgs(
+  args: readonly string[],
+  values: Readonly<Record<string, string>>,
+): string[] {
+  return args.map((arg) =>
+    arg.replace(/\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (whole, name: string | undefined) =>
+      name === undefined ? '$' : (values[name] ?? whole),
+    ),
+  );
 }

@@ -15,6 +15,7 @@ import { type KubectlRun, kubectlMissing, kustomize } from '../harness/kubectl.t
 import {
   DEPLOY,
   ROOT,
+  expandArgs,
   isComponent,
   parseManifests,
   readManifests,
@@ -271,7 +272,8 @@ describe('deploy/components/', () => {
         `--runtime-endpoint=unix://${v.socket}`,
         `--runtime=${v.protocol}`,
       ]);
-      const config = parseAgentArgs(agent.args!.slice(1), { NODE_NAME: 'node-a' });
+      const args = expandArgs(agent.args!.slice(1), { POD_IP: '10.244.1.7' });
+      const config = parseAgentArgs(args, { NODE_NAME: 'node-a' });
       if (config === 'help') throw new Error('the DaemonSet asks for help');
       expect(config).toMatchObject({
         runtimeEndpoint: `unix://${v.socket}`,

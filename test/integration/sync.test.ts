@@ -335,12 +335,14 @@ describeIntegration('prepull sync (real CLI, real runtimes)', () => {
         /\s+Failed\s+.*PullFailed: .*\(ERR_REGISTRY_UNAUTHORIZED\)$/,
       );
 
-      // DEBUG=* too: docker-modem would dump X-Registry-Auth under its `modem` namespace.
+      // DEBUG=* too: docker-modem would dump X-Registry-Auth under its `modem` namespace. And
+      // NODE_DEBUG: Node's `net` section prints each new connection's request headers.
       const allowed = await runSync(
         ['-f', file, '--once', '-o', 'json', '--docker-config', config, ...verbose, ...flags()],
         60_000,
-        { DEBUG: '*' },
+        { DEBUG: '*', NODE_DEBUG: 'net,http,https,tls,http2' },
       );
+      expect(allowed.stderr).toContain('prepull: NODE_DEBUG: leaving out net,http,https,');
       expect(allowed.code).toBe(0);
       const report = imageOf(parseResult(allowed.stdout), ref);
       expect([report.state, report.reason, report.digest]).toEqual([
