@@ -1,5 +1,6 @@
 // Reading the node: what the runtime holds for each desired image and when it said so, read again
-// when a reading is too old to judge by, and kept current by deletion events or a periodic re-list.
+// when a reading is too old to judge by, and kept current by deletion and update events or a
+// periodic re-list.
 import { findImage } from '../image/names.ts';
 import type { DeletionEvent, RuntimeImage } from '../runtime/types.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
@@ -153,7 +154,8 @@ export class Observer {
       void this.resync();
       return;
     }
-    // A hint: confirm with the runtime's own status check before acting.
+    // A hint (removed, or a record changed — its pin taken off, say): confirm with the
+    // runtime's own status check before acting.
     for (const entry of this.#entries.values()) {
       const image = entry.image;
       const ref = entry.desired.ref;
@@ -162,21 +164,24 @@ export class Observer {
         image?.id === event.name ||
         image?.repoTags.includes(event.name) === true ||
         image?.repoDigests.includes(event.name) === true;
-      if (named && !entry.history.pulling) void this.#confirmDeletion(entry);
+      if (named && !entry.history.pulling) void this.#confirm(entry, event.kind);
     }
   }
 
-  async #confirmDeletion(entry: Entry): Promise<void> {
+  async #confirm(entry: Entry, kind: 'removed' | 'updated'): Promise<void> {
     const { clock, runtime, metrics, log } = this.#deps;
     const ref = entry.desired.ref;
+    const before = entry.image;
     try {
       const image = await runtimeCall(metrics, 'status', () => runtime.imageStatus(ref));
       observe(entry, image, clock.now());
       if (image === undefined) {
         log.warn({ image: ref }, 'image removed from the node; pulling it back');
+      } else if (kind === 'updated' && sameImage(image, before)) {
+        return; // a change that changes nothing prepull decides on
       }
     } catch (error) {
-      log.warn({ image: ref, err: errorInfo(error) }, 'could not check a removed image');
+      log.warn({ image: ref, err: errorInfo(error) }, 'could not check a removed or changed image');
     }
     this.#queue.add(ref);
   }

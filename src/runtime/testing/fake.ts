@@ -242,6 +242,17 @@ export class FakeRuntime implements ImageRuntime {
   }
 
   /**
+   * Another client takes the pin off the image `ref` names (`ctr images label IMG
+   * io.cri-containerd.pinned=`); reported as an `updated` event, as containerd's /images/update.
+   */
+  unpinBehindBack(ref: string): void {
+    const image = this.#find(imageTarget(ref));
+    if (image === undefined) return;
+    image.pinned = false;
+    for (const name of allNames(image)) this.#emit({ kind: 'updated', name });
+  }
+
+  /**
    * A container is created from the image `ref` names (kubelet starting a Pod, `docker create`):
    * the image is in use until removeContainer. Returns the container's ID.
    */
