@@ -50,6 +50,27 @@ describe('Engine: pins taken off behind its back', () => {
     expect(await restored(w)).toBe(1);
   });
 
+  it('says when only the label knows the pin, and drops the source with the pin', async () => {
+    const w = new World({ pinSource: 'label', events: false });
+    w.publish('r.io/shop/web:1', 1);
+    w.engine.setPrePulls([
+      prePull('shop', { images: [{ image: 'r.io/shop/web:1' }], pin: false }),
+      prePull('ops', { images: [{ image: 'r.io/shop/web:1' }] }),
+    ]);
+    await w.engine.start();
+    expect(pick(await w.settle(), 'r.io/shop/web:1')).toMatchObject({
+      pinned: true,
+      pinSource: 'label',
+    });
+    w.engine.setPrePulls([prePull('shop', { images: [{ image: 'r.io/shop/web:1' }], pin: false })]);
+    await w.runtime.unpin('r.io/shop/web:1');
+    await w.clock.advance(30_000);
+    await flush();
+    const report = pick(await w.settle(), 'r.io/shop/web:1');
+    expect(report).toMatchObject({ pinned: false });
+    expect(report).not.toHaveProperty('pinSource');
+  });
+
   it('does not count a first pin of an image someone else had pinned and unpinned', async () => {
     const w = new World();
     w.publish('r.io/shop/web:1', 1);

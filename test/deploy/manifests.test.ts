@@ -625,6 +625,7 @@ describe('the CRDs', () => {
         'imageId',
         'size',
         'pinned',
+        'pinSource',
         'lastVerified',
         'attempts',
         'reason',

@@ -54,6 +54,8 @@ export class World {
       cleanup?: CleanupPolicy;
       sandboxImage?: string;
       nodeName?: string;
+      /** How the runtime says it knows a pin (containerd 1.6.20: `label`). */
+      pinSource?: 'cri' | 'label';
     } = {},
   ) {
     this.runtime = new FakeRuntime({
@@ -68,6 +70,7 @@ export class World {
       ...(options.sandboxImage !== undefined
         ? { info: { sandboxImage: options.sandboxImage } }
         : {}),
+      ...(options.pinSource !== undefined ? { pinSource: options.pinSource } : {}),
     });
     const resolver: EngineDeps['resolver'] = {
       resolve: (value) => {

@@ -101,6 +101,8 @@ export interface FakeRuntimeOptions {
   /** Capabilities to pretend the runtime lacks (default: everything supported). */
   capabilities?: Partial<RuntimeCapabilities>;
   info?: Partial<RuntimeInfo>;
+  /** How a pin is reported known (containerd 1.6.20: `label`); by default not said. */
+  pinSource?: 'cri' | 'label';
 }
 
 interface FakeRegistry {
@@ -146,6 +148,7 @@ export class FakeRuntime implements ImageRuntime {
   readonly #images = new Map<string, LocalImage>();
   readonly #failures = new Map<string, Failure[]>();
   readonly #watchers = new Set<(event: DeletionEvent) => void>();
+  readonly #pinSource: 'cri' | 'label' | undefined;
   /** Containers on the node (running or exited), by ID: the image ID each was created from. */
   readonly #containers = new Map<string, string>();
   #up = true;
@@ -158,6 +161,7 @@ export class FakeRuntime implements ImageRuntime {
     this.#pullLatencyMs = options.pullLatencyMs ?? 0;
     this.#progressIntervalMs = options.progressIntervalMs ?? 50;
     this.#infoOverride = options.info ?? {};
+    this.#pinSource = options.pinSource;
     this.capabilities = {
       pin: options.capabilities?.pin ?? true,
       deletionEvents: options.capabilities?.deletionEvents ?? true,
@@ -298,7 +302,7 @@ export class FakeRuntime implements ImageRuntime {
 
   /** The images on the node, for assertions. */
   snapshot(): RuntimeImage[] {
-    return [...this.#images.values()].map(copy);
+    return [...this.#images.values()].map((image) => this.#copy(image));
   }
 
   // ---- ImageRuntime ---------------------------------------------------------------------------
@@ -323,7 +327,7 @@ export class FakeRuntime implements ImageRuntime {
       const target = imageTarget(ref);
       this.#injected('imageStatus', target);
       const image = this.#find(target);
-      return image === undefined ? undefined : copy(image);
+      return image === undefined ? undefined : this.#copy(image);
     });
   }
 
@@ -354,7 +358,7 @@ export class FakeRuntime implements ImageRuntime {
     }
     await this.#download(remote, options, action);
     this.#checkUp();
-    return copy(
+    return this.#copy(
       this.#land(
         parsed.name,
         parsed.digest ?? remote.digest,
@@ -536,6 +540,17 @@ export class FakeRuntime implements ImageRuntime {
     return image;
   }
 
+  #copy(image: LocalImage): RuntimeImage {
+    return {
+      id: image.id,
+      repoTags: [...image.repoTags],
+      repoDigests: [...image.repoDigests],
+      size: image.size,
+      pinned: image.pinned,
+      ...(image.pinned && this.#pinSource !== undefined ? { pinSource: this.#pinSource } : {}),
+    };
+  }
+
   #setPinned(op: 'pin' | 'unpin', ref: string, pinned: boolean): Promise<void> {
     return this.#run(op, ref, () => {
       if (!this.capabilities.pin) throw unsupported('pinning images');
@@ -569,14 +584,4 @@ function checkCredentials(
 
 function unsupported(what: string): PrepullError {
   return new PrepullError('ERR_UNSUPPORTED', `the fake runtime is configured without ${what}`);
-}
-
-function copy(image: LocalImage): RuntimeImage {
-  return {
-    id: image.id,
-    repoTags: [...image.repoTags],
-    repoDigests: [...image.repoDigests],
-    size: image.size,
-    pinned: image.pinned,
-  };
 }
