@@ -24,10 +24,14 @@ describe('Engine: pins taken off behind its back', () => {
     expect(pick(await w.settle(), 'r.io/shop/web:1')).toMatchObject({ pinned: true });
     expect(await restored(w)).toBe(0);
 
+    const statusBefore = w.calls('imageStatus').length;
     w.runtime.unpinBehindBack('r.io/shop/web:1');
     await flush();
     const reports = await w.settle();
     expect(pick(reports, 'r.io/shop/web:1')).toMatchObject({ state: 'Present', pinned: true });
+    // One event per record (tag, digest reference, ID), read once; the pin's read-back; and once
+    // for the events of prepull's own pin.
+    expect(w.calls('imageStatus').length - statusBefore).toBe(3);
     expect((await w.runtime.imageStatus('r.io/shop/web:1'))?.pinned).toBe(true);
     expect(w.calls('pin')).toEqual(['r.io/shop/web:1', 'r.io/shop/web:1']);
     expect(await restored(w)).toBe(1);

@@ -76,6 +76,11 @@ export class Observer {
    * runtime does not answer (logged), the entry is tried again after the re-list interval.
    */
   async hasReading(entry: Entry, signal: AbortSignal): Promise<boolean> {
+    if (entry.recheck === true && !signal.aborted) {
+      // However fresh the last reading: the change came after it, or at least was not seen by it.
+      delete entry.recheck;
+      if (await this.#read(entry)) return true;
+    }
     if (entry.observedAt !== undefined) return true;
     if (await this.reobserve(entry, signal)) return true;
     if (!signal.aborted) this.#queue.addAfter(entry.desired.ref, this.#options.resyncIntervalMs);
@@ -88,9 +93,15 @@ export class Observer {
    * the last report standing.
    */
   async reobserve(entry: Entry, signal: AbortSignal): Promise<boolean> {
-    const { clock, runtime, metrics, log } = this.#deps;
-    const age = entry.observedAt === undefined ? Infinity : clock.now() - entry.observedAt;
+    const age =
+      entry.observedAt === undefined ? Infinity : this.#deps.clock.now() - entry.observedAt;
     if (signal.aborted || age <= OBSERVATION_MAX_AGE_MS) return false;
+    return this.#read(entry);
+  }
+
+  /** One ImageStatus call; true when it had an answer (a failure is logged). */
+  async #read(entry: Entry): Promise<boolean> {
+    const { clock, runtime, metrics, log } = this.#deps;
     const ref = entry.desired.ref;
     try {
       const image = await runtimeCall(metrics, 'status', () => runtime.imageStatus(ref));
@@ -164,24 +175,29 @@ export class Observer {
         image?.id === event.name ||
         image?.repoTags.includes(event.name) === true ||
         image?.repoDigests.includes(event.name) === true;
-      if (named && !entry.history.pulling) void this.#confirm(entry, event.kind);
+      if (!named || entry.history.pulling) continue;
+      if (event.kind === 'removed') {
+        void this.#confirmDeletion(entry);
+      } else {
+        // Read when the image is next handled: containerd sends one event per record, and a
+        // burst (prepull's own pin labels every record) then costs one status call, not one each.
+        entry.recheck = true;
+        this.#queue.add(ref);
+      }
     }
   }
 
-  async #confirm(entry: Entry, kind: 'removed' | 'updated'): Promise<void> {
+  async #confirmDeletion(entry: Entry): Promise<void> {
     const { clock, runtime, metrics, log } = this.#deps;
     const ref = entry.desired.ref;
-    const before = entry.image;
     try {
       const image = await runtimeCall(metrics, 'status', () => runtime.imageStatus(ref));
       observe(entry, image, clock.now());
       if (image === undefined) {
         log.warn({ image: ref }, 'image removed from the node; pulling it back');
-      } else if (kind === 'updated' && sameImage(image, before)) {
-        return; // a change that changes nothing prepull decides on
       }
     } catch (error) {
-      log.warn({ image: ref, err: errorInfo(error) }, 'could not check a removed or changed image');
+      log.warn({ image: ref, err: errorInfo(error) }, 'could not check a removed image');
     }
     this.#queue.add(ref);
   }

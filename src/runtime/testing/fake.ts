@@ -563,7 +563,10 @@ export class FakeRuntime implements ImageRuntime {
           `cannot ${op} ${quoted(this.#key(target))}: it is not on this node; pull it first`,
         );
       }
+      const changed = image.pinned !== pinned;
       image.pinned = pinned;
+      // As containerd's /images/update, one per record whose label changed.
+      if (changed) for (const name of allNames(image)) this.#emit({ kind: 'updated', name });
     });
   }
 }
