@@ -42,7 +42,16 @@ describe('nodeImageCacheStatus', () => {
       time: `2026-01-01T00:00:${String(59 - i).padStart(2, '0')}.000Z`,
     }));
     const status = nodeImageCacheStatus(
-      [{ ...image(1, 'Present'), pulledByPrepull: true, pinnedByPrepull: true, cleanup: 'Remove' }],
+      [
+        {
+          ...image(1, 'Present'),
+          pulledByPrepull: true,
+          pinnedByPrepull: true,
+          pinned: true,
+          pinSource: 'label',
+          cleanup: 'Remove',
+        },
+      ],
       RUNTIME,
       {},
       { now: 'T1', released },
@@ -50,6 +59,7 @@ describe('nodeImageCacheStatus', () => {
     expect(status.images[0]).toMatchObject({
       pulledByPrepull: true,
       pinnedByPrepull: true,
+      pinSource: 'label',
       cleanup: 'Remove',
     });
     expect(status.released).toEqual(released.slice(0, MAX_RELEASED));

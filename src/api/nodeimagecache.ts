@@ -69,6 +69,15 @@ export const MAX_RELEASED = 32;
 /** The CRD's maxItems for status.images: more would make every status write fail. */
 export const MAX_STATUS_IMAGES = 4096;
 
+/** The pin as the runtime reports it, and how it is known. */
+function pinFields(facts: ImageFacts): Pick<CachedImage, 'pinned' | 'pinSource'> {
+  if (facts.pinned === undefined) return {};
+  return {
+    pinned: facts.pinned,
+    ...(facts.pinSource !== undefined ? { pinSource: facts.pinSource } : {}),
+  };
+}
+
 function cachedImage(facts: ImageFacts): CachedImage {
   return {
     image: facts.image,
@@ -78,7 +87,7 @@ function cachedImage(facts: ImageFacts): CachedImage {
     ...(facts.registryDigest !== undefined ? { registryDigest: facts.registryDigest } : {}),
     ...(facts.imageId !== undefined ? { imageId: facts.imageId } : {}),
     ...(facts.size !== undefined ? { size: facts.size } : {}),
-    ...(facts.pinned !== undefined ? { pinned: facts.pinned } : {}),
+    ...pinFields(facts),
     ...(facts.lastVerified !== undefined ? { lastVerified: facts.lastVerified } : {}),
     attempts: facts.attempts,
     ...(facts.reason !== '' ? { reason: facts.reason } : {}),

@@ -23,6 +23,16 @@ const result: SyncResult = {
       pullDurationMs: 1530,
     },
     {
+      image: 'r.io/shop/db:1',
+      written: 'r.io/shop/db:1',
+      requiredBy: ['shop/web'],
+      state: 'Present',
+      reason: 'Verified',
+      pinned: true,
+      pinSource: 'label',
+      attempts: 0,
+    },
+    {
       image: 'Bad/Ref',
       written: 'Bad/Ref',
       requiredBy: ['shop/web'],
@@ -41,11 +51,12 @@ const result: SyncResult = {
 describe('sync output', () => {
   it('renders a table with one row per image, the reasons, and a summary', () => {
     expect(renderTable(result).split('\n')).toEqual([
-      'IMAGE            STATE    DIGEST               SIZE     PINNED  TIME  REASON',
-      'r.io/shop/web:1  Present  sha256:aaaaaaaaaaaa  3.0 MiB  yes     1.5s  Verified',
-      'Bad/Ref          Failed   -                    -        -       -     InvalidReference: repository "Bad/Ref" must be lowercase',
+      'IMAGE            STATE    DIGEST               SIZE     PINNED       TIME  REASON',
+      'r.io/shop/web:1  Present  sha256:aaaaaaaaaaaa  3.0 MiB  yes          1.5s  Verified',
+      'r.io/shop/db:1   Present  -                    -        yes (label)  -     Verified',
+      'Bad/Ref          Failed   -                    -        -            -     InvalidReference: repository "Bad/Ref" must be lowercase',
       'error: x.yaml: document 2: spec.pin: must be true or false (ERR_PREPULL_INVALID)',
-      '1/2 images present on n1 (containerd 1.6.20); 1 error(s) in the PrePull files',
+      '2/3 images present on n1 (containerd 1.6.20); 1 error(s) in the PrePull files',
       '',
     ]);
   });

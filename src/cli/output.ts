@@ -67,7 +67,7 @@ export function renderTable(result: SyncResult): string {
     r.state,
     shortDigest(r.digest ?? (r.state === 'Present' ? r.registryDigest : undefined)),
     humanBytes(r.size),
-    r.pinned === undefined ? '-' : r.pinned ? 'yes' : 'no',
+    pinnedCell(r),
     duration(r.pullDurationMs),
     reasonCell(r),
   ]);
@@ -96,4 +96,11 @@ export function renderTable(result: SyncResult): string {
 
 export function renderJson(result: SyncResult): string {
   return `${JSON.stringify(result, null, 2)}\n`;
+}
+
+/** "yes (label)" where only containerd's label carries the pin and CRI reports it false. */
+function pinnedCell(r: ImageReport): string {
+  if (r.pinned === undefined) return '-';
+  if (!r.pinned) return 'no';
+  return r.pinSource === 'label' ? 'yes (label)' : 'yes';
 }

@@ -48,6 +48,11 @@ export interface ImageReport {
   imageId?: string;
   size?: number;
   pinned?: boolean;
+  /**
+   * How the pin is known, when pinned: `cri` — CRI reports it, as kubelet's image GC reads it;
+   * `label` — only containerd's label carries it (containerd before 1.6.22 / 1.7.3).
+   */
+  pinSource?: 'cri' | 'label';
   lastVerified?: string;
   attempts: number;
   /** Duration of the last successful pull, ms. */

@@ -1,5 +1,6 @@
 // Reading the node: what the runtime holds for each desired image and when it said so, read again
-// when a reading is too old to judge by, and kept current by deletion events or a periodic re-list.
+// when a reading is too old to judge by, and kept current by deletion and update events or a
+// periodic re-list.
 import { findImage } from '../image/names.ts';
 import type { DeletionEvent, RuntimeImage } from '../runtime/types.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
@@ -86,6 +87,11 @@ export class Observer {
    * runtime does not answer (logged), the entry is tried again after the re-list interval.
    */
   async hasReading(entry: Entry, signal: AbortSignal): Promise<boolean> {
+    if (entry.recheck === true && !signal.aborted) {
+      // However fresh the last reading: the change came after it, or at least was not seen by it.
+      delete entry.recheck;
+      if (await this.#read(entry)) return true;
+    }
     if (entry.observedAt !== undefined) return true;
     if (await this.reobserve(entry, signal)) return true;
     if (!signal.aborted) this.#queue.addAfter(entry.desired.ref, this.#options.resyncIntervalMs);
@@ -98,9 +104,15 @@ export class Observer {
    * the last report standing.
    */
   async reobserve(entry: Entry, signal: AbortSignal): Promise<boolean> {
-    const { clock, runtime, metrics, log } = this.#deps;
-    const age = entry.observedAt === undefined ? Infinity : clock.now() - entry.observedAt;
+    const age =
+      entry.observedAt === undefined ? Infinity : this.#deps.clock.now() - entry.observedAt;
     if (signal.aborted || age <= OBSERVATION_MAX_AGE_MS) return false;
+    return this.#read(entry);
+  }
+
+  /** One ImageStatus call; true when it had an answer (a failure is logged). */
+  async #read(entry: Entry): Promise<boolean> {
+    const { clock, runtime, metrics, log } = this.#deps;
     const ref = entry.desired.ref;
     try {
       const image = await runtimeCall(metrics, 'status', () => runtime.imageStatus(ref));
@@ -167,7 +179,8 @@ export class Observer {
       void this.resync();
       return;
     }
-    // A hint: confirm with the runtime's own status check before acting.
+    // A hint (removed, or a record changed — its pin taken off, say): confirm with the
+    // runtime's own status check before acting.
     for (const entry of this.#entries.values()) {
       const image = entry.image;
       const ref = entry.desired.ref;
@@ -176,7 +189,15 @@ export class Observer {
         image?.id === event.name ||
         image?.repoTags.includes(event.name) === true ||
         image?.repoDigests.includes(event.name) === true;
-      if (named && !entry.history.pulling) void this.#confirmDeletion(entry);
+      if (!named || entry.history.pulling) continue;
+      if (event.kind === 'removed') {
+        void this.#confirmDeletion(entry);
+      } else {
+        // Read when the image is next handled: containerd sends one event per record, and a
+        // burst (prepull's own pin labels every record) then costs one status call, not one each.
+        entry.recheck = true;
+        this.#queue.add(ref);
+      }
     }
   }
 

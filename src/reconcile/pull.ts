@@ -225,7 +225,11 @@ export class Puller {
   async pin(entry: Entry): Promise<void> {
     const { runtime, metrics, clock, log } = this.#deps;
     const ref = entry.desired.ref;
+    // prepull pinned this very image before, and the runtime now reports it unpinned: another
+    // client (`ctr images label IMG io.cri-containerd.pinned=`) took the pin off.
+    const restoring = entry.image !== undefined && entry.pinnedId === entry.image.id;
     try {
+      if (restoring) log.warn({ image: ref }, 'pin removed behind prepull; pinning again');
       await runtimeCall(metrics, 'pin', () => runtime.pin(ref));
       const image = await runtimeCall(metrics, 'status', () => runtime.imageStatus(ref));
       observe(entry, image, clock.now());
@@ -234,6 +238,7 @@ export class Puller {
       }
       // It was unpinned when the engine decided to pin: this pin is prepull's to take off.
       if (image !== undefined) entry.pinnedId = image.id;
+      if (restoring) metrics.pinsRestored.inc();
     } catch (error) {
       // The runtime being away is no refusal: pin again once it answers.
       if (await this.#runtimeFailed(error)) return;

@@ -37,6 +37,20 @@ async function started(w: World, ...specs: Record<string, unknown>[]): Promise<v
 }
 
 describe('releasing images no PrePull wants', () => {
+  it('takes its pin off even where another client took part of it off (records keep the rest)', async () => {
+    const w = new World({ events: false }); // no re-read before the release: no re-pin
+    w.publish(A, 1);
+    w.publish(B, 2);
+    await started(w, { images: images(A, B) });
+    // containerd: `ctr images label B io.cri-containerd.pinned=` leaves the digest and ID records
+    // labelled, and CRI (1.7) still protects the image; the adapter reports it unpinned.
+    w.runtime.unpinBehindBack(B);
+    w.engine.setPrePulls([prePull('p0', { images: images(A) })]);
+    await w.settle();
+    expect(w.calls('unpin')).toEqual([B]);
+    expect(w.engine.released()).toMatchObject([{ image: B, action: 'Unpinned' }]);
+  });
+
   it('unpins a dropped image prepull pinned, keeps it on the node, and says so', async () => {
     const w = new World();
     w.publish(A, 1);

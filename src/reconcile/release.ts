@@ -227,9 +227,10 @@ export class Releaser {
   /** Undefined when prepull's pin is to come off; otherwise why the pin stays as it is. */
   #pinToTakeOff(image: RuntimeImage, known: Provenance): string | undefined {
     if (!this.#deps.runtime.capabilities.pin) return 'the runtime does not pin images';
-    if (!image.pinned) return 'not pinned';
-    if (known.pinnedId !== image.id) return 'prepull did not pin it';
-    return undefined;
+    // Pinned by prepull yet reported unpinned: another client took the label off some of its
+    // records (runtimes.md); the rest still carry prepull's label and keep kubelet's GC away.
+    if (known.pinnedId === image.id) return undefined;
+    return image.pinned ? 'prepull did not pin it' : 'not pinned';
   }
 
   /** Wanted again meanwhile: nothing to release; the new entry keeps what prepull did. */

@@ -33,6 +33,9 @@ export function reportOf(entry: Entry): ImageReport {
     ...(digest !== undefined ? { digest } : {}),
     ...(history.registryDigest !== undefined ? { registryDigest: history.registryDigest } : {}),
     ...(image !== undefined ? { imageId: image.id, size: image.size, pinned: image.pinned } : {}),
+    ...(image?.pinned === true && image.pinSource !== undefined
+      ? { pinSource: image.pinSource }
+      : {}),
     ...(history.verifiedAt !== undefined
       ? { lastVerified: new Date(history.verifiedAt).toISOString() }
       : {}),

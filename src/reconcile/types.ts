@@ -125,6 +125,9 @@ export interface Entry {
   image?: RuntimeImage;
   /** When the runtime reported `image` (engine clock, ms); undefined: not asked yet. */
   observedAt?: number;
+  /** The runtime reported a change to a record of this image (containerd's /images/update: a
+   *  pin taken off, say): read its status again before the next decision. */
+  recheck?: true;
   decision?: Decision;
   verifyRequested: boolean;
   /** A schedule asked: resolve again even within the digest TTL. */

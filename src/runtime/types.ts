@@ -28,8 +28,14 @@ export interface RuntimeImage extends ImageNames {
   // repoDigests: for a multi-arch image, the index digest each tag resolved to.
   /** Bytes, as the runtime counts them. */
   readonly size: number;
-  /** Protected from kubelet's image garbage collection. */
+  /** Protected from kubelet's image garbage collection, as the runtime reports it now. */
   readonly pinned: boolean;
+  /**
+   * How the pin is known, when pinned: `cri` — CRI's ImageStatus reports it, so kubelet's GC
+   * sees it; `label` — only containerd's `io.cri-containerd.pinned` label carries it (containerd
+   * before 1.6.22 / 1.7.3 keeps the label but CRI reports false).
+   */
+  readonly pinSource?: 'cri' | 'label';
 }
 
 export interface PullProgress {
@@ -73,11 +79,14 @@ export interface RuntimeCapabilities {
  * - `removed`: a name (tag or digest reference, canonical) or a whole image (its ID) was removed
  *   from the runtime. A hint: confirm with imageStatus() before acting, as Docker reports an
  *   untagged image by ID even when other tags keep it.
+ * - `updated`: a record under this name changed (containerd's `/images/update`: its labels, say
+ *   the pin, or its target); a hint to read the image's status again.
  * - `gap`: the event stream broke and was re-established (the runtime restarted, say); removals
  *   in between may have been missed, so the caller should re-list.
  */
 export type DeletionEvent =
   | { readonly kind: 'removed'; readonly name: string }
+  | { readonly kind: 'updated'; readonly name: string }
   | { readonly kind: 'gap'; readonly reason: string };
 
 export interface ImageRuntime {

@@ -10,6 +10,8 @@ import type { DeletionEvent } from './types.ts';
 export interface StreamHandlers {
   /** A name or image ID the runtime removed. */
   removed(name: string): void;
+  /** A record under this name changed (where the runtime reports it). */
+  updated?(name: string): void;
   /** The stream ended or failed; called at most once per stream. */
   ended(error?: unknown): void;
 }
@@ -48,6 +50,9 @@ export async function watchWithReconnect(
     return open({
       removed: (name) => {
         if (!stopped.signal.aborted) onEvent({ kind: 'removed', name });
+      },
+      updated: (name) => {
+        if (!stopped.signal.aborted) onEvent({ kind: 'updated', name });
       },
       ended: (error) => {
         if (done) return;

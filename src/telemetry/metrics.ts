@@ -120,6 +120,11 @@ export class Metrics {
     labelNames: ['action'] as const,
     registers: [this.registry],
   });
+  readonly pinsRestored = new Counter({
+    name: 'prepull_pins_restored_total',
+    help: 'Pins prepull set that another client took off while the image was still required, and prepull put back.',
+    registers: [this.registry],
+  });
   readonly lastSync = new Gauge({
     name: 'prepull_last_sync_timestamp_seconds',
     help: 'When every required image was last seen Present and verified where asked (Unix time).',

@@ -126,6 +126,20 @@ function baseTarget(kind: Kind, parts: Parts, runtime: ImageRuntime): Target {
       ]);
       return stdout.trim() === ref;
     },
+    async unpinBehindBack(ref) {
+      if (kind === 'docker') throw new Error('Docker Engine has no pins to take off');
+      // As the operator in the issue did: the label off the tag's record only.
+      await run('ctr', [
+        '--address',
+        info.containerd!.socket,
+        '--namespace',
+        info.containerd!.namespace,
+        'images',
+        'label',
+        ref,
+        'io.cri-containerd.pinned=',
+      ]);
+    },
     async close() {
       await runtime.close();
       await parts.harness?.stop();

@@ -322,6 +322,7 @@ function nodeImageCacheStatus(): Obj {
         imageId: `sha256:${'b'.repeat(64)}`,
         size: 315_000_000,
         pinned: true,
+        pinSource: 'label',
         lastVerified: '2026-05-01T10:00:00.123Z',
         attempts: 0,
         reason: 'Verified',

@@ -673,6 +673,7 @@ describe('the CRDs', () => {
         'imageId',
         'size',
         'pinned',
+        'pinSource',
         'lastVerified',
         'attempts',
         'reason',

@@ -58,6 +58,8 @@ export class World {
       waitForRuntime?: boolean;
       /** EngineOptions.stallTimeoutMs (default: the engine's). */
       stallTimeoutMs?: number;
+      /** How the runtime says it knows a pin (containerd 1.6.20: `label`). */
+      pinSource?: 'cri' | 'label';
     } = {},
   ) {
     this.runtime = new FakeRuntime({
@@ -72,6 +74,7 @@ export class World {
       ...(options.sandboxImage !== undefined
         ? { info: { sandboxImage: options.sandboxImage } }
         : {}),
+      ...(options.pinSource !== undefined ? { pinSource: options.pinSource } : {}),
     });
     const resolver: EngineDeps['resolver'] = {
       resolve: (value) => {

@@ -1,5 +1,5 @@
 // What containerd offers beyond CRI, plugged into the CRI adapter: pinning by the label CRI
-// honours, image deletions from the events service, and pull progress from content ingests.
+// honours, image deletions and label changes from the events service, and pull progress from content ingests.
 
 import { randomUUID } from 'node:crypto';
 import { systemClock, type Clock } from '../../clock.ts';
@@ -19,6 +19,8 @@ import {
 import { DEFAULT_PROGRESS_INTERVAL_MS, pollIngests } from './progress.ts';
 
 const DELETE_TOPIC = '/images/delete';
+// A record's labels changed: another client (`ctr images label`) may have taken the pin off.
+const UPDATE_TOPIC = '/images/update';
 // Published by prepull to itself: receiving it proves the subscription is live (containerd sends
 // nothing on a new subscription, not even headers, so there is no other way to know).
 const READY_TOPIC = '/prepull/subscribed';
@@ -45,20 +47,18 @@ export class ContainerdExtras implements CriExtras {
   }
 
   /**
-   * The pinned records among `names` (every pinned record when no names are given). Asking by
-   * name keeps a status check from listing every pinned image on the node: with hundreds
-   * pinned, that made each check decode them all.
+   * The records among `names` (every record when no names are given), each with whether it
+   * carries the pin label. Asking by name keeps a status check from listing every record on the
+   * node: with hundreds of images, that made each check decode them all.
    */
-  async pinnedNames(names?: readonly string[]): Promise<ReadonlySet<string>> {
-    const pinned = `labels."${PINNED_LABEL}"==${PINNED_VALUE}`;
-    if (names?.length === 0) return new Set();
-    // containerd ORs the filters of a list and ANDs the clauses within one filter.
-    const filters =
-      names === undefined
-        ? [pinned]
-        : names.map((name) => `name==${JSON.stringify(name)},${pinned}`);
+  async pinRecords(names?: readonly string[]): Promise<ReadonlyMap<string, boolean>> {
+    if (names?.length === 0) return new Map();
+    // containerd ORs the filters of a list.
+    const filters = names === undefined ? [] : names.map((name) => `name==${JSON.stringify(name)}`);
     const images = await this.#native.listImages(filters);
-    return new Set(images.map((image) => image.name));
+    return new Map(
+      images.map((image) => [image.name, image.labels[PINNED_LABEL] === PINNED_VALUE]),
+    );
   }
 
   async setPinned(names: readonly string[], pinned: boolean): Promise<void> {
@@ -99,6 +99,7 @@ export class ContainerdExtras implements CriExtras {
     const namespace = `namespace==${JSON.stringify(this.#native.namespace)}`;
     const stream = this.#native.subscribe([
       `topic==${JSON.stringify(DELETE_TOPIC)},${namespace}`,
+      `topic==${JSON.stringify(UPDATE_TOPIC)},${namespace}`,
       `topic==${JSON.stringify(READY_TOPIC)},${namespace}`,
     ]);
     const token = randomUUID();
@@ -118,8 +119,11 @@ export class ContainerdExtras implements CriExtras {
         }
         return;
       }
-      const name = deletedName(payload);
-      if (state.live && name !== undefined) handlers.removed(name);
+      // ImageDelete and ImageUpdate both carry the record's name in field 1.
+      const name = recordName(payload);
+      if (!state.live || name === undefined) return;
+      if (envelope.topic === UPDATE_TOPIC) handlers.updated?.(name);
+      else handlers.removed(name);
     });
     const ended = (error: unknown): void => {
       if (!state.live) {
@@ -179,7 +183,7 @@ function toError(value: unknown): Error {
   return isErrorLike(value) ? value : new Error('the event stream failed', { cause: value });
 }
 
-function deletedName(payload: Buffer): string | undefined {
+function recordName(payload: Buffer): string | undefined {
   const name = decodeImageName(payload);
   if (name === undefined) return undefined;
   return isImageId(name) ? name : (canonicalName(name) ?? name);

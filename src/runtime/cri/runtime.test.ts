@@ -240,10 +240,11 @@ describe('CriRuntime against an in-process CRI server', () => {
     }
   });
 
-  it('takes pinned from the extras when CRI says false (containerd 1.6.20)', async () => {
+  it('takes pinned from the labels, and says CRI does not report it (containerd 1.6.20)', async () => {
     handlers.ImageStatus = () => ({ response: { image: IMAGE } });
+    const records = new Map([[`docker.io/library/nginx@${DIGEST}`, true]]);
     const extras: CriExtras = {
-      pinnedNames: () => Promise.resolve(new Set([`docker.io/library/nginx@${DIGEST}`])),
+      pinRecords: () => Promise.resolve(records),
       setPinned: () => Promise.resolve(),
       watchDeletions: () => Promise.resolve(() => undefined),
       trackPull: () => ({ stop: () => Promise.resolve() }),
@@ -252,7 +253,17 @@ describe('CriRuntime against an in-process CRI server', () => {
     const runtime = new CriRuntime({ endpoint: socket, extras });
     try {
       expect(runtime.capabilities).toEqual({ pin: true, deletionEvents: true, progress: true });
-      expect((await runtime.imageStatus('nginx:1.27'))?.pinned).toBe(true);
+      expect(await runtime.imageStatus('nginx:1.27')).toMatchObject({
+        pinned: true,
+        pinSource: 'label',
+      });
+      // A record whose label another client took off: not pinned as prepull pins, whatever CRI
+      // says, so the engine puts the pin back.
+      records.set('docker.io/library/nginx:1.27', false);
+      handlers.ImageStatus = () => ({ response: { image: { ...IMAGE, pinned: true } } });
+      expect((await runtime.imageStatus('nginx:1.27'))?.pinned).toBe(false);
+      records.set('docker.io/library/nginx:1.27', true);
+      expect((await runtime.imageStatus('nginx:1.27'))?.pinSource).toBe('cri');
     } finally {
       await runtime.close();
     }

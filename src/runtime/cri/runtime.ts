@@ -31,9 +31,11 @@ export const CRI_PROTO = fileURLToPath(new URL('./cri.proto', import.meta.url));
 
 /** What a runtime adds beyond CRI, on the same socket (containerd: see ../containerd). */
 export interface CriExtras {
-  /** Names (tags, digest references, IDs) of images pinned against kubelet's GC. */
-  /** Names of pinned records: among `names`, or all of them. */
-  pinnedNames(names?: readonly string[]): Promise<ReadonlySet<string>>;
+  /**
+   * The runtime's own records of images (tags, digest references, IDs) among `names`, or all of
+   * them, each with whether it carries the pin against kubelet's GC.
+   */
+  pinRecords(names?: readonly string[]): Promise<ReadonlyMap<string, boolean>>;
   /** Pins or unpins the records under these names; names without a record are skipped. */
   setPinned(names: readonly string[], pinned: boolean): Promise<void>;
   watchDeletions(onEvent: (event: DeletionEvent) => void): Promise<() => void>;
@@ -153,7 +155,7 @@ export class CriRuntime implements ImageRuntime {
         {},
         'listing images',
       ),
-      this.#pinnedNames(),
+      this.#pinRecords(),
     ]);
     return response.images.map((image) => toRuntimeImage(image, pinned));
   }
@@ -164,7 +166,7 @@ export class CriRuntime implements ImageRuntime {
     const image = await this.#criStatus(name);
     return image === undefined
       ? undefined
-      : toRuntimeImage(image, await this.#pinnedNames(namesOf(image)));
+      : toRuntimeImage(image, await this.#pinRecords(namesOf(image)));
   }
 
   async pull(ref: string, options: PullOptions): Promise<RuntimeImage> {
@@ -187,7 +189,7 @@ export class CriRuntime implements ImageRuntime {
           `${action}: the pull succeeded but the runtime does not report the image`,
         );
       }
-      return toRuntimeImage(image, await this.#pinnedNames(namesOf(image)));
+      return toRuntimeImage(image, await this.#pinRecords(namesOf(image)));
     } finally {
       await tracker?.stop();
     }
@@ -296,7 +298,7 @@ export class CriRuntime implements ImageRuntime {
     }
     // Every record of the image carries the label, as containerd does for its sandbox image:
     // kubelet may ask about it by any of its names.
-    await this.#extras.setPinned(allNames(toRuntimeImage(image, new Set())), pinned);
+    await this.#extras.setPinned(allNames(toRuntimeImage(image, undefined)), pinned);
   }
 
   async #criStatus(name: string): Promise<CriImage | undefined> {
@@ -308,8 +310,8 @@ export class CriRuntime implements ImageRuntime {
     return response.image ?? undefined;
   }
 
-  async #pinnedNames(names?: readonly string[]): Promise<ReadonlySet<string>> {
-    return this.#extras === undefined ? new Set() : this.#extras.pinnedNames(names);
+  async #pinRecords(names?: readonly string[]): Promise<PinRecords | undefined> {
+    return this.#extras?.pinRecords(names);
   }
 
   #unsupported(what: string): PrepullError {
@@ -347,19 +349,25 @@ function namesOf(image: CriImage): string[] {
   return [...canonicalNames(image.repo_tags), ...canonicalNames(image.repo_digests), image.id];
 }
 
-function toRuntimeImage(image: CriImage, pinned: ReadonlySet<string>): RuntimeImage {
+/** Record name → whether it carries the pin label; undefined where the runtime has no labels. */
+type PinRecords = ReadonlyMap<string, boolean>;
+
+function toRuntimeImage(image: CriImage, records: PinRecords | undefined): RuntimeImage {
   const repoTags = canonicalNames(image.repo_tags);
   const repoDigests = canonicalNames(image.repo_digests);
-  const labelled = [...repoTags, ...repoDigests, image.id].some((name) => pinned.has(name));
-  return {
-    id: image.id,
-    repoTags,
-    repoDigests,
-    size: Number(image.size),
-    // CRI's own flag where the runtime sets it (containerd ≥ 1.6.22 / 1.7.3); the label itself
-    // where the extras can read it, because containerd 1.6.20 keeps the label but reports false.
-    pinned: image.pinned || labelled,
-  };
+  const base = { id: image.id, repoTags, repoDigests, size: Number(image.size) };
+  // Without labels (CRI-O, cri-dockerd), CRI's own flag is all there is.
+  if (records === undefined) {
+    return { ...base, pinned: image.pinned, ...(image.pinned ? { pinSource: 'cri' } : {}) };
+  }
+  // prepull labels every record of the image, as CRI does for the sandbox image; one whose
+  // label someone took off (`ctr images label IMG io.cri-containerd.pinned=`) makes the image
+  // unpinned, so that the engine puts the pin back. containerd 1.6.20 keeps the label but CRI
+  // reports false (1.6.22 / 1.7.3 report it): `pinSource` says which of the two knows the pin.
+  const present = [...repoTags, ...repoDigests, image.id].filter((name) => records.has(name));
+  const labelled = present.length > 0 && present.every((name) => records.get(name) === true);
+  if (!labelled) return { ...base, pinned: false };
+  return { ...base, pinned: true, pinSource: image.pinned ? 'cri' : 'label' };
 }
 
 /** AuthConfig for PullImage; the credential's secrets go to the runtime and nowhere else. */

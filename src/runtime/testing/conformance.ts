@@ -88,6 +88,9 @@ export interface ConformanceTarget<Image extends SuiteImage, Index extends Suite
   /** The pin as the runtime records it natively (containerd: the label, read through its own
    *  API); undefined where the runtime cannot pin. */
   pinnedNatively(ref: string): Promise<boolean | undefined>;
+  /** Another client takes the pin off the record `ref` names (`ctr images label IMG
+   *  io.cri-containerd.pinned=`); only where the runtime pins. */
+  unpinBehindBack(ref: string): Promise<void>;
   /** Disruptive hooks, only on the isolated target. Each returns how to undo it. */
   breakRegistry?(): Promise<() => Promise<void>>;
   vanishSocket?(): Promise<() => Promise<void>>;
@@ -350,6 +353,31 @@ export function describeImageRuntimeConformance<
         'ERR_IMAGE_NOT_FOUND',
         false,
       );
+    });
+
+    it('sees a pin taken off behind its back on the next status and list, and reports the change', async () => {
+      if (!t.expected.pin) return; // nothing to take off
+      const { published } = await pullSmall(t, 'unpinned-behind-back');
+      await t.runtime.pin(published.ref);
+      const log = eventLog();
+      const unsubscribe = t.expected.deletionEvents
+        ? await t.runtime.watchDeletions(log.onEvent)
+        : undefined;
+      try {
+        await t.unpinBehindBack(published.ref);
+        if (unsubscribe !== undefined) {
+          await log.next((e) => e.kind === 'updated' && e.name === published.ref, 1000);
+        }
+      } finally {
+        unsubscribe?.();
+      }
+      expect(await t.pinnedNatively(published.ref)).toBe(false);
+      expect((await t.runtime.imageStatus(published.ref))?.pinned).toBe(false);
+      const listed = (await t.runtime.listImages()).find((i) => i.repoTags.includes(published.ref));
+      expect(listed?.pinned).toBe(false);
+      // Pinned again, every record is: the image reads pinned once more.
+      await t.runtime.pin(published.ref);
+      expect((await t.runtime.imageStatus(published.ref))?.pinned).toBe(true);
     });
 
     it('reports the images containers use, until the containers are removed', async () => {

@@ -72,6 +72,10 @@ function fakeTarget(): ConformanceTarget<BuiltImage, BuiltIndex> {
     async pinnedNatively(ref) {
       return (await runtime.imageStatus(ref))?.pinned;
     },
+    unpinBehindBack(ref) {
+      runtime.unpinBehindBack(ref);
+      return Promise.resolve();
+    },
     breakRegistry() {
       runtime.setRegistryReachable(HOSTS.plain, false);
       return Promise.resolve(() => {

@@ -101,6 +101,8 @@ export interface FakeRuntimeOptions {
   /** Capabilities to pretend the runtime lacks (default: everything supported). */
   capabilities?: Partial<RuntimeCapabilities>;
   info?: Partial<RuntimeInfo>;
+  /** How a pin is reported known (containerd 1.6.20: `label`); by default not said. */
+  pinSource?: 'cri' | 'label';
 }
 
 interface FakeRegistry {
@@ -148,6 +150,7 @@ export class FakeRuntime implements ImageRuntime {
   /** Pulls that stop sending after so many bytes, by image key (hang()). */
   readonly #hangs = new Map<string, number>();
   readonly #watchers = new Set<(event: DeletionEvent) => void>();
+  readonly #pinSource: 'cri' | 'label' | undefined;
   /** Containers on the node (running or exited), by ID: the image ID each was created from. */
   readonly #containers = new Map<string, string>();
   #up = true;
@@ -160,6 +163,7 @@ export class FakeRuntime implements ImageRuntime {
     this.#pullLatencyMs = options.pullLatencyMs ?? 0;
     this.#progressIntervalMs = options.progressIntervalMs ?? 50;
     this.#infoOverride = options.info ?? {};
+    this.#pinSource = options.pinSource;
     this.capabilities = {
       pin: options.capabilities?.pin ?? true,
       deletionEvents: options.capabilities?.deletionEvents ?? true,
@@ -257,6 +261,17 @@ export class FakeRuntime implements ImageRuntime {
   }
 
   /**
+   * Another client takes the pin off the image `ref` names (`ctr images label IMG
+   * io.cri-containerd.pinned=`); reported as an `updated` event, as containerd's /images/update.
+   */
+  unpinBehindBack(ref: string): void {
+    const image = this.#find(imageTarget(ref));
+    if (image === undefined) return;
+    image.pinned = false;
+    for (const name of allNames(image)) this.#emit({ kind: 'updated', name });
+  }
+
+  /**
    * A container is created from the image `ref` names (kubelet starting a Pod, `docker create`):
    * the image is in use until removeContainer. Returns the container's ID.
    */
@@ -302,7 +317,7 @@ export class FakeRuntime implements ImageRuntime {
 
   /** The images on the node, for assertions. */
   snapshot(): RuntimeImage[] {
-    return [...this.#images.values()].map(copy);
+    return [...this.#images.values()].map((image) => this.#copy(image));
   }
 
   // ---- ImageRuntime ---------------------------------------------------------------------------
@@ -327,7 +342,7 @@ export class FakeRuntime implements ImageRuntime {
       const target = imageTarget(ref);
       this.#injected('imageStatus', target);
       const image = this.#find(target);
-      return image === undefined ? undefined : copy(image);
+      return image === undefined ? undefined : this.#copy(image);
     });
   }
 
@@ -358,7 +373,7 @@ export class FakeRuntime implements ImageRuntime {
     }
     await this.#download(remote, options, action, this.#hangs.get(this.#key(target)));
     this.#checkUp();
-    return copy(
+    return this.#copy(
       this.#land(
         parsed.name,
         parsed.digest ?? remote.digest,
@@ -550,6 +565,17 @@ export class FakeRuntime implements ImageRuntime {
     return image;
   }
 
+  #copy(image: LocalImage): RuntimeImage {
+    return {
+      id: image.id,
+      repoTags: [...image.repoTags],
+      repoDigests: [...image.repoDigests],
+      size: image.size,
+      pinned: image.pinned,
+      ...(image.pinned && this.#pinSource !== undefined ? { pinSource: this.#pinSource } : {}),
+    };
+  }
+
   #setPinned(op: 'pin' | 'unpin', ref: string, pinned: boolean): Promise<void> {
     return this.#run(op, ref, () => {
       if (!this.capabilities.pin) throw unsupported('pinning images');
@@ -562,7 +588,10 @@ export class FakeRuntime implements ImageRuntime {
           `cannot ${op} ${quoted(this.#key(target))}: it is not on this node; pull it first`,
         );
       }
+      const changed = image.pinned !== pinned;
       image.pinned = pinned;
+      // As containerd's /images/update, one per record whose label changed.
+      if (changed) for (const name of allNames(image)) this.#emit({ kind: 'updated', name });
     });
   }
 }
@@ -583,14 +612,4 @@ function checkCredentials(
 
 function unsupported(what: string): PrepullError {
   return new PrepullError('ERR_UNSUPPORTED', `the fake runtime is configured without ${what}`);
-}
-
-function copy(image: LocalImage): RuntimeImage {
-  return {
-    id: image.id,
-    repoTags: [...image.repoTags],
-    repoDigests: [...image.repoDigests],
-    size: image.size,
-    pinned: image.pinned,
-  };
 }
