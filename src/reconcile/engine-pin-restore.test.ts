@@ -89,4 +89,35 @@ describe('Engine: pins taken off behind its back', () => {
     expect(pick(await w.settle(), 'r.io/shop/web:1')).toMatchObject({ pinned: true });
     expect(await restored(w)).toBe(0);
   });
+
+  it('completes, without owning or counting, a pin another client set on some records only', async () => {
+    const w = new World();
+    w.publish('r.io/shop/web:1', 1);
+    w.runtime.pullBehindBack('r.io/shop/web:1');
+    // `ctr images label r.io/shop/web:1 io.cri-containerd.pinned=pinned`: the tag record only.
+    w.runtime.pinPartlyBehindBack('r.io/shop/web:1');
+    w.engine.setPrePulls([prePull('shop', { images: [{ image: 'r.io/shop/web:1' }] })]);
+    await w.engine.start();
+    const report = pick(await w.settle(), 'r.io/shop/web:1');
+    expect(report).toMatchObject({ pinned: true });
+    expect(report).not.toHaveProperty('pinnedByPrepull');
+    expect(w.calls('pin')).toEqual(['r.io/shop/web:1']);
+    expect(await w.runtime.imageStatus('r.io/shop/web:1')).not.toHaveProperty('pinPartial');
+    expect(await restored(w)).toBe(0);
+    expect(w.logs.filter((l) => l.includes('pin removed behind prepull'))).toHaveLength(0);
+  });
+
+  it('restores, and counts, its own pin when only some records lost the label', async () => {
+    const w = new World();
+    w.publish('r.io/shop/web:1', 1);
+    w.engine.setPrePulls([prePull('shop', { images: [{ image: 'r.io/shop/web:1' }] })]);
+    await w.engine.start();
+    await w.settle();
+    w.runtime.pinPartlyBehindBack('r.io/shop/web:1');
+    await flush();
+    const report = pick(await w.settle(), 'r.io/shop/web:1');
+    expect(report).toMatchObject({ pinned: true, pinnedByPrepull: true });
+    expect(w.calls('pin')).toHaveLength(2);
+    expect(await restored(w)).toBe(1);
+  });
 });

@@ -228,6 +228,9 @@ export class Puller {
     // prepull pinned this very image before, and the runtime now reports it unpinned: another
     // client (`ctr images label IMG io.cri-containerd.pinned=`) took the pin off.
     const restoring = entry.image !== undefined && entry.pinnedId === entry.image.id;
+    // Another client labelled only some of its records: prepull pins the rest, so that kubelet's
+    // GC keeps off as that client meant, but the pin is not prepull's to take off at release.
+    const someoneElses = !restoring && entry.image?.pinPartial === true;
     try {
       if (restoring) log.warn({ image: ref }, 'pin removed behind prepull; pinning again');
       await runtimeCall(metrics, 'pin', () => runtime.pin(ref));
@@ -237,7 +240,7 @@ export class Puller {
         throw new Error('the runtime still reports the image unpinned after pinning it');
       }
       // It was unpinned when the engine decided to pin: this pin is prepull's to take off.
-      if (image !== undefined) entry.pinnedId = image.id;
+      if (image !== undefined && !someoneElses) entry.pinnedId = image.id;
       if (restoring) metrics.pinsRestored.inc();
     } catch (error) {
       // The runtime being away is no refusal: pin again once it answers.

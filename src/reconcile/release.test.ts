@@ -177,6 +177,22 @@ describe('releasing images no PrePull wants', () => {
     });
   });
 
+  it('never unpins a pin another client set on some records only, though prepull completed it', async () => {
+    const w = new World();
+    w.publish(C, 3);
+    w.runtime.pullBehindBack(C);
+    w.runtime.pinPartlyBehindBack(C); // `ctr images label` on the tag record alone
+    await started(w, { images: images(C) });
+    expect(w.calls('pin')).toEqual([C]);
+    expect(pick(w.engine.reports(), C)).not.toHaveProperty('pinnedByPrepull');
+    expect(lastStatus(w).images.find((i) => i.image === C)).not.toHaveProperty('pinnedByPrepull');
+    w.engine.setPrePulls([]);
+    await w.settle();
+    expect(await pinned(w, C)).toBe(true);
+    expect(w.calls('unpin')).toEqual([]);
+    expect(w.engine.released()[0]).toMatchObject({ image: C, action: 'Kept' });
+  });
+
   it('never touches the sandbox image, even through another tag of it', async () => {
     const pause = 'r.io/k8s/pause:3.9';
     const alias = 'r.io/k8s/pause:latest';

@@ -36,6 +36,11 @@ export interface RuntimeImage extends ImageNames {
    * before 1.6.22 / 1.7.3 keeps the label but CRI reports false).
    */
   readonly pinSource?: 'cri' | 'label';
+  /**
+   * Unpinned, yet some of the image's records carry the pin label (containerd only: another
+   * client labelled, or unlabelled, only some of them). Undefined where the runtime cannot say.
+   */
+  readonly pinPartial?: boolean;
 }
 
 export interface PullProgress {

@@ -2,6 +2,8 @@
 // off (`ctr images label IMG io.cri-containerd.pinned=`, as an operator would) while a running
 // `prepull sync` requires the image is put back within seconds — the /images/update event, not a
 // timer — logged, and shown as `yes (label)` where containerd's CRI does not report pins (1.6.20).
+// A pin another client set on the tag's record alone is completed, not taken over: it stays at
+// release.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFile } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
@@ -37,6 +39,11 @@ describeIntegration('prepull sync keeps its pins (real containerd)', () => {
 
   /** What the operator in the issue ran: the label off the tag's record only. */
   async function unpinWithCtr(ref: string): Promise<void> {
+    await labelWithCtr(ref, '');
+  }
+
+  /** `ctr images label REF io.cri-containerd.pinned=VALUE`: the record `ref` names only. */
+  async function labelWithCtr(ref: string, value: string): Promise<void> {
     const containerd = h.containerd!;
     await run('ctr', [
       '--address',
@@ -46,7 +53,7 @@ describeIntegration('prepull sync keeps its pins (real containerd)', () => {
       'images',
       'label',
       ref,
-      'io.cri-containerd.pinned=',
+      `io.cri-containerd.pinned=${value}`,
     ]);
   }
 
@@ -87,6 +94,52 @@ describeIntegration('prepull sync keeps its pins (real containerd)', () => {
           (l) => l.msg === 'pin removed behind prepull; pinning again' && l.image === ref,
           'about the restored pin',
         );
+      } finally {
+        sync.kill('SIGTERM');
+      }
+      expect((await sync.exited(10_000)).code).toBe(0);
+    });
+
+    it('is completed but never taken off where another client pinned the tag record only', async () => {
+      const plain = h.registries.plain!;
+      const refs: string[] = [];
+      for (const tag of ['kept', 'theirs']) {
+        const name = uniqueName(`pins-${tag}`);
+        await pushImage(plain, name, 'v1', runnableImage({ marker: name }));
+        refs.push(`${plain.host}/${name}:v1`);
+      }
+      const [kept, theirs] = refs as [string, string];
+      // On the node before prepull, pinned by an operator on its tag's record alone.
+      await probe.pull(theirs);
+      await labelWithCtr(theirs, 'pinned');
+      const digestRef = (await probe.status(theirs))?.repoDigests[0];
+      expect(digestRef).toBeDefined();
+      expect(await probe.pinnedLabel(digestRef!)).toBe(false);
+      const name = uniqueName('pins-partial');
+      const file = writePrePull(dir, name, [kept, theirs]);
+      const sync = new SyncProcess([
+        '-f',
+        file,
+        '--runtime-endpoint',
+        probe.endpoint,
+        '--insecure-registry',
+        plain.host,
+        '--node-name',
+        NODE,
+      ]);
+      try {
+        await sync.waitForStdout(`images present on ${NODE}`);
+        // Completed on every record, as the operator meant; not counted as a restore.
+        expect(await probe.pinnedLabel(theirs)).toBe(true);
+        expect(await probe.pinnedLabel(digestRef!)).toBe(true);
+        expect(sync.logs.some((l) => l.msg === 'pin removed behind prepull; pinning again')).toBe(
+          false,
+        );
+        // Dropped: the pin is not prepull's, so it stays.
+        writePrePull(dir, name, [kept]);
+        await sync.waitForStdout(`released: ${theirs} Kept`);
+        expect(await probe.pinnedLabel(theirs)).toBe(true);
+        expect(await probe.pinnedLabel(digestRef!)).toBe(true);
       } finally {
         sync.kill('SIGTERM');
       }

@@ -261,9 +261,17 @@ describe('CriRuntime against an in-process CRI server', () => {
       // says, so the engine puts the pin back.
       records.set('docker.io/library/nginx:1.27', false);
       handlers.ImageStatus = () => ({ response: { image: { ...IMAGE, pinned: true } } });
-      expect((await runtime.imageStatus('nginx:1.27'))?.pinned).toBe(false);
+      // Some records labelled, some not: said, so that the engine leaves the pin to its owner.
+      const partial = await runtime.imageStatus('nginx:1.27');
+      expect(partial).toMatchObject({ pinned: false, pinPartial: true });
+      expect(partial).not.toHaveProperty('pinSource');
+      records.set(`docker.io/library/nginx@${DIGEST}`, false);
+      expect(await runtime.imageStatus('nginx:1.27')).not.toHaveProperty('pinPartial');
+      records.set(`docker.io/library/nginx@${DIGEST}`, true);
       records.set('docker.io/library/nginx:1.27', true);
-      expect((await runtime.imageStatus('nginx:1.27'))?.pinSource).toBe('cri');
+      const whole = await runtime.imageStatus('nginx:1.27');
+      expect(whole?.pinSource).toBe('cri');
+      expect(whole).not.toHaveProperty('pinPartial');
     } finally {
       await runtime.close();
     }

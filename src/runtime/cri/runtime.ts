@@ -364,9 +364,12 @@ function toRuntimeImage(image: CriImage, records: PinRecords | undefined): Runti
   // label someone took off (`ctr images label IMG io.cri-containerd.pinned=`) makes the image
   // unpinned, so that the engine puts the pin back. containerd 1.6.20 keeps the label but CRI
   // reports false (1.6.22 / 1.7.3 report it): `pinSource` says which of the two knows the pin.
+  // Some records labelled but not all: unpinned, with `pinPartial` so that the engine does not
+  // take as its own a pin someone else began.
   const present = [...repoTags, ...repoDigests, image.id].filter((name) => records.has(name));
-  const labelled = present.length > 0 && present.every((name) => records.get(name) === true);
-  if (!labelled) return { ...base, pinned: false };
+  const count = present.filter((name) => records.get(name) === true).length;
+  if (count === 0) return { ...base, pinned: false };
+  if (count < present.length) return { ...base, pinned: false, pinPartial: true };
   return { ...base, pinned: true, pinSource: image.pinned ? 'cri' : 'label' };
 }
 

@@ -118,6 +118,8 @@ interface LocalImage {
   repoDigests: string[];
   size: number;
   pinned: boolean;
+  /** Unpinned, yet some of its records carry the pin label (containerd). */
+  pinPartial?: boolean;
 }
 
 interface Failure {
@@ -268,6 +270,18 @@ export class FakeRuntime implements ImageRuntime {
     const image = this.#find(imageTarget(ref));
     if (image === undefined) return;
     image.pinned = false;
+    for (const name of allNames(image)) this.#emit({ kind: 'updated', name });
+  }
+
+  /**
+   * Another client pins only some records of the image `ref` names (`ctr images label IMG
+   * io.cri-containerd.pinned=pinned` on the tag alone): reported unpinned, with `pinPartial`.
+   */
+  pinPartlyBehindBack(ref: string): void {
+    const image = this.#find(imageTarget(ref));
+    if (image === undefined) return;
+    image.pinned = false;
+    image.pinPartial = true;
     for (const name of allNames(image)) this.#emit({ kind: 'updated', name });
   }
 
@@ -573,6 +587,7 @@ export class FakeRuntime implements ImageRuntime {
       size: image.size,
       pinned: image.pinned,
       ...(image.pinned && this.#pinSource !== undefined ? { pinSource: this.#pinSource } : {}),
+      ...(image.pinPartial === true ? { pinPartial: true } : {}),
     };
   }
 
@@ -588,8 +603,9 @@ export class FakeRuntime implements ImageRuntime {
           `cannot ${op} ${quoted(this.#key(target))}: it is not on this node; pull it first`,
         );
       }
-      const changed = image.pinned !== pinned;
+      const changed = image.pinned !== pinned || image.pinPartial === true;
       image.pinned = pinned;
+      delete image.pinPartial;
       // As containerd's /images/update, one per record whose label changed.
       if (changed) for (const name of allNames(image)) this.#emit({ kind: 'updated', name });
     });
