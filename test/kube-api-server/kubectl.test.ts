@@ -5,27 +5,25 @@
 // for integration prerequisites. `kubectl create` runs with --validate=false: kubectl's
 // validation downloads the OpenAPI document, which this server does not serve.
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
-import { execFile, spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import {
+  KUBECTL,
+  type KubectlRun,
+  kubectl as runKubectl,
+  kubectlMissing,
+  parseTable as table,
+} from '../harness/kubectl.ts';
 import { eventually } from './fixtures.ts';
 import type { JsonObject } from './json.ts';
 import { KubeApiServer } from './server.ts';
 
-const KUBECTL = process.env.KUBECTL ?? 'kubectl';
 const NS = 'prepull-ops';
 
-function kubectlSkipReason(): string | undefined {
-  const probe = spawnSync(KUBECTL, ['version', '--client', '-o', 'json'], { encoding: 'utf8' });
-  if (probe.error !== undefined || probe.status !== 0) {
-    return `no kubectl (${KUBECTL}) to run: ${probe.error?.message ?? probe.stderr.trim()}`;
-  }
-  return undefined;
-}
-
 function describeWithKubectl(name: string, body: () => void): void {
-  const skip = kubectlSkipReason();
+  const skip = kubectlMissing();
   if (skip === undefined) {
     describe(name, body);
     return;
@@ -39,44 +37,14 @@ let server: KubeApiServer;
 let dir: string;
 let kubeconfig: string;
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function kubectl(...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      KUBECTL,
-      ['--kubeconfig', kubeconfig, '--cache-dir', join(dir, 'cache'), ...args],
-      { encoding: 'utf8', env: { ...process.env, HOME: dir }, timeout: 20_000 },
-      (error, stdout, stderr) => {
-        const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
+function kubectl(...args: string[]): Promise<KubectlRun> {
+  return runKubectl({ kubeconfig, home: dir, timeoutMs: 20_000 }, ...args);
 }
 
 async function ok(...args: string[]): Promise<string> {
   const run = await kubectl(...args);
   expect({ args, code: run.code, stderr: run.stderr }).toEqual({ args, code: 0, stderr: '' });
   return run.stdout;
-}
-
-/** kubectl's table output as records keyed by header, cut at the header's column starts. */
-function table(text: string): { headers: string[]; rows: Record<string, string>[] } {
-  const lines = text.split('\n').filter((l) => l.trim() !== '');
-  const header = lines[0] ?? '';
-  const starts = [...header.matchAll(/\S+(?: \S+)*/g)].map((m) => m.index);
-  const headers = starts.map((s, i) => header.slice(s, starts[i + 1]).trim());
-  const rows = lines.slice(1).map((line) => {
-    const row: Record<string, string> = {};
-    headers.forEach((h, i) => (row[h] = line.slice(starts[i], starts[i + 1]).trim()));
-    return row;
-  });
-  return { headers, rows };
 }
 
 function manifest(doc: JsonObject): string {
