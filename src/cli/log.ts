@@ -2,6 +2,7 @@
 // flags ask for, else text for a person at a terminal and JSON everywhere else — a Pod's log, a
 // pipe, a file — so the cluster keeps its JSON. Colours only on a terminal, and not with
 // NO_COLOR (no-color.org).
+import type { DestinationStream } from 'pino';
 import {
   type LogFormat,
   type LogLevel,
@@ -34,6 +35,12 @@ export function commandLogger(
   flags: LogFlags,
   // isTTY is undefined, not false, when stderr is not a terminal.
   terminal: LogTerminal = { stderrIsTerminal: process.stderr.isTTY, env: process.env },
+  /** Where the lines go instead of stderr (sync's progress view on a terminal). */
+  destination?: DestinationStream,
 ): Promise<Logger> {
-  return openLogger(flags.logLevel, logOutput(flags, terminal));
+  const output = logOutput(flags, terminal);
+  return openLogger(
+    flags.logLevel,
+    destination === undefined ? output : { ...output, destination },
+  );
 }

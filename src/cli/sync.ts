@@ -19,14 +19,14 @@ import type { detectRuntime } from '../runtime/detect.ts';
 import { imageMatchesDigest } from '../image/digest.ts';
 import type { ImageRuntime, RuntimeInfo } from '../runtime/types.ts';
 import { type ConnectedRuntime, connectRuntime, waitForRuntime } from '../runtime/wait.ts';
-import { type Logger, openLogger } from '../telemetry/logger.ts';
+import type { Logger } from '../telemetry/logger.ts';
 import { Metrics } from '../telemetry/metrics.ts';
 import type { TelemetryServer } from '../telemetry/server.ts';
 import { revision, version } from './build-info.ts';
 import { serveRuntimeTelemetry } from './health.ts';
 import type { Output } from './io.ts';
 import { releaseWhenQuiet } from './heap.ts';
-import { logOutput } from './log.ts';
+import { commandLogger } from './log.ts';
 import { type SyncResult, renderJson, renderTable } from './output.ts';
 import { ProgressView } from './progress.ts';
 import { dockerConfigKeyring, newRegistryClient, registryHosts } from './registry.ts';
@@ -228,23 +228,16 @@ function syncLogger(
   io: Output,
   view: ProgressView | undefined,
 ): Promise<Logger> {
-  const output = logOutput(config, {
-    stderrIsTerminal: io.errTerminal !== undefined,
-    env: process.env,
+  const terminal = { stderrIsTerminal: io.errTerminal !== undefined, env: process.env };
+  if (io.errTerminal === undefined || view === undefined) return commandLogger(config, terminal);
+  // A stream, not a bare { write }: pino-pretty pipes into its destination.
+  const throughView = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      view.print(chunk.toString());
+      done();
+    },
   });
-  if (io.errTerminal === undefined || view === undefined) {
-    return openLogger(config.logLevel, output);
-  }
-  return openLogger(config.logLevel, {
-    ...output,
-    // A stream, not a bare { write }: pino-pretty pipes into its destination.
-    destination: new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        view.print(chunk.toString());
-        done();
-      },
-    }),
-  });
+  return commandLogger(config, terminal, throughView);
 }
 
 /** Shows the engine's pulls in `view`, if any, until the returned function is called. */
