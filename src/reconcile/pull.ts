@@ -24,6 +24,9 @@ import { verify } from './verify.ts';
 /** A pull whose bytes have not advanced for this long is stalled (EngineOptions.stallTimeoutMs). */
 export const STALL_TIMEOUT_MS = 120_000;
 
+/** The longest a registry's Retry-After may hold an image's next pull attempt. */
+const MAX_REGISTRY_WAIT_MS = 3_600_000;
+
 export class Puller {
   readonly #deps: EngineDeps;
   readonly #options: Required<EngineOptions>;
@@ -83,7 +86,7 @@ export class Puller {
   }
 
   async #pullInSlot(entry: Entry, signal: AbortSignal): Promise<void> {
-    const { clock, metrics, log } = this.#deps;
+    const { clock, metrics } = this.#deps;
     const ref = entry.desired.ref;
     entry.history = afterPullStarted(entry.history);
     this.#reporter.record(entry, { state: 'Pulling', reason: 'Pulling', action: { kind: 'none' } });
@@ -130,34 +133,86 @@ export class Puller {
         entry.verifyRequested = false;
       }
     } catch (error) {
-      if (isRefusal(error)) this.#deps.credentials.refused?.(entry.desired);
-      const info = errorInfo(error);
-      metrics.pulls.inc({ result: 'failure', code: info.code });
-      metrics.pullDuration.observe({ result: 'failure' }, (clock.now() - started) / 1000);
-      // Aborted by prepull, or the node's runtime went away (a pull it dropped as it stopped is
-      // checked with one info call): no attempt is counted against the image.
-      if (
-        signal.aborted ||
-        (await this.#runtimeFailed(error, info.code === 'ERR_RUNTIME_FAILED'))
-      ) {
-        entry.history = { ...entry.history, pulling: false };
-        return;
-      }
-      const delay = backoffDelay(this.#options.backoff, entry.history.attempts + 1, () =>
-        clock.random(),
-      );
-      entry.history = afterPullFailed(entry.history, entry.desired, info, clock.now(), delay);
-      log.warn({ image: ref, err: info, attempt: entry.history.attempts }, 'pull failed');
-      this.#reporter.emit(
-        entry,
-        'PullFailed',
-        `pull of ${ref} failed (attempt ${entry.history.attempts}): ${info.message} (${info.code})`,
-      );
+      await this.#failed(entry, error, started, signal);
     } finally {
       if (entry.pull === inFlight) delete entry.pull;
       // The bytes in flight drop back, whatever comes next (an aborted pull records no state).
       if (inFlight.reported) this.#reporter.publish();
     }
+  }
+
+  /** Records a failed pull: metrics, and — unless prepull or the node's outage caused it — an
+   *  attempt with its backoff, a log line and an Event. */
+  async #failed(entry: Entry, error: unknown, started: number, signal: AbortSignal): Promise<void> {
+    const { clock, metrics, log } = this.#deps;
+    const ref = entry.desired.ref;
+    if (isRefusal(error)) this.#deps.credentials.refused?.(entry.desired);
+    const info = errorInfo(error);
+    metrics.pulls.inc({ result: 'failure', code: info.code });
+    metrics.pullDuration.observe({ result: 'failure' }, (clock.now() - started) / 1000);
+    // Aborted by prepull, or the node's runtime went away (a pull it dropped as it stopped is
+    // checked with one info call): no attempt is counted against the image.
+    if (signal.aborted || (await this.#runtimeFailed(error, info.code === 'ERR_RUNTIME_FAILED'))) {
+      entry.history = { ...entry.history, pulling: false };
+      return;
+    }
+    const backoff = backoffDelay(this.#options.backoff, entry.history.attempts + 1, () =>
+      clock.random(),
+    );
+    const asked = await this.#registryAsked(entry, info.code, signal);
+    const delay = Math.max(backoff, asked ?? 0);
+    entry.history = afterPullFailed(entry.history, entry.desired, info, clock.now(), delay);
+    const waits =
+      asked !== undefined && asked > backoff
+        ? `; the registry asked to wait ${Math.ceil(asked / 1000)}s (Retry-After), so the next attempt is not before then`
+        : '';
+    log.warn(
+      {
+        image: ref,
+        err: info,
+        attempt: entry.history.attempts,
+        ...(waits === '' ? {} : { retryAfterMs: asked }),
+      },
+      'pull failed',
+    );
+    this.#reporter.emit(
+      entry,
+      'PullFailed',
+      `pull of ${ref} failed (attempt ${entry.history.attempts}): ${info.message} (${info.code})${waits}`,
+    );
+  }
+
+  /**
+   * The wait a registry asked for after a pull failed on its 429 or 5xx: the runtime never passes
+   * the Retry-After header on, so prepull asks the registry itself — one HEAD of the manifest,
+   * no retries — unless a recent answer (the verification running beside the pull) already
+   * said. Capped at an hour, so a registry's mistake cannot park an image for days. Undefined
+   * when the registry asked nothing, or the resolver cannot tell.
+   */
+  async #registryAsked(
+    entry: Entry,
+    code: string,
+    signal: AbortSignal,
+  ): Promise<number | undefined> {
+    const { resolver, credentials } = this.#deps;
+    if (resolver.retryAfterMs === undefined) return undefined;
+    if (code !== 'ERR_REGISTRY_RATE_LIMITED' && code !== 'ERR_REGISTRY_SERVER_ERROR') {
+      return undefined;
+    }
+    const ref = entry.desired.reference ?? entry.desired.ref;
+    if (resolver.retryAfterMs(ref) === undefined) {
+      try {
+        await resolver.resolve(ref, {
+          credentials: await credentials.forImage(entry.desired),
+          signal,
+          maxAttempts: 1,
+        });
+      } catch {
+        // The probe's failure is expected (the registry is refusing); only its header counts.
+      }
+    }
+    const asked = resolver.retryAfterMs(ref);
+    return asked === undefined ? undefined : Math.min(asked, MAX_REGISTRY_WAIT_MS);
   }
 
   /**

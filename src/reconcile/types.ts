@@ -17,8 +17,19 @@ import type { Decision, History } from './state.ts';
 export interface DigestResolver {
   resolve(
     ref: string | ImageReference,
-    options: { credentials?: readonly RegistryCredential[]; signal?: AbortSignal },
+    options: {
+      credentials?: readonly RegistryCredential[];
+      signal?: AbortSignal;
+      /** 1: ask once, never wait for a retry (a probe for the registry's Retry-After). */
+      maxAttempts?: number;
+    },
   ): Promise<{ digest: string }>;
+  /**
+   * How long the registry of `ref` asked (Retry-After on its latest 429 or 503) not to be asked
+   * again, in ms from now; undefined when it asked nothing. Optional: without it pull retries
+   * follow the backoff alone.
+   */
+  retryAfterMs?(ref: string | ImageReference): number | undefined;
 }
 
 /** The credentials to try, in order, for an image (pull secrets, a docker config file). */

@@ -282,6 +282,25 @@ describe('RegistryClient.resolve', () => {
   });
 });
 
+describe('RegistryClient and a registry that asks to wait', () => {
+  it('probes once with maxAttempts 1 and tells how long the registry asked to wait', async () => {
+    const { s, client, events } = await setup((_req, res) => {
+      res.writeHead(429, { 'retry-after': '120' }).end();
+    });
+    const ref = `${s.host}/team/app:1`;
+    expect(client.retryAfterMs(ref)).toBeUndefined();
+    await expect(client.resolve(ref, { maxAttempts: 1 })).rejects.toMatchObject({
+      code: 'ERR_REGISTRY_RATE_LIMITED',
+    });
+    expect(events).toHaveLength(1);
+    const asked = client.retryAfterMs(ref);
+    expect(asked).toBeGreaterThan(110_000);
+    expect(asked).toBeLessThanOrEqual(120_000);
+    // Another repository on the same registry is held too: the wish is the registry's.
+    expect(client.retryAfterMs(`${s.host}/other/thing:2`)).toBeGreaterThan(110_000);
+  });
+});
+
 describe('credentials', () => {
   const cred = (source: string, password: string) =>
     new RegistryCredential({ source, key: 'k', username: 'u', password });

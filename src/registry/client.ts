@@ -60,6 +60,8 @@ export interface ResolveOptions {
   /** For an index, list its per-platform manifests (one GET of the index, by digest). */
   readonly platforms?: boolean;
   readonly signal?: AbortSignal;
+  /** At most this many attempts per request (1: a probe that never waits for a retry). */
+  readonly maxAttempts?: number;
 }
 
 export interface ResolvedImage {
@@ -96,6 +98,7 @@ interface Attempt {
   readonly repository: string;
   readonly credential: RegistryCredential | undefined;
   readonly signal: AbortSignal | undefined;
+  readonly maxAttempts: number | undefined;
   /** For messages: "127.0.0.1:5000/app:1 at https://127.0.0.1:5000". */
   readonly what: string;
 }
@@ -146,6 +149,18 @@ export class RegistryClient {
     throw combineFailures(failures);
   }
 
+  /**
+   * How long the registry of `ref` (its first endpoint: a mirror when one is configured) asked
+   * not to be asked again, by Retry-After on its latest 429 or 503: ms from now, or undefined.
+   */
+  retryAfterMs(ref: string | ImageReference): number | undefined {
+    const image = typeof ref === 'string' ? parseReference(ref) : ref;
+    const [first] = endpointsFor(image.registry, this.#mirrors, this.#registries);
+    return first === undefined
+      ? undefined
+      : this.#transport.retryAfterMs(new URL(first.baseUrl).host);
+  }
+
   /** Closes pooled connections (of a transport this client made). */
   async close(): Promise<void> {
     if (this.#ownsTransport) await this.#transport.close();
@@ -167,6 +182,7 @@ export class RegistryClient {
         repository,
         credential,
         signal: options.signal,
+        maxAttempts: options.maxAttempts,
         what: `${image.canonical} at ${describeEndpoint(endpoint)}`,
       };
       try {
@@ -278,7 +294,14 @@ export class RegistryClient {
       },
       attempt.repository,
       attempt.credential,
-      { method, url, headers, ca: endpoint.ca, signal: attempt.signal },
+      {
+        method,
+        url,
+        headers,
+        ca: endpoint.ca,
+        signal: attempt.signal,
+        ...(attempt.maxAttempts === undefined ? {} : { maxAttempts: attempt.maxAttempts }),
+      },
     );
   }
 

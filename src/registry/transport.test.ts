@@ -173,6 +173,51 @@ describe('Transport retries', () => {
     expect(clock.sleeps).toEqual([]);
   });
 
+  it('remembers the Retry-After of a 429 per host until it passes or the host answers 2xx', async () => {
+    const clock = new ManualClock(EPOCH);
+    const s = await server(sequence([[429, { 'retry-after': '3600' }], [200]]));
+    const t = transport({ clock });
+    expect(t.retryAfterMs(s.host)).toBeUndefined();
+    await drive(clock, t.send({ method: 'HEAD', url: new URL(`${s.url}/v2/x`) }));
+    expect(t.retryAfterMs(s.host)).toBe(3_600_000);
+    expect(t.retryAfterMs('other.example:5000')).toBeUndefined();
+    await clock.advance(600_000);
+    expect(t.retryAfterMs(s.host)).toBe(3_000_000);
+    // The registry answers again: its wish no longer holds.
+    await drive(clock, t.send({ method: 'HEAD', url: new URL(`${s.url}/v2/x`) }));
+    expect(t.retryAfterMs(s.host)).toBeUndefined();
+  });
+
+  it('forgets a Retry-After once its time has passed, and never keeps one from a 500', async () => {
+    const clock = new ManualClock(EPOCH);
+    const s = await server(
+      sequence([
+        [503, { 'retry-after': '5' }],
+        [500, { 'retry-after': '9' }],
+      ]),
+    );
+    const t = transport({ clock, retry: { maxAttempts: 1 } });
+    await drive(clock, t.send({ method: 'HEAD', url: new URL(`${s.url}/v2/x`) }));
+    expect(t.retryAfterMs(s.host)).toBe(5000);
+    await clock.advance(5000);
+    expect(t.retryAfterMs(s.host)).toBeUndefined();
+    await drive(clock, t.send({ method: 'HEAD', url: new URL(`${s.url}/v2/x`) }));
+    expect(t.retryAfterMs(s.host)).toBeUndefined();
+  });
+
+  it('asks once when the request says maxAttempts 1 (a probe), whatever the policy', async () => {
+    const clock = new ManualClock(EPOCH);
+    const s = await server(sequence([[429, { 'retry-after': '2' }], [200]]));
+    const t = transport({ clock });
+    const res = await drive(
+      clock,
+      t.send({ method: 'HEAD', url: new URL(`${s.url}/v2/x`), maxAttempts: 1 }),
+    );
+    expect(res.status).toBe(429);
+    expect(res.attempts).toBe(1);
+    expect(clock.sleeps).toEqual([]);
+  });
+
   it('stops retrying when the next wait would pass the budget', async () => {
     const clock = new ManualClock(EPOCH, [1]);
     const s = await server(sequence([[503]]));

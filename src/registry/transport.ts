@@ -92,6 +92,8 @@ export interface TransportRequest {
   /** Longer answers fail with ERR_REGISTRY_PROTOCOL. */
   readonly maxBodyBytes?: number;
   readonly signal?: AbortSignal | undefined;
+  /** At most this many attempts (below the policy's): 1 asks once, as a probe does. */
+  readonly maxAttempts?: number;
 }
 
 export interface TransportResponse {
@@ -124,6 +126,8 @@ export class Transport {
   readonly #userAgent: string;
   readonly #dispatchers = new Map<string, Dispatcher>();
   readonly #semaphores = new Map<string, Semaphore>();
+  /** Per host: until when (transport clock, ms) its last 429/503 asked not to be asked again. */
+  readonly #pausedUntil = new Map<string, number>();
 
   constructor(options: TransportOptions = {}) {
     this.#clock = options.clock ?? systemClock;
@@ -145,7 +149,7 @@ export class Transport {
     const start = this.#clock.now();
     for (let attempt = 1; ; attempt++) {
       const outcome = await this.#attempt(req, attempt);
-      const delay = this.#retryDelay(outcome, attempt, start);
+      const delay = this.#retryDelay(outcome, attempt, start, req.maxAttempts);
       if (delay === undefined) {
         if (outcome.failure) throw failureError(req.url, outcome.failure, attempt);
         return outcome.response;
@@ -156,6 +160,21 @@ export class Transport {
         throw abortError(req.signal, req.url.host, error);
       }
     }
+  }
+
+  /**
+   * How long `host` (URL host, with port) asked, in the Retry-After of its latest 429 or 503, not
+   * to be asked again: ms from now, undefined when it asked nothing or that time has passed. A
+   * successful answer from the host ends it. Pulls the runtime makes do not pass the header on,
+   * so the engine reads the registry's wish here to space its pull retries.
+   */
+  retryAfterMs(host: string): number | undefined {
+    const until = this.#pausedUntil.get(host);
+    if (until === undefined) return undefined;
+    const left = until - this.#clock.now();
+    if (left > 0) return left;
+    this.#pausedUntil.delete(host);
+    return undefined;
   }
 
   /** Closes every pooled connection. */
@@ -177,6 +196,7 @@ export class Transport {
     const event = { registry: host, method: req.method, path: req.url.pathname, attempt };
     try {
       const response = await this.#dispatch(req, attempt);
+      this.#remember(host, response);
       this.#emit({ ...event, status: response.status, durationMs: this.#clock.now() - began });
       return { response };
     } catch (error) {
@@ -234,9 +254,26 @@ export class Transport {
     };
   }
 
+  #remember(host: string, response: TransportResponse): void {
+    if (
+      (response.status === 429 || response.status === 503) &&
+      response.retryAfterMs !== undefined
+    ) {
+      const until = this.#clock.now() + response.retryAfterMs;
+      this.#pausedUntil.set(host, Math.max(until, this.#pausedUntil.get(host) ?? 0));
+    } else if (response.status >= 200 && response.status < 300) {
+      this.#pausedUntil.delete(host);
+    }
+  }
+
   // undefined: do not retry.
-  #retryDelay(outcome: Outcome, attempt: number, start: number): number | undefined {
-    if (attempt >= this.#policy.maxAttempts) return undefined;
+  #retryDelay(
+    outcome: Outcome,
+    attempt: number,
+    start: number,
+    maxAttempts: number | undefined,
+  ): number | undefined {
+    if (attempt >= Math.min(this.#policy.maxAttempts, maxAttempts ?? Infinity)) return undefined;
     let delay: number;
     if (outcome.failure) {
       if (outcome.failure.code !== 'ERR_REGISTRY_UNREACHABLE') return undefined;

@@ -32,6 +32,10 @@ export class World {
   readonly runtime: FakeRuntime;
   readonly tags = new Map<string, string>();
   readonly resolves: string[] = [];
+  /** Per reference: the registry answers 429 until this time and says so in Retry-After. */
+  readonly rateLimitedUntil = new Map<string, number>();
+  /** Per reference: the Retry-After end the resolver last saw (what the transport remembers). */
+  readonly #askedUntil = new Map<string, number>();
   /** The simulated time of each resolve, in the order of `resolves`. */
   readonly resolvedAt: number[] = [];
   /** The armed schedules, as the engine handed them to the scheduler. */
@@ -82,10 +86,21 @@ export class World {
         const ref = String(value);
         this.resolves.push(ref);
         this.resolvedAt.push(this.clock.now());
+        const limited = this.rateLimitedUntil.get(ref);
+        if (limited !== undefined && limited > this.clock.now()) {
+          this.#askedUntil.set(ref, limited);
+          return Promise.reject(
+            new PrepullError('ERR_REGISTRY_RATE_LIMITED', `${ref}: HTTP 429 with Retry-After`),
+          );
+        }
         const found = this.tags.get(ref);
         if (found === undefined)
           return Promise.reject(new PrepullError('ERR_IMAGE_NOT_FOUND', `no ${ref}`));
         return Promise.resolve({ digest: found });
+      },
+      retryAfterMs: (value) => {
+        const left = (this.#askedUntil.get(String(value)) ?? 0) - this.clock.now();
+        return left > 0 ? left : undefined;
       },
     };
     const scheduler: Scheduler = {
