@@ -6,7 +6,9 @@
 //
 // Why each setting, and what it costs: docs/adr/0005-bundled-cli.md.
 import { existsSync } from 'node:fs';
-import { enableCompileCache } from 'node:module';
+// A namespace import: a named import of an export that an old Node lacks (enableCompileCache
+// came in 22.1) fails at link time with a SyntaxError, before the version check below can run.
+import * as nodeModule from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 
@@ -125,7 +127,7 @@ for (const flag of V8_FLAGS) if (!process.execArgv.includes(flag)) setFlagsFromS
 // without either.
 if (!longRunning) {
   setFlagsFromString('--no-lazy');
-  enableCompileCache();
+  nodeModule.enableCompileCache();
 }
 
 const built = new URL('../dist/cli/main.js', import.meta.url);

@@ -3,7 +3,7 @@
 // credentials carries X-Registry-Auth. The real launcher (bin/prepull.js) runs `sync --once`
 // against a fake Docker Engine socket here, so the test sees what the process would write.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { type Server, createServer } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -116,4 +116,29 @@ describe('bin/prepull.js under NODE_DEBUG', () => {
     },
     60_000,
   );
+});
+
+// The machines carry the system's Node 20 beside the project's Node 24: someone who runs
+// `node bin/prepull.js` with the wrong one must read which Node is needed, not a SyntaxError.
+describe('bin/prepull.js on a Node too old for it', () => {
+  const oldNode = ['/usr/bin/node', '/usr/local/bin/node'].find((path) => {
+    try {
+      const major = Number(
+        execFileSync(path, ['-p', 'process.versions.node.split(".")[0]'], { encoding: 'utf8' }),
+      );
+      return major < 22;
+    } catch {
+      return false;
+    }
+  });
+  // Only a machine without an old Node cannot run this; CI's machines have one (Debian's).
+  const itOld = oldNode === undefined && process.env.CI !== 'true' ? it.skip : it;
+
+  itOld('says which Node it needs and exits 1', () => {
+    if (oldNode === undefined) throw new Error('CI=true but no Node older than 22 to run');
+    const run = spawnSync(oldNode, [LAUNCHER, '--version'], { encoding: 'utf8' });
+    expect(run.status).toBe(1);
+    expect(run.stderr).toMatch(/^prepull: Node\.js >= 22\.19 is required, this is v\d+/);
+    expect(run.stderr).not.toMatch(/SyntaxError/);
+  });
 });
