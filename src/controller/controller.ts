@@ -178,6 +178,8 @@ export class Controller {
   async start(): Promise<void> {
     this.#startedAt = this.#parts.clock.now();
     await Promise.all([this.#prePulls.start(), this.#caches.start(), this.#nodes.start()]);
+    // Stopped while listing (a SIGTERM before the caches synced): say nothing more.
+    if (this.#stopped) return;
     this.#parts.log.info('controller informers synced');
     this.#kick();
   }
