@@ -166,7 +166,8 @@ describe('pull secret copies', () => {
 
   it('copies the named secret into the agents’ namespace once leading', async () => {
     controller.lead(lease.signal);
-    await until('copy made', () => copy() !== undefined);
+    // The store holds the copy a moment before the controller has the answer and counts it.
+    await until('copy made', () => copy() !== undefined && writes.length === 1);
     expect(COPY).toMatch(/^prepull-pull-[0-9a-f]{20}$/);
     const made = copy()!;
     expect(made.type).toBe('kubernetes.io/dockerconfigjson');
@@ -205,6 +206,7 @@ describe('pull secret copies', () => {
       () => copy()?.data?.['.dockerconfigjson'] === dockerConfig('rotated-pw'),
     );
     expect(clock.now() - before).toBeLessThanOrEqual(RESYNC_MS + 1000);
+    await until('update counted', () => writes.length === 2);
     expect(writes).toEqual(['create:ok', 'update:ok']);
   });
 
@@ -278,6 +280,40 @@ describe('pull secret copies', () => {
     const notes = JSON.stringify(events());
     expect(notes).not.toContain('a2V5');
     expect(notes).not.toContain(dockerConfig('rotated-pw'));
+  });
+
+  it('never overwrites, and the agent never uses, a copy that names another source', async () => {
+    const name = pullSecretCopyName('app', 'taken');
+    // Someone else's secret under the copy's name (a collision, or a hand-made one).
+    server.apply(
+      {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: {
+          namespace: AGENTS,
+          name,
+          labels: {
+            'app.kubernetes.io/managed-by': 'prepull',
+            'prepull.dev/pull-secret-copy': 'true',
+          },
+          annotations: { 'prepull.dev/source': 'other/else' },
+        },
+        type: 'kubernetes.io/dockerconfigjson',
+        data: { '.dockerconfigjson': dockerConfig('foreign-pw') },
+      },
+      secret('taken', 'taken-pw'),
+      prePull('taken', ['taken']),
+    );
+    await idle(2 * RESYNC_MS);
+    expect(copy(name)?.metadata.annotations?.['prepull.dev/source']).toBe('other/else');
+    expect(copy(name)?.data).toEqual({ '.dockerconfigjson': dockerConfig('foreign-pw') });
+    const secrets = new PullSecrets(asAgent, { clock, from: { copiesIn: AGENTS } });
+    const error = await secrets
+      .forImage({ ...image, secrets: [{ namespace: 'app', name: 'taken' }] })
+      .catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'ERR_PULL_SECRET_UNAVAILABLE' });
+    expect((error as Error).message).toContain(`is not a copy of app/taken`);
+    expect((error as Error).message).not.toContain(dockerConfig('foreign-pw'));
   });
 
   it('writes nothing once leadership is lost', async () => {
