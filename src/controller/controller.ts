@@ -4,7 +4,9 @@
 // labels and start-up taint, and — only while leading, and never before all three informers have
 // synced — writes them: statuses through the rate-limited PrePullStatusWriter, Nodes with PATCH
 // (a merge patch for labels, a JSON patch for the taint; never PUT). The leader elector lives
-// elsewhere and calls lead() with a signal that aborts when the lease is lost.
+// elsewhere and calls lead() with a signal that aborts when the lease is lost. With
+// pullSecretNamespace, the leader also keeps copies of the PrePulls' pull secrets there
+// (./pull-secrets.ts, ADR 0020), on its own schedule: a status pass never reads a secret.
 //
 // Memory (never needed for correctness after a failover, ADR 0014): when each NodeImageCache was
 // last seen to change (the controller's clock), the nodes that stalled before, the readiness

@@ -153,7 +153,7 @@ function sameData(a: Record<string, string>, b: Record<string, string>): boolean
 
 export class PullSecretCopier {
   readonly #parts: PullSecretCopierParts;
-  #prePulls: () => readonly KubernetesObject[] = () => [];
+  readonly #prePulls: () => readonly KubernetesObject[];
   #signature = '';
   #running: Promise<void> | undefined;
   #queued = false;
