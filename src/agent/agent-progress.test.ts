@@ -74,6 +74,8 @@ describe('Agent NodeImageCache progress', () => {
         requireAdmission: false,
         heartbeatMs: HEARTBEAT_MS,
         cleanup: 'Unpin',
+        pullSecrets: 'copy',
+        pullSecretNamespace: 'prepull-system',
       },
       clock: systemClock,
       log: createLogger('silent'),

@@ -94,6 +94,8 @@ describe('Agent start', () => {
         requireAdmission: false,
         heartbeatMs: 60_000,
         cleanup: 'Unpin',
+        pullSecrets: 'copy',
+        pullSecretNamespace: 'prepull-system',
       },
       clock: new ManualClock(),
       log: createLogger('silent'),

@@ -66,7 +66,10 @@ export class Agent {
     const { config, clock, log, metrics, kube } = parts;
     this.#view = new PrePullView(log);
     this.registry = parts.registry;
-    this.secrets = new PullSecrets(kube, { clock });
+    this.secrets = new PullSecrets(kube, {
+      clock,
+      from: config.pullSecrets === 'direct' ? 'direct' : { copiesIn: config.pullSecretNamespace },
+    });
     this.recorder = new EventRecorder(kube, {
       node: config.nodeName,
       clock,

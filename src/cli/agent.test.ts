@@ -14,6 +14,7 @@ import type { JsonObject } from '../../test/kube-api-server/json.ts';
 import { ManualClock } from '../clock.ts';
 import { FakeRuntime, detectedFake, detectedFakeSocket } from '../runtime/testing/fake.ts';
 import { KubeClient } from '../kube/client.ts';
+import { pullSecretCopyName } from '../api/pull-secrets.ts';
 import { type AgentDependencies, runAgent } from './agent.ts';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
@@ -240,10 +241,16 @@ describe('prepull agent', () => {
     const auth = Buffer.from(`puller:${CANARY}`).toString('base64');
     server.apply(
       node('node-s', { 'kubernetes.io/hostname': 'node-s', role: 'secure' }),
+      // The controller's copy of shop/regcred, as it keeps it in the agents' namespace
+      // (ADR 0020): the agent reads that, never the source.
       {
         apiVersion: 'v1',
         kind: 'Secret',
-        metadata: { namespace: 'shop', name: 'regcred' },
+        metadata: {
+          namespace: 'prepull-system',
+          name: pullSecretCopyName('shop', 'regcred'),
+          annotations: { 'prepull.dev/source': 'shop/regcred' },
+        },
         type: 'kubernetes.io/dockerconfigjson',
         data: {
           '.dockerconfigjson': Buffer.from(JSON.stringify({ auths: { [REG]: { auth } } })).toString(
@@ -274,8 +281,10 @@ describe('prepull agent', () => {
       );
     });
     const failed = cache('node-s')?.status?.images.find((i) => i.image === `${REG}/team/other:1.0`);
-    expect(failed?.message).toContain('pull secret shop/missing');
-    expect(failed?.message).toContain('does not exist');
+    expect(failed?.message).toContain(
+      `copy prepull-system/${pullSecretCopyName('shop', 'missing')} of pull secret shop/missing`,
+    );
+    expect(failed?.message).toContain('not there yet');
     s.signals.emit('SIGTERM');
     expect(await s.exit).toBe(0);
 
@@ -283,6 +292,7 @@ describe('prepull agent', () => {
       .all()
       .filter((r) => r.user === SA_USER && r.resource.includes('secrets'));
     expect(secretCalls.every((r) => r.verb === 'get')).toBe(true);
+    expect(secretCalls.every((r) => r.namespace === 'prepull-system')).toBe(true);
     expect(secretCalls.some((r) => r.code === 200)).toBe(true);
     // The canary is nowhere the agent writes: status, Events, or its own output.
     const written = JSON.stringify([

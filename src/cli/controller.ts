@@ -1,5 +1,5 @@
 // `prepull controller`: the cluster's view of every PrePull, paced rollouts, node labels and
-// taints (docs/controller.md). A Deployment of two replicas: each syncs its caches, a Lease
+// taints, copies of pull secrets for the agents (docs/controller.md). A Deployment of two replicas: each syncs its caches, a Lease
 // elects the one that writes (src/controller/lease.ts), the other stands by, ready. Entry point
 // only: parse, wire, run; the controller itself is src/controller/.
 import { type Clock, systemClock } from '../clock.ts';
@@ -131,6 +131,8 @@ export async function runController(
       maxConcurrentNodes: config.maxConcurrentNodes,
       admissionTimeoutMs: config.admissionTimeoutMs,
       statusIntervalMs: config.statusIntervalMs,
+      pullSecretNamespace: config.pullSecretNamespace,
+      pullSecretResyncMs: config.pullSecretResyncMs,
     },
     clock,
     log,

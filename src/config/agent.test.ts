@@ -14,8 +14,30 @@ describe('prepull agent flags', () => {
       requireAdmission: false,
       heartbeatMs: 60_000,
       stallTimeoutMs: 120_000,
+      pullSecrets: 'copy',
+      pullSecretNamespace: 'prepull-system',
     });
     expect(config).not.toHaveProperty('kubeconfig');
+  });
+
+  // ADR 0020: the controller's copies in the agent's own namespace, unless told `direct`.
+  it('reads pull secrets from copies in POD_NAMESPACE, or directly when told', () => {
+    expect(parseAgentArgs([], { NODE_NAME: 'n', POD_NAMESPACE: 'ops' })).toMatchObject({
+      pullSecrets: 'copy',
+      pullSecretNamespace: 'ops',
+    });
+    expect(
+      parseAgentArgs(['--pull-secrets', 'direct', '--pull-secret-namespace', 'x'], {
+        NODE_NAME: 'n',
+        POD_NAMESPACE: 'ops',
+      }),
+    ).toMatchObject({ pullSecrets: 'direct', pullSecretNamespace: 'x' });
+    expect(() => parseAgentArgs(['--pull-secrets', 'both'], { NODE_NAME: 'n' })).toThrow(
+      '--pull-secrets must be one of copy, direct, got "both"',
+    );
+    expect(() => parseAgentArgs(['--pull-secret-namespace', 'Bad_NS'], { NODE_NAME: 'n' })).toThrow(
+      '--pull-secret-namespace must be a namespace name',
+    );
   });
 
   it('prefers --node-name and parses every flag', () => {
@@ -48,8 +70,12 @@ describe('prepull agent flags', () => {
         '15',
         '--cleanup',
         'Remove',
+        '--pull-secrets',
+        'direct',
+        '--pull-secret-namespace',
+        'agents',
       ],
-      { NODE_NAME: 'ignored' },
+      { NODE_NAME: 'ignored', POD_NAMESPACE: 'ignored' },
     );
     expect(config).toEqual({
       kubeconfig: '/k/config',
@@ -67,6 +93,8 @@ describe('prepull agent flags', () => {
       requireAdmission: true,
       heartbeatMs: 15_000,
       cleanup: 'Remove',
+      pullSecrets: 'direct',
+      pullSecretNamespace: 'agents',
     });
   });
 

@@ -2,6 +2,7 @@
 // node name comes from --node-name or NODE_NAME (the downward API in the DaemonSet).
 import { parseArgs } from 'node:util';
 import type { CleanupPolicy } from '../api/prepull.ts';
+import { DEFAULT_PULL_SECRET_NAMESPACE } from '../api/pull-secrets.ts';
 import { PrepullError } from '../errors.ts';
 import { LOG_LEVELS, type LogFormat, type LogLevel } from '../telemetry/logger.ts';
 import {
@@ -40,6 +41,12 @@ export interface AgentConfig {
   heartbeatMs: number;
   /** What happens to images no PrePull wants any more, where the PrePulls do not ask Remove. */
   cleanup: CleanupPolicy;
+  /**
+   * Where pull secrets are read: `copy`, the controller's copies in `pullSecretNamespace` (the
+   * agent's own); `direct`, each PrePull's namespace (no controller; wider RBAC). ADR 0020.
+   */
+  pullSecrets: 'copy' | 'direct';
+  pullSecretNamespace: string;
 }
 
 export const AGENT_USAGE = `Usage: prepull agent [flags]
@@ -73,11 +80,36 @@ Flags:
       --cleanup Unpin|Remove  images no PrePull wants any more: Unpin takes prepull's pin
                               off; Remove also removes those prepull pulled, when no
                               container uses them (default Unpin; a PrePull may ask Remove)
+      --pull-secrets copy|direct
+                              where imagePullSecrets are read: copy, prepull-controller's
+                              copies in --pull-secret-namespace (default); direct, the
+                              PrePull's namespace (no controller; needs the optional RBAC
+                              deploy/agent-direct-secrets.yaml)
+      --pull-secret-namespace NS
+                              the namespace of the copies: the agent's own (default:
+                              $POD_NAMESPACE, else prepull-system)
       --log-level LEVEL       ${LOG_LEVELS.join(', ')} (default info)
       --log-format json|text  log lines on stderr: JSON, or text for people (default: text
                               when stderr is a terminal, JSON otherwise, as in a Pod)
   -h, --help                  this help
 `;
+
+const NAMESPACE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+function parsePullSecrets(
+  mode: string | undefined,
+  namespace: string | undefined,
+): Pick<AgentConfig, 'pullSecrets' | 'pullSecretNamespace'> {
+  const pullSecrets = oneOf('--pull-secrets', mode, ['copy', 'direct'] as const) ?? 'copy';
+  const pullSecretNamespace = namespace ?? DEFAULT_PULL_SECRET_NAMESPACE;
+  if (!NAMESPACE.test(pullSecretNamespace)) {
+    throw new PrepullError(
+      'ERR_USAGE',
+      `--pull-secret-namespace must be a namespace name (a DNS label), got "${pullSecretNamespace}"`,
+    );
+  }
+  return { pullSecrets, pullSecretNamespace };
+}
 
 function parseAgent(
   argv: readonly string[],
@@ -104,6 +136,8 @@ function parseAgent(
         'log-level': { type: 'string' },
         'log-format': { type: 'string' },
         cleanup: { type: 'string' },
+        'pull-secrets': { type: 'string' },
+        'pull-secret-namespace': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -143,6 +177,10 @@ function parseAgent(
       max: 3600,
     }),
     cleanup: parseCleanup(v.cleanup),
+    ...parsePullSecrets(
+      v['pull-secrets'],
+      v['pull-secret-namespace'] ?? (env.POD_NAMESPACE === '' ? undefined : env.POD_NAMESPACE),
+    ),
   };
 }
 

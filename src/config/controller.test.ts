@@ -18,12 +18,17 @@ describe('prepull controller flags', () => {
       leaseDurationMs: 15_000,
       renewDeadlineMs: 10_000,
       retryPeriodMs: 2000,
+      pullSecretNamespace: 'ops',
+      pullSecretResyncMs: 60_000,
     });
   });
 
   it('outside a Pod: prepull-system, and the host name with a random suffix', () => {
     expect(parse([])).toMatchObject({ leaseNamespace: 'prepull-system', identity: 'build-7_5eed' });
-    expect(parse([], { POD_NAMESPACE: '' })).toMatchObject({ leaseNamespace: 'prepull-system' });
+    expect(parse([], { POD_NAMESPACE: '' })).toMatchObject({
+      leaseNamespace: 'prepull-system',
+      pullSecretNamespace: 'prepull-system',
+    });
   });
 
   it('parses every flag', () => {
@@ -57,6 +62,10 @@ describe('prepull controller flags', () => {
           '20',
           '--retry-period',
           '2.5',
+          '--pull-secret-namespace',
+          'agents',
+          '--pull-secret-resync',
+          '15',
         ],
         { POD_NAME: 'ignored', POD_NAMESPACE: 'ignored' },
       ),
@@ -75,6 +84,8 @@ describe('prepull controller flags', () => {
       leaseDurationMs: 30_000,
       renewDeadlineMs: 20_000,
       retryPeriodMs: 2500,
+      pullSecretNamespace: 'agents',
+      pullSecretResyncMs: 15_000,
     });
   });
 

@@ -6,6 +6,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { MAX_CONCURRENT_NODES } from '../api/prepull.ts';
+import { DEFAULT_PULL_SECRET_NAMESPACE } from '../api/pull-secrets.ts';
 import { PrepullError } from '../errors.ts';
 import { LOG_LEVELS, type LogFormat, type LogLevel } from '../telemetry/logger.ts';
 import { oneOf, parseAddress, parseLogFormat, parseSeconds, withHelpHint } from './sync.ts';
@@ -29,13 +30,18 @@ export interface ControllerConfig {
   leaseDurationMs: number;
   renewDeadlineMs: number;
   retryPeriodMs: number;
+  /** The agents' namespace, where the leader keeps copies of pull secrets (ADR 0020). */
+  pullSecretNamespace: string;
+  /** Between two passes over the copies: a rotated source reaches its copy within this. */
+  pullSecretResyncMs: number;
 }
 
 export const CONTROLLER_USAGE = `Usage: prepull controller [flags]
 
 Runs in the cluster (a Deployment, two replicas, one leading): writes each PrePull's status from
 the nodes' NodeImageCaches, admits nodes to paced rollouts, and keeps the nodes' readiness
-labels and start-up taint. Only the leader writes; a standby keeps its caches warm and takes
+labels and start-up taint, and copies the pull secrets PrePulls name into the agents'
+namespace. Only the leader writes; a standby keeps its caches warm and takes
 over when the leader's Lease expires or is released.
 
 Flags:
@@ -56,6 +62,11 @@ Flags:
                                    (default 15)
       --renew-deadline S           seconds the leader keeps leading without renewing (default 10)
       --retry-period S             seconds between attempts to acquire or renew (default 2)
+      --pull-secret-namespace NS   the agents' namespace: the leader copies every secret a
+                                   PrePull names in imagePullSecrets there (default:
+                                   $POD_NAMESPACE, else prepull-system)
+      --pull-secret-resync S       seconds between two passes over the copies: a rotated
+                                   secret reaches its copy within this (default 60)
       --metrics-address H:P        serve /metrics, /healthz and /readyz (default: off)
                                    (H an IP or host name; ":P" alone is every interface)
       --log-level LEVEL            ${LOG_LEVELS.join(', ')} (default info)
@@ -194,6 +205,8 @@ function parseController(
         'lease-duration': { type: 'string' },
         'renew-deadline': { type: 'string' },
         'retry-period': { type: 'string' },
+        'pull-secret-namespace': { type: 'string' },
+        'pull-secret-resync': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -235,6 +248,16 @@ function parseController(
     ),
     identity: parseIdentity(v.identity ?? nonEmpty(env.POD_NAME), host),
     ...leaseTiming(v),
+    pullSecretNamespace: objectName(
+      '--pull-secret-namespace',
+      v['pull-secret-namespace'] ?? nonEmpty(env.POD_NAMESPACE) ?? DEFAULT_PULL_SECRET_NAMESPACE,
+      DNS_LABEL,
+      'a namespace name (a DNS label)',
+    ),
+    pullSecretResyncMs: parseSeconds('--pull-secret-resync', v['pull-secret-resync'], 60, {
+      min: 1,
+      max: 86_400,
+    }),
   };
 }
 

@@ -4,7 +4,9 @@
 // labels and start-up taint, and — only while leading, and never before all three informers have
 // synced — writes them: statuses through the rate-limited PrePullStatusWriter, Nodes with PATCH
 // (a merge patch for labels, a JSON patch for the taint; never PUT). The leader elector lives
-// elsewhere and calls lead() with a signal that aborts when the lease is lost.
+// elsewhere and calls lead() with a signal that aborts when the lease is lost. With
+// pullSecretNamespace, the leader also keeps copies of the PrePulls' pull secrets there
+// (./pull-secrets.ts, ADR 0020), on its own schedule: a status pass never reads a secret.
 //
 // Memory (never needed for correctness after a failover, ADR 0014): when each NodeImageCache was
 // last seen to change (the controller's clock), the nodes that stalled before, the readiness
@@ -37,6 +39,7 @@ import {
   readNodeImages,
   readPrePull,
 } from './aggregate.ts';
+import { PullSecretCopier } from './pull-secrets.ts';
 import { readiness } from './readiness.ts';
 import { MERGE_PATCH, PrePullStatusWriter } from './status-writer.ts';
 
@@ -58,6 +61,13 @@ export interface ControllerOptions {
    * few passes a second instead of one pass each (bench/controller.bench.ts: CPU and memory).
    */
   passIntervalMs?: number;
+  /**
+   * The agents' namespace: the leader keeps there a copy of every pull secret a PrePull names
+   * (ADR 0020). Absent: no copies (agents reading secrets directly).
+   */
+  pullSecretNamespace?: string | undefined;
+  /** Between two passes over the pull secret copies while leading (default 60 s). */
+  pullSecretResyncMs?: number;
 }
 
 /** What the controller counts (implemented with prom-client by the CLI). */
@@ -69,6 +79,8 @@ export interface ControllerMetrics {
   watchRestart(resource: string): void;
   /** PrePulls the informer holds, after each pass. */
   prePulls(count: number): void;
+  /** Writes of pull secret copies (optional: tests may leave it out). */
+  pullSecretCopies?(verb: 'create' | 'update' | 'delete', result: 'ok' | 'error'): void;
 }
 
 export interface ControllerParts {
@@ -100,6 +112,7 @@ export class Controller {
   readonly #prePulls: Watched<KubernetesObject>;
   readonly #caches: Watched<KubernetesObject>;
   readonly #nodes: Watched<KubernetesObject>;
+  readonly #copier: PullSecretCopier | undefined;
   #startedAt: number;
   /** Node name → controller-clock ms of the last change seen of its NodeImageCache. */
   readonly #lastSeen = new Map<string, number>();
@@ -151,7 +164,9 @@ export class Controller {
     });
     this.#prePulls = this.#wrap(parts.kube.informer<KubernetesObject>(PREPULLS), 'prepulls', () => {
       this.#servedIndex = undefined;
+      if (this.synced) this.#copier?.changed();
     });
+    this.#copier = this.#copierFor(parts);
     const caches = parts.kube.informer<KubernetesObject>(CACHES);
     caches.on('add', (o) => {
       this.#cacheSeen(o);
@@ -184,6 +199,29 @@ export class Controller {
     this.#kick();
   }
 
+  #copierFor(parts: ControllerParts): PullSecretCopier | undefined {
+    const namespace = parts.options.pullSecretNamespace;
+    if (namespace === undefined) return undefined;
+    return new PullSecretCopier(
+      {
+        kube: parts.kube,
+        namespace,
+        resyncMs: parts.options.pullSecretResyncMs ?? 60_000,
+        clock: parts.clock,
+        log: parts.log.child({ component: 'pull-secrets' }),
+        mayWrite: () => this.synced && this.leading,
+        onMissing: (referrers, reason, note) => {
+          for (const r of referrers)
+            this.#events.record(r, { type: 'Warning', reason, action: 'CopyPullSecret', note });
+        },
+        onWrite: (verb, result) => {
+          parts.metrics.pullSecretCopies?.(verb, result);
+        },
+      },
+      () => this.#prePulls.list(),
+    );
+  }
+
   /** Reconciles and writes from now until `signal` aborts (the lease is lost or released). */
   lead(signal: AbortSignal): void {
     if (signal.aborted || this.#stopped) return;
@@ -204,6 +242,7 @@ export class Controller {
     );
     this.#parts.log.info('controller leading');
     this.#kick();
+    this.#copier?.lead(signal);
   }
 
   /** Stops the informers and writers; a write in flight finishes. */
@@ -212,6 +251,7 @@ export class Controller {
     this.#stopping.abort();
     this.#timer?.abort();
     await this.#running;
+    await this.#copier?.stop();
     await this.#writer.stop();
     await this.#events.flush();
     await Promise.all([this.#prePulls.stop(), this.#caches.stop(), this.#nodes.stop()]);

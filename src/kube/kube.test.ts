@@ -58,6 +58,9 @@ beforeAll(async () => {
   server.applyManifests(join(REPO, 'deploy', 'namespace.yaml'));
   server.applyManifests(join(REPO, 'deploy', 'crds'));
   server.applyManifests(join(REPO, 'deploy', 'rbac.yaml'));
+  // PullSecrets here read secrets directly (--pull-secrets direct), with the optional grant for
+  // that; the controller's copies are src/controller/pull-secrets.test.ts's.
+  server.applyManifests(join(REPO, 'deploy', 'agent-direct-secrets.yaml'));
   const { kubeconfig } = server.serviceAccount('prepull-system', 'prepull-agent');
   kube = KubeClient.load(kubeconfig);
   server.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'ns' } });
@@ -326,7 +329,12 @@ describe('PullSecrets', () => {
     server.apply(secret('first'));
     const clock = new ManualClock(1_000_000);
     let reads = 0;
-    const secrets = new PullSecrets(kube, { clock, ttlMs: 60_000, onRead: () => reads++ });
+    const secrets = new PullSecrets(kube, {
+      clock,
+      ttlMs: 60_000,
+      onRead: () => reads++,
+      from: 'direct',
+    });
     const first = await secrets.forImage(image);
     expect(first.map((c) => c.password)).toEqual(['first']);
     await secrets.forImage(image);
@@ -367,7 +375,7 @@ describe('PullSecrets', () => {
         }),
       },
     });
-    const secrets = new PullSecrets(kube, { clock: systemClock });
+    const secrets = new PullSecrets(kube, { clock: systemClock, from: 'direct' });
     const error = await secrets
       .forImage({ ...image, secrets: [{ namespace: 'ns', name: 'latin1' }] })
       .catch((e: unknown) => e);
@@ -384,7 +392,7 @@ describe('PullSecrets', () => {
   });
 
   it('fails a missing secret with a reason naming it and the PrePull, and no value', async () => {
-    const secrets = new PullSecrets(kube, { clock: systemClock });
+    const secrets = new PullSecrets(kube, { clock: systemClock, from: 'direct' });
     const error = await secrets
       .forImage({ ...image, secrets: [{ namespace: 'ns', name: 'absent' }] })
       .catch((e: unknown) => e);

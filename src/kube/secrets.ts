@@ -1,9 +1,14 @@
 // Pull credentials for the agent: the imagePullSecrets the PrePulls wanting an image name, read
-// one by one with `get` (the agent may not list or watch secrets) and kept for a while. A secret
+// one by one with `get` (the agent may not list or watch secrets) and kept for a while. By
+// default each is read as the controller's copy in the agent's own namespace, under the name
+// both compute (docs/adr/0020-pull-secret-copies.md), so the agent needs no access to secrets
+// elsewhere; with `direct`, from the PrePull's namespace itself (an install without the
+// controller, and the wider RBAC that needs). A secret
 // is read again when its cached copy is older than the TTL and an image needs it, when a PrePull
 // naming it changes, and after a failure — so a fixed or rotated secret is picked up without a
 // restart, and a steady node asks the API nothing. Secret values never leave this module except
 // as credentials handed to the registry client and the runtime.
+import { SOURCE_ANNOTATION, pullSecretCopyName } from '../api/pull-secrets.ts';
 import type { Clock } from '../clock.ts';
 import { PrepullError, isPrepullError } from '../errors.ts';
 import type { CredentialProvider } from '../reconcile/types.ts';
@@ -28,6 +33,17 @@ export interface PullSecretsOptions {
   ttlMs?: number;
   /** Counts secret reads (for the API load figures). */
   onRead?: () => void;
+  /**
+   * Where secrets are read: the controller's copies in this namespace (the default install), or
+   * `direct` from each PrePull's namespace (no controller; the agent then needs `get` there).
+   */
+  from: { copiesIn: string } | 'direct';
+}
+
+interface SecretBody {
+  type?: string;
+  data?: Record<string, string>;
+  metadata?: { annotations?: Record<string, string> };
 }
 
 function keyOf(ref: SecretRef): string {
@@ -39,6 +55,7 @@ export class PullSecrets implements CredentialProvider {
   readonly #clock: Clock;
   readonly #ttlMs: number;
   readonly #onRead: (() => void) | undefined;
+  readonly #from: PullSecretsOptions['from'];
   readonly #cache = new Map<string, Cached>();
 
   constructor(api: KubeRequester, options: PullSecretsOptions) {
@@ -46,6 +63,7 @@ export class PullSecrets implements CredentialProvider {
     this.#clock = options.clock;
     this.#ttlMs = options.ttlMs ?? 5 * 60_000;
     this.#onRead = options.onRead;
+    this.#from = options.from;
   }
 
   async forImage(image: DesiredImage): Promise<RegistryCredential[]> {
@@ -77,26 +95,18 @@ export class PullSecrets implements CredentialProvider {
     const cached = this.#cache.get(key);
     if (cached !== undefined && now - cached.readAt < this.#ttlMs) return cached.source;
     const wanted = `named in imagePullSecrets of ${image.requiredBy.join(', ')}`;
-    let secret: ImagePullSecret & { metadata?: unknown };
+    let secret: ImagePullSecret;
     try {
       this.#onRead?.();
-      const body = await this.#api.request<{
-        type?: string;
-        data?: Record<string, string>;
-      }>('GET', `/api/v1/namespaces/${ref.namespace}/secrets/${ref.name}`);
+      const body = await this.#api.request<SecretBody>('GET', this.#pathOf(ref));
+      this.#checkSource(ref, body);
       secret = { namespace: ref.namespace, name: ref.name, type: body.type, data: body.data };
     } catch (error) {
       this.#cache.delete(key);
-      const why = isKubeApiError(error, 404)
-        ? 'does not exist'
-        : isKubeApiError(error, 403)
-          ? 'cannot be read: the agent is not allowed to get it (RBAC)'
-          : 'cannot be read from the API server';
-      throw new PrepullError(
-        'ERR_PULL_SECRET_UNAVAILABLE',
-        `pull secret ${key} (${wanted}) ${why}`,
-        { cause: error },
-      );
+      if (isPrepullError(error) && error.code === 'ERR_PULL_SECRET_UNAVAILABLE') throw error;
+      throw new PrepullError('ERR_PULL_SECRET_UNAVAILABLE', this.#why(ref, error, wanted), {
+        cause: error,
+      });
     }
     try {
       const source = parseImagePullSecret(secret);
@@ -109,5 +119,47 @@ export class PullSecrets implements CredentialProvider {
         cause: error,
       });
     }
+  }
+
+  #pathOf(ref: SecretRef): string {
+    return this.#from === 'direct'
+      ? `/api/v1/namespaces/${ref.namespace}/secrets/${ref.name}`
+      : `/api/v1/namespaces/${this.#from.copiesIn}/secrets/${pullSecretCopyName(ref.namespace, ref.name)}`;
+  }
+
+  /** A copy made from another source (a hash collision, or someone's own secret by that name) is not used. */
+  #checkSource(ref: SecretRef, body: SecretBody): void {
+    if (this.#from === 'direct') return;
+    const source = body.metadata?.annotations?.[SOURCE_ANNOTATION];
+    if (source === keyOf(ref)) return;
+    throw new PrepullError(
+      'ERR_PULL_SECRET_UNAVAILABLE',
+      `secret ${this.#from.copiesIn}/${pullSecretCopyName(ref.namespace, ref.name)} is not a copy of ${keyOf(ref)} ` +
+        `(its ${SOURCE_ANNOTATION} annotation says ${JSON.stringify(source ?? '')}); the agent does not use it`,
+    );
+  }
+
+  /** Why a secret could not be read, and what to do about it; never its content. */
+  #why(ref: SecretRef, error: unknown, wanted: string): string {
+    const key = keyOf(ref);
+    if (this.#from === 'direct') {
+      const why = isKubeApiError(error, 404)
+        ? 'does not exist'
+        : isKubeApiError(error, 403)
+          ? 'cannot be read: the agent is not allowed to get it (RBAC; --pull-secrets direct needs deploy/agent-direct-secrets.yaml)'
+          : 'cannot be read from the API server';
+      return `pull secret ${key} (${wanted}) ${why}`;
+    }
+    const copy = `copy ${this.#from.copiesIn}/${pullSecretCopyName(ref.namespace, ref.name)} of pull secret ${key} (${wanted})`;
+    if (isKubeApiError(error, 404)) {
+      return (
+        `${copy} not there yet: prepull-controller makes it once ${key} ` +
+        `exists and has a pull-secret type; is prepull-controller running, and does ${key} exist?`
+      );
+    }
+    if (isKubeApiError(error, 403)) {
+      return `${copy} cannot be read: the agent is not allowed to get secrets in ${this.#from.copiesIn} (RBAC: the Role prepull-agent there)`;
+    }
+    return `${copy} cannot be read from the API server`;
   }
 }

@@ -25,6 +25,12 @@ export class PrometheusControllerMetrics {
     labelNames: ['kind', 'result'] as const,
     registers: [this.registry],
   });
+  readonly #pullSecretCopies = new Counter({
+    name: 'prepull_controller_pull_secret_copy_writes_total',
+    help: "Writes of pull secret copies in the agents' namespace by verb (create, update, delete) and result (ok, error).",
+    labelNames: ['verb', 'result'] as const,
+    registers: [this.registry],
+  });
   readonly #admitted = new Gauge({
     name: 'prepull_controller_admitted_nodes',
     help: 'Distinct nodes admitted to paced rollouts, across every PrePull (as the leader last wrote them).',
@@ -63,6 +69,9 @@ export class PrometheusControllerMetrics {
     for (const kind of ['label', 'taint'] as const) {
       for (const result of ['ok', 'error'] as const) this.#nodePatches.inc({ kind, result }, 0);
     }
+    for (const verb of ['create', 'update', 'delete'] as const)
+      for (const result of ['ok', 'error'] as const)
+        this.#pullSecretCopies.inc({ verb, result }, 0);
     for (const transition of ['started', 'stopped'] as const) {
       this.#leaderTransitions.inc({ transition }, 0);
     }
@@ -75,6 +84,10 @@ export class PrometheusControllerMetrics {
 
   nodePatches(kind: NodePatchKind, result: 'ok' | 'error'): void {
     this.#nodePatches.inc({ kind, result });
+  }
+
+  pullSecretCopies(verb: 'create' | 'update' | 'delete', result: 'ok' | 'error'): void {
+    this.#pullSecretCopies.inc({ verb, result });
   }
 
   admitted(count: number): void {

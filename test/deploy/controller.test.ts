@@ -48,10 +48,11 @@ describe('the controller’s RBAC', () => {
       { apiGroups: ['prepull.dev'], resources: ['nodeimagecaches'], verbs: ['list', 'watch'] },
       { apiGroups: [''], resources: ['nodes'], verbs: ['list', 'watch', 'patch'] },
       { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
+      { apiGroups: [''], resources: ['secrets'], verbs: ['get'] },
     ]);
   });
 
-  it('grants the Lease in its own namespace only, get and update by name', () => {
+  it('grants the Lease and the pull secret copies in its own namespace only', () => {
     const role = only<IRole>('Role', 'prepull-controller');
     expect(role.metadata?.namespace).toBe('prepull-system');
     expect(rulesOf(role)).toEqual([
@@ -62,7 +63,12 @@ describe('the controller’s RBAC', () => {
         resourceNames: ['prepull-controller'],
         verbs: ['get', 'update'],
       },
+      { apiGroups: [''], resources: ['secrets'], verbs: ['list', 'create', 'update', 'delete'] },
     ]);
+    // The copies go where the agents read them: the namespace of both Deployments.
+    expect(
+      parseControllerArgs([], { POD_NAME: 'p', POD_NAMESPACE: 'prepull-system' }),
+    ).toMatchObject({ pullSecretNamespace: 'prepull-system' });
     // The Lease the Role names is the one the controller uses by default.
     const config = parseControllerArgs([], { POD_NAME: 'p', POD_NAMESPACE: 'prepull-system' });
     expect(config).toMatchObject({ leaseName: 'prepull-controller' });
@@ -259,6 +265,14 @@ describe('the controller’s ServiceAccount, with deploy/controller-rbac.yaml', 
     return { code: response.status, body: text === '' ? undefined : JSON.parse(text) };
   }
 
+  const COPIES = '/api/v1/namespaces/prepull-system/secrets';
+  const copy = {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: 'prepull-pull-0123456789abcdef0123', namespace: 'prepull-system' },
+    type: 'kubernetes.io/dockerconfigjson',
+    data: { '.dockerconfigjson': Buffer.from('{"auths":{}}').toString('base64') },
+  };
   const lease = {
     apiVersion: 'coordination.k8s.io/v1',
     kind: 'Lease',
@@ -299,6 +313,13 @@ describe('the controller’s ServiceAccount, with deploy/controller-rbac.yaml', 
       ],
       ['POST', LEASES, lease],
       ['GET', `${LEASES}/prepull-controller`],
+      // Pull secrets (ADR 0020): the source, by name, in a PrePull's namespace; its copies in
+      // prepull-system, listed by label, created, updated, deleted.
+      ['GET', `/api/v1/namespaces/${NS}/secrets/regcred`],
+      ['GET', `${COPIES}?labelSelector=prepull.dev%2Fpull-secret-copy`],
+      ['POST', COPIES, copy],
+      ['PUT', `${COPIES}/prepull-pull-0123456789abcdef0123`, copy],
+      ['DELETE', `${COPIES}/prepull-pull-0123456789abcdef0123`],
     ];
     const answers = [];
     for (const [method, path, body, type] of allowed)
@@ -352,10 +373,15 @@ describe('the controller’s ServiceAccount, with deploy/controller-rbac.yaml', 
       ['POST', PP, {}],
       ['DELETE', `${PP}/web`],
       ['GET', `${PP}/web`],
-      // Secrets: none at all.
-      ['GET', `/api/v1/namespaces/${NS}/secrets/regcred`],
+      // Secrets: get by name anywhere, nothing more outside prepull-system; there no watch.
       ['GET', `/api/v1/namespaces/${NS}/secrets`],
       ['GET', '/api/v1/secrets'],
+      ['GET', `/api/v1/namespaces/${NS}/secrets?watch=true&timeoutSeconds=1`],
+      ['PUT', `/api/v1/namespaces/${NS}/secrets/regcred`, {}],
+      ['DELETE', `/api/v1/namespaces/${NS}/secrets/regcred`],
+      ['POST', `/api/v1/namespaces/${NS}/secrets`, {}],
+      ['GET', `${COPIES}?watch=true&timeoutSeconds=1`],
+      ['PATCH', `${COPIES}/prepull-pull-0123456789abcdef0123`, {}],
       // Nodes: patch only, never update (PUT), status or delete.
       ['PUT', '/api/v1/nodes/node-c', node],
       ['PATCH', '/api/v1/nodes/node-c/status', {}],

@@ -523,6 +523,14 @@ describe('the agent’s ServiceAccount, with deploy/rbac.yaml', () => {
       type: 'Opaque',
       data: {},
     });
+    // The controller's copy of a pull secret, in the agents' namespace (ADR 0020).
+    server.apply({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'prepull-pull-0123456789abcdef0123', namespace: 'prepull-system' },
+      type: 'kubernetes.io/dockerconfigjson',
+      data: { '.dockerconfigjson': Buffer.from('{"auths":{}}').toString('base64') },
+    });
     await custom.createClusterCustomObject({
       ...nic,
       body: {
@@ -581,7 +589,7 @@ describe('the agent’s ServiceAccount, with deploy/rbac.yaml', () => {
       ['GET', `/apis/${GROUP}/${VERSION}/prepulls?watch=true&timeoutSeconds=1`],
       ['GET', '/api/v1/nodes?fieldSelector=metadata.name%3Dnode-c'],
       ['GET', '/api/v1/nodes?fieldSelector=metadata.name%3Dnode-c&watch=true&timeoutSeconds=1'],
-      ['GET', `/api/v1/namespaces/${NS}/secrets/regcred`],
+      ['GET', '/api/v1/namespaces/prepull-system/secrets/prepull-pull-0123456789abcdef0123'],
       ['GET', `${nicPath}/node-c`],
       [
         'POST',
@@ -619,6 +627,15 @@ describe('the agent’s ServiceAccount, with deploy/rbac.yaml', () => {
 
   it('may not do anything else: 403', async () => {
     const denied: [string, string, unknown?][] = [
+      // Secrets: only get, only in its own namespace (the controller's copies); never one in
+      // a PrePull's namespace, never a list or a watch (ADR 0020).
+      ['GET', `/api/v1/namespaces/${NS}/secrets/regcred`],
+      ['GET', '/api/v1/namespaces/kube-system/secrets/regcred'],
+      ['GET', '/api/v1/namespaces/prepull-system/secrets'],
+      ['GET', '/api/v1/namespaces/prepull-system/secrets?watch=true&timeoutSeconds=1'],
+      ['PUT', '/api/v1/namespaces/prepull-system/secrets/prepull-pull-0123456789abcdef0123', {}],
+      ['DELETE', '/api/v1/namespaces/prepull-system/secrets/prepull-pull-0123456789abcdef0123'],
+      ['POST', '/api/v1/namespaces/prepull-system/secrets', {}],
       ['GET', `/api/v1/namespaces/${NS}/secrets`],
       ['GET', '/api/v1/secrets'],
       ['GET', `/api/v1/namespaces/${NS}/secrets?watch=true&timeoutSeconds=1`],

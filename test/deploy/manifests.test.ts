@@ -9,6 +9,8 @@ import type { IDaemonSet } from 'kubernetes-models/apps/v1/DaemonSet';
 import type { IDeployment } from 'kubernetes-models/apps/v1/Deployment';
 import type { IClusterRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole';
 import type { IClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding';
+import type { IRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role';
+import type { IRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding';
 import type { ICustomResourceDefinition } from 'kubernetes-models/apiextensions.k8s.io/v1/CustomResourceDefinition';
 import type { IPodMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PodMonitor';
 import type { IJSONSchemaProps } from 'kubernetes-models/apiextensions.k8s.io/v1/JSONSchemaProps';
@@ -45,7 +47,7 @@ import {
 const manifests = readManifests().filter((m) => !isComponent(m.file));
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
 /** Shipped but not installed by kustomization.yaml: the audit's read-only role, bound by hand. */
-const NOT_INSTALLED = ['deploy/audit-rbac.yaml'];
+const NOT_INSTALLED = ['deploy/agent-direct-secrets.yaml', 'deploy/audit-rbac.yaml'];
 
 // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- the caller names the model type it reads the document as
 function only<T>(kind: string, name?: string): T {
@@ -194,10 +196,43 @@ describe('RBAC', () => {
       { apiGroups: ['prepull.dev'], resources: ['nodeimagecaches'], verbs: ['get', 'create'] },
       { apiGroups: ['prepull.dev'], resources: ['nodeimagecaches/status'], verbs: ['update'] },
       { apiGroups: [''], resources: ['nodes'], verbs: ['list', 'watch'] },
-      { apiGroups: [''], resources: ['secrets'], verbs: ['get'] },
       { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
     ]);
     expect(role.aggregationRule).toBeUndefined();
+  });
+
+  // ADR 0020: pull secrets only as the controller's copies, in the agents' own namespace.
+  it('grants the agent no secrets cluster-wide, and get on secrets in prepull-system only', () => {
+    const clusterRole = only<IClusterRole>('ClusterRole', 'prepull-agent');
+    const secretRules = (clusterRole.rules ?? []).filter(
+      (r) =>
+        (r.apiGroups ?? []).some((g) => g === '' || g === '*') &&
+        (r.resources ?? []).some((x) => x === 'secrets' || x === '*'),
+    );
+    expect(secretRules).toEqual([]);
+    const role = only<IRole>('Role', 'prepull-agent');
+    expect(role.metadata?.namespace).toBe('prepull-system');
+    expect(role.rules).toEqual([{ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }]);
+    const binding = only<IRoleBinding>('RoleBinding', 'prepull-agent');
+    expect(binding.metadata?.namespace).toBe('prepull-system');
+    expect(binding.roleRef).toEqual({
+      apiGroup: 'rbac.authorization.k8s.io',
+      kind: 'Role',
+      name: 'prepull-agent',
+    });
+    expect(binding.subjects).toEqual([
+      { kind: 'ServiceAccount', name: 'prepull-agent', namespace: 'prepull-system' },
+    ]);
+  });
+
+  it('keeps the wider grant for agents without a controller out of the install', () => {
+    const role = only<IClusterRole>('ClusterRole', 'prepull-agent-direct-secrets');
+    expect(role.rules).toEqual([{ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }]);
+    const binding = only<IClusterRoleBinding>('ClusterRoleBinding', 'prepull-agent-direct-secrets');
+    expect(binding.subjects).toEqual([
+      { kind: 'ServiceAccount', name: 'prepull-agent', namespace: 'prepull-system' },
+    ]);
+    expect(NOT_INSTALLED).toContain('deploy/agent-direct-secrets.yaml');
   });
 
   it('binds the role to the DaemonSet’s ServiceAccount, and nothing else to anyone', () => {
@@ -214,12 +249,19 @@ describe('RBAC', () => {
     const grants = manifests.filter(
       (m) => /^(Cluster)?Role(Binding)?$/.test(String(m.doc.kind)) && m.file === 'deploy/rbac.yaml',
     );
-    expect(grants.map((m) => m.doc.kind).sort()).toEqual(['ClusterRole', 'ClusterRoleBinding']);
+    expect(grants.map((m) => m.doc.kind).sort()).toEqual([
+      'ClusterRole',
+      'ClusterRoleBinding',
+      'Role',
+      'RoleBinding',
+    ]);
     const elsewhere = manifests.filter(
       (m) => /^(Cluster)?Role(Binding)?$/.test(String(m.doc.kind)) && m.file !== 'deploy/rbac.yaml',
     );
     // The controller's grants: test/deploy/controller.test.ts.
     expect(elsewhere.map((m) => `${m.file} ${String(m.doc.kind)}`)).toEqual([
+      'deploy/agent-direct-secrets.yaml ClusterRole',
+      'deploy/agent-direct-secrets.yaml ClusterRoleBinding',
       'deploy/audit-rbac.yaml ClusterRole',
       'deploy/controller-rbac.yaml ClusterRole',
       'deploy/controller-rbac.yaml ClusterRoleBinding',
@@ -287,6 +329,7 @@ describe('the DaemonSet', () => {
     expect(agent!.env).toEqual([
       { name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } },
       { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
+      { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
     ]);
     expect(meta(ds as unknown as Doc).labels?.['app.kubernetes.io/version']).toBe(pkg.version);
   });

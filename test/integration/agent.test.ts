@@ -307,6 +307,9 @@ describeIntegration('prepull agent on three nodes (real agents, runtimes and reg
     server.applyManifests(join(REPO, 'deploy', 'namespace.yaml'));
     server.applyManifests(join(REPO, 'deploy', 'crds'));
     server.applyManifests(join(REPO, 'deploy', 'rbac.yaml'));
+    // These agents run without a controller: they read pull secrets directly, with the
+    // optional grant for that (ADR 0020); the controller's copies are pull-secret-copies.test.ts's.
+    server.applyManifests(join(REPO, 'deploy', 'agent-direct-secrets.yaml'));
     ({ kubeconfig } = server.serviceAccount('prepull-system', 'prepull-agent'));
     for (const ns of ['platform', 'shop', 'data', 'ops'])
       server.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
@@ -358,6 +361,8 @@ describeIntegration('prepull agent on three nodes (real agents, runtimes and reg
           shared.registries.plain!.host,
           '--metrics-address',
           '127.0.0.1:0',
+          '--pull-secrets',
+          'direct',
           '--log-level',
           'debug',
         ]);

@@ -1251,7 +1251,8 @@ describeIntegration(
         }
         const writes = new Set(['create', 'update', 'patch', 'delete', 'deletecollection']);
         // The agents never write a Node (label and taint are the controller's); the controller
-        // never writes a PrePull's spec, never updates a Node, never reads a Secret.
+        // never writes a PrePull's spec, never updates a Node, and — no PrePull here naming a
+        // pull secret — touches no Secret but to list its (no) copies in prepull-system.
         expect(
           requests.filter(
             (r) => r.user === AGENT_USER && r.resource.startsWith('/nodes') && writes.has(r.verb),
@@ -1263,7 +1264,8 @@ describeIntegration(
               r.user === CONTROLLER_USER &&
               ((r.resource === 'prepull.dev/prepulls' && writes.has(r.verb)) ||
                 (r.resource === '/nodes' && r.verb === 'update') ||
-                r.resource === '/secrets'),
+                (r.resource === '/secrets' &&
+                  (r.verb !== 'list' || r.namespace !== 'prepull-system'))),
           ),
         ).toEqual([]);
         // The agents read the admissions from the PrePulls they watch: no new access.
