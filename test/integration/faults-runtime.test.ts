@@ -345,6 +345,8 @@ describeIntegration(
             isState(refs.added, 'Missing')(l) &&
             l.reason === 'RuntimeUnavailable',
           `${refs.added} Missing (RuntimeUnavailable)`,
+          // At once, not at the 30 s re-list retry (which is how it read Pending before).
+          15_000,
         );
         await sleep(OUTAGE_MS);
         expect((await get(address, '/readyz')).status).toBe(503);
