@@ -154,4 +154,29 @@ describe('Engine, when the runtime stops answering', () => {
     const reports = await w.settle();
     expect(pick(reports, WEB)).toMatchObject({ state: 'Present', pinned: true });
   });
+
+  it('reports an image added while the runtime is away as waiting for it, at once', async () => {
+    const w = new World();
+    w.publish(WEB, 1);
+    w.publish(DB, 2);
+    w.holdPulled(WEB, 1);
+    w.engine.setPrePulls([prePull('shop', { images: [{ image: WEB }] })]);
+    await w.engine.start();
+    await w.settle();
+    // No event stream noticed the stop: the new image's first reading is what finds it.
+    w.runtime.stop();
+    w.engine.setPrePulls([prePull('shop', { images: [{ image: WEB }, { image: DB }] })]);
+    await runFor(w, 2000);
+    expect(w.engine.waitingForRuntime).toBe(true);
+    expect(pick(w.engine.reports(), DB)).toMatchObject({
+      state: 'Missing',
+      reason: 'RuntimeUnavailable',
+      code: 'ERR_RUNTIME_UNAVAILABLE',
+      attempts: 0,
+    });
+    expect(pick(w.engine.reports(), WEB)).toMatchObject({ state: 'Present' });
+    w.runtime.start();
+    const reports = await w.settle();
+    expect(pick(reports, DB)).toMatchObject({ state: 'Present', attempts: 0 });
+  });
 });

@@ -302,8 +302,14 @@ export class Engine {
       const entry = this.#entries.get(ref);
       if (entry === undefined) return;
       // While the runtime is down nothing is asked of it; its return queues every image again.
-      const down = this.#outage.down ? this.#outage.lastError : undefined;
-      if (down === undefined && !(await this.#observer.hasReading(entry, signal))) return;
+      let down = this.#outage.down ? this.#outage.lastError : undefined;
+      if (down === undefined && !(await this.#observer.hasReading(entry, signal))) {
+        // A first reading that found the runtime down (an image added during an outage): say
+        // so now, or its status reads Pending, without a reason, until the runtime is back.
+        // (lastError is set exactly while the runtime is down.)
+        down = this.#outage.lastError;
+        if (down === undefined) return;
+      }
       const now = this.#deps.clock.now();
       const decision = this.#decide(entry, now, down);
       this.#reporter.record(entry, decision);
