@@ -63,6 +63,8 @@ export interface FaultRule {
 
 /** One request the proxy saw. */
 export interface ProxiedRequest {
+  /** When it arrived (ms since the epoch). */
+  at: number;
   method: string;
   path: string;
   /** The status sent (or begun), 0 when the registry could not be reached. */
@@ -242,7 +244,7 @@ export class FaultProxy {
 
   #handle(req: IncomingMessage, res: ServerResponse): void {
     const path = req.url ?? '/';
-    const record: ProxiedRequest = { method: req.method ?? '', path, status: 0 };
+    const record: ProxiedRequest = { at: Date.now(), method: req.method ?? '', path, status: 0 };
     this.requests.push(record);
     const matched = this.#match(path);
     const fault = matched?.rule.fault;
