@@ -7,7 +7,10 @@
 // the right digest; every image the node held before (one from the start, and each earlier
 // case's) must stay Present and unchanged, and the password must appear nowhere in what sync
 // prints or serves. The cases of a runtime run in order against one process, so each also
-// proves that the faults before it left nothing behind.
+// proves that the faults before it left nothing behind. Docker Engine retries a dropped layer
+// itself (after 5, 10, 15 s), so its reset and truncation cases depend on that timing; they are
+// left out until an attempt seen running on past the stall timeout there is explained (the
+// registry part of docs/reliability.md says more).
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
