@@ -20,6 +20,7 @@ export default {
       testMatch: [
         '<rootDir>/src/**/*.test.ts',
         '<rootDir>/test/kube-api-server/*.test.ts',
+        '<rootDir>/test/harness/*.test.ts',
         '<rootDir>/test/deploy/*.test.ts',
         '<rootDir>/bench/*.test.ts',
       ],

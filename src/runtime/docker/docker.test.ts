@@ -46,6 +46,36 @@ describe('DockerPullTally', () => {
     expect(tally.finished).toBe(false);
   });
 
+  it('a dropped connection: the full size Docker says as it retries is not the layer done, and the resumed bytes count from where it stopped', () => {
+    // What Docker Engine 20.10 sent when the registry reset the connection 256 KiB into a
+    // 1050802-byte layer: "Downloading" at the full size, then "Retrying in", then a Range
+    // request for the rest, counted from 0 against the rest's size (788658 = 1050802 - 262144).
+    const tally = new DockerPullTally();
+    const figures = (
+      [
+        { status: 'Pulling fs layer', id: 'a', progressDetail: {} },
+        { status: 'Downloading', id: 'a', progressDetail: { current: 36412, total: 1050802 } },
+        { status: 'Downloading', id: 'a', progressDetail: { current: 1050802, total: 1050802 } },
+        { status: 'Retrying in 5 seconds', id: 'a', progressDetail: {} },
+        { status: 'Downloading', id: 'a', progressDetail: { current: 36355, total: 788658 } },
+        { status: 'Downloading', id: 'a', progressDetail: { current: 788658, total: 788658 } },
+        { status: 'Verifying Checksum', id: 'a', progressDetail: {} },
+        { status: 'Download complete', id: 'a', progressDetail: {} },
+      ] satisfies PullMessage[]
+    ).map((m) => tally.observe(m));
+    expect(figures).toEqual([
+      undefined,
+      { bytesDone: 36412, bytesTotal: 1050802 },
+      // Not every byte: the stall watch must keep watching while Docker waits to retry.
+      undefined,
+      undefined,
+      { bytesDone: 262144 + 36355, bytesTotal: 1050802 },
+      undefined,
+      { bytesDone: 1050802, bytesTotal: 1050802 },
+      undefined,
+    ]);
+  });
+
   it('finds in-stream errors', () => {
     expect(streamError({ error: 'x', errorDetail: { message: 'detail' } })).toBe('detail');
     expect(streamError({ error: 'x' })).toBe('x');

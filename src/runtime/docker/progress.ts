@@ -59,8 +59,21 @@ export class DockerPullTally {
 
 function applyStep(layer: LayerState, status: string, detail: PullMessage['progressDetail']): void {
   if (status === 'Downloading') {
-    layer.current = Math.max(layer.current, detail?.current ?? 0);
-    layer.total = detail?.total ?? layer.total;
+    const current = detail?.current ?? 0;
+    const total = detail?.total;
+    // Docker says "Downloading" at the layer's full size both when it has read the whole layer
+    // and when the connection dropped (its last word before "Retrying in"): only the steps
+    // after it ("Verifying Checksum", "Download complete") tell, so that one is not counted.
+    // Counting it told the stall watch every byte had come, and it stopped watching.
+    if (total !== undefined && current >= total) return;
+    // A retried download asks for the rest with a Range request and counts from 0 against the
+    // rest's size: put those bytes back where they fall in the whole layer.
+    const resumedAt =
+      layer.total !== undefined && total !== undefined && total < layer.total
+        ? layer.total - total
+        : 0;
+    layer.current = Math.max(layer.current, resumedAt + current);
+    layer.total ??= total;
   } else if (COMPLETE_STEPS.has(status)) {
     layer.complete = true;
     layer.current = Math.max(layer.current, layer.total ?? 0);
