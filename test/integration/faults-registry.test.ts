@@ -346,6 +346,49 @@ describeIntegration('registry faults through the fault proxy (real CLI)', () => 
       });
     });
 
+    it('429 with a Retry-After longer than the backoff: the next pull waits as long as the registry asked', async () => {
+      // The runtime reports a 429 only as text; prepull reads the registry's wish itself and
+      // holds the retry for it (15 s here, against a 2 s first backoff step), even though the
+      // fault ends a second after the failure.
+      const RETRY_AFTER_S = 15;
+      const fresh = await freshImage(h.registries.plain!, plain, 'retry-after-long');
+      const since = node.sync.logs.length;
+      plain.inject({ fault: { mode: '429', retryAfterSeconds: RETRY_AFTER_S }, scope: 'any' });
+      await node.addPrePull(fresh.name, fresh.ref, since);
+      const failed = await node.next(
+        since,
+        (l) => l.msg === 'pull failed' && l.image === fresh.ref,
+        `${fresh.ref} pull failed`,
+      );
+      expect(failed.retryAfterMs).toBeGreaterThan((RETRY_AFTER_S - 2) * 1000);
+      await sleep(1000);
+      plain.clear();
+      const endedAt = Date.now();
+      const present = await node.next(
+        since,
+        (l) => isState(fresh.ref, 'Present')(l) && l.reason === 'Verified',
+        `${fresh.ref} Present after the Retry-After`,
+        (RETRY_AFTER_S + 25) * 1000,
+      );
+      const afterFailureMs = Date.parse(present.time as string) - Date.parse(failed.time as string);
+      // Not before the registry's time (less the second the probe and the log line may take).
+      expect(afterFailureMs).toBeGreaterThanOrEqual((RETRY_AFTER_S - 1) * 1000);
+      expect(present.digest).toBe(fresh.image.digest);
+      const retries = node.sync.logs
+        .slice(since)
+        .filter((l) => l.msg === 'pull failed' && l.image === fresh.ref);
+      expect(retries).toHaveLength(1);
+      await node.assertHeldIntact(since);
+      const convergedMs = Date.now() - endedAt;
+      recordFault({
+        id: 'registry-429-retry-after',
+        runtime: 'containerd',
+        convergedMs,
+        outcome: `Retry-After ${RETRY_AFTER_S} s, fault ended 1 s after the failed pull: the next attempt waited, Present ${(afterFailureMs / 1000).toFixed(1)} s after the failure (one failed attempt)`,
+      });
+      node.held.push({ ref: fresh.ref, id: fresh.image.configDigest });
+    });
+
     it('a blob that hangs mid-body: aborted by the stall timeout (ERR_PULL_STALLED), then converges', async () => {
       await node.runCase({
         id: 'registry-hang',
