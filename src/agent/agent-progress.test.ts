@@ -74,6 +74,7 @@ describe('Agent NodeImageCache progress', () => {
         requireAdmission: false,
         heartbeatMs: HEARTBEAT_MS,
         cleanup: 'Unpin',
+        disk: { floor: { percent: 20 } },
       },
       clock: systemClock,
       log: createLogger('silent'),

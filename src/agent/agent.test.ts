@@ -94,6 +94,7 @@ describe('Agent start', () => {
         requireAdmission: false,
         heartbeatMs: 60_000,
         cleanup: 'Unpin',
+        disk: { floor: { percent: 20 } },
       },
       clock: new ManualClock(),
       log: createLogger('silent'),

@@ -48,6 +48,10 @@ describe('prepull agent flags', () => {
         '15',
         '--cleanup',
         'Remove',
+        '--image-fs-floor',
+        '12.5%',
+        '--pin-budget',
+        '1.5Ti',
       ],
       { NODE_NAME: 'ignored' },
     );
@@ -67,6 +71,7 @@ describe('prepull agent flags', () => {
       requireAdmission: true,
       heartbeatMs: 15_000,
       cleanup: 'Remove',
+      disk: { floor: { percent: 12.5 }, pinBudgetBytes: 1.5 * 2 ** 40 },
     });
   });
 

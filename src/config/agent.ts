@@ -3,6 +3,7 @@
 import { parseArgs } from 'node:util';
 import type { CleanupPolicy } from '../api/prepull.ts';
 import { PrepullError } from '../errors.ts';
+import { DISK_FLAGS_USAGE, type DiskGuardConfig, parseDiskGuard } from './disk.ts';
 import { LOG_LEVELS, type LogFormat, type LogLevel } from '../telemetry/logger.ts';
 import {
   oneOf,
@@ -40,6 +41,8 @@ export interface AgentConfig {
   heartbeatMs: number;
   /** What happens to images no PrePull wants any more, where the PrePulls do not ask Remove. */
   cleanup: CleanupPolicy;
+  /** The image filesystem's free-space floor and prepull's pin budget (ADR 0019). */
+  disk: DiskGuardConfig;
 }
 
 export const AGENT_USAGE = `Usage: prepull agent [flags]
@@ -73,7 +76,7 @@ Flags:
       --cleanup Unpin|Remove  images no PrePull wants any more: Unpin takes prepull's pin
                               off; Remove also removes those prepull pulled, when no
                               container uses them (default Unpin; a PrePull may ask Remove)
-      --log-level LEVEL       ${LOG_LEVELS.join(', ')} (default info)
+${DISK_FLAGS_USAGE}      --log-level LEVEL       ${LOG_LEVELS.join(', ')} (default info)
       --log-format json|text  log lines on stderr: JSON, or text for people (default: text
                               when stderr is a terminal, JSON otherwise, as in a Pod)
   -h, --help                  this help
@@ -104,6 +107,9 @@ function parseAgent(
         'log-level': { type: 'string' },
         'log-format': { type: 'string' },
         cleanup: { type: 'string' },
+        'image-fs-floor': { type: 'string' },
+        'pin-budget': { type: 'string' },
+        'image-fs-path': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -143,6 +149,7 @@ function parseAgent(
       max: 3600,
     }),
     cleanup: parseCleanup(v.cleanup),
+    disk: parseDiskGuard(v['image-fs-floor'], v['pin-budget'], v['image-fs-path']),
   };
 }
 
