@@ -290,7 +290,9 @@ export class DiskGuard {
       this.#space = await this.#deps.measure(path);
       this.#unmeasured = undefined;
     } catch (error) {
-      const reason = error instanceof Error ? error.message : String(error);
+      // Its message, from any realm (an fs error is no `instanceof Error` inside Jest's VM).
+      const message: unknown = (error as { message?: unknown } | null)?.message;
+      const reason = typeof message === 'string' ? message : String(error);
       this.#cannotMeasure(
         `cannot measure free space at ${path} (${reason}): mount the image filesystem into prepull's container, or name a path on it with --image-fs-path`,
       );
