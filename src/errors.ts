@@ -75,6 +75,11 @@ export const ERROR_CODES = {
     retryable: true,
     summary: 'A pull made no progress for the stall timeout and was aborted to free its slot.',
   },
+  ERR_DISK_BUDGET: {
+    retryable: true,
+    summary:
+      "A pull would take the image filesystem below prepull's free-space floor, or prepull's pins past their budget; it waits for room.",
+  },
   ERR_ABORTED: {
     retryable: false,
     summary: 'The operation was cancelled by prepull itself.',

@@ -76,6 +76,7 @@ describe('Agent NodeImageCache progress', () => {
         cleanup: 'Unpin',
         pullSecrets: 'copy',
         pullSecretNamespace: 'prepull-system',
+        disk: { floor: { percent: 20 } },
       },
       clock: systemClock,
       log: createLogger('silent'),
@@ -123,5 +124,14 @@ describe('Agent NodeImageCache progress', () => {
     }
     const present = versions.find((v) => v.image?.state === 'Present');
     expect(present?.image).not.toHaveProperty('progress');
+    // The disk guard's picture rides along (ADR 0019). The fake runtime's mount point does not
+    // exist here: free space is not measured, the floor is not applied, and the status says why.
+    const nic = server.get('prepull.dev/v1alpha1', 'NodeImageCache', NODE) as
+      NodeImageCache | undefined;
+    expect(nic?.status?.disk).toMatchObject({ floor: '20%', heldImages: 0 });
+    expect(nic?.status?.disk?.message).toMatch(
+      /^cannot measure free space at \/var\/lib\/fake-runtime \(ENOENT/,
+    );
+    expect(nic?.status?.disk).not.toHaveProperty('availableBytes');
   }, 60_000);
 });

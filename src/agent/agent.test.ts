@@ -96,6 +96,7 @@ describe('Agent start', () => {
         cleanup: 'Unpin',
         pullSecrets: 'copy',
         pullSecretNamespace: 'prepull-system',
+        disk: { floor: { percent: 20 } },
       },
       clock: new ManualClock(),
       log: createLogger('silent'),

@@ -106,6 +106,7 @@ export class Agent {
         pullConcurrency: config.pullConcurrency,
         stallTimeoutMs: config.stallTimeoutMs,
         cleanup: config.cleanup,
+        disk: config.disk,
       },
     );
     const restart = (resource: string) => () => {
@@ -194,6 +195,7 @@ export class Agent {
           now: new Date(clock.now()).toISOString(),
           previous: this.writer.lastWritten,
           released: this.engine.released(),
+          disk: this.engine.disk(),
         },
       ),
     );

@@ -35,6 +35,43 @@ describe('nodeImageCacheStatus', () => {
     expect(status.imageFilesystem).toEqual({ usedBytes: 10 });
   });
 
+  it('shows the disk guard: known figures only, capacity left out, the message cut', () => {
+    const disk = {
+      floor: '20%',
+      floorBytes: 20,
+      availableBytes: 15,
+      capacityBytes: 100,
+      pinnedBytes: 5,
+      heldImages: 1,
+    };
+    const status = nodeImageCacheStatus([image(1, 'Failed')], RUNTIME, {}, { now: 'T', disk });
+    expect(status.disk).toEqual({
+      floor: '20%',
+      floorBytes: 20,
+      availableBytes: 15,
+      pinnedBytes: 5,
+      heldImages: 1,
+    });
+    const unmeasured = nodeImageCacheStatus(
+      [],
+      RUNTIME,
+      {},
+      {
+        now: 'T',
+        disk: {
+          floor: '20%',
+          pinBudgetBytes: 9,
+          pinnedBytes: 0,
+          heldImages: 0,
+          message: 'x'.repeat(5000),
+        },
+      },
+    );
+    expect(unmeasured.disk).toMatchObject({ floor: '20%', pinBudgetBytes: 9 });
+    expect(unmeasured.disk?.message).toHaveLength(1024);
+    expect(nodeImageCacheStatus([], RUNTIME, {}, { now: 'T' }).disk).toBeUndefined();
+  });
+
   it('carries provenance and the last releases, newest first, at most MAX_RELEASED', () => {
     const released = Array.from({ length: 40 }, (_, i) => ({
       image: `r/old-${i}:1`,

@@ -28,9 +28,28 @@ export interface Condition {
   lastTransitionTime: string;
 }
 
+/**
+ * The disk guard's picture (ADR 0019): the floor kept free on the image filesystem, the free
+ * space last measured, the pin budget and what prepull pins, and how many images wait for room.
+ */
+export interface DiskStatus {
+  /** The floor as configured: "20%", or bytes ("10.00 GiB"). */
+  floor: string;
+  /** The floor in bytes; absent while free space is not measured. */
+  floorBytes?: number;
+  availableBytes?: number;
+  pinBudgetBytes?: number;
+  pinnedBytes: number;
+  /** Images not pulled for want of room (ERR_DISK_BUDGET). */
+  heldImages: number;
+  /** Why free space is not measured (the floor is then not applied); absent when it is. */
+  message?: string;
+}
+
 export interface NodeImageCacheStatus {
   runtime: { name: string; version: string; endpoint: string };
   imageFilesystem?: { usedBytes?: number; capacityBytes?: number };
+  disk?: DiskStatus;
   summary: Record<'required' | 'present' | 'pulling' | 'missing' | 'stale' | 'failed', number>;
   images: CachedImage[];
   /** Images no PrePull wants any more and what was done with them: the last MAX_RELEASED, newest first. */
@@ -122,6 +141,8 @@ export function nodeImageCacheStatus(
     previous?: NodeImageCacheStatus | undefined;
     /** What was released, newest first (the engine keeps the last MAX_RELEASED). */
     released?: readonly ReleasedImage[] | undefined;
+    /** The disk guard's picture, where it runs. */
+    disk?: DiskStatus | undefined;
   },
 ): NodeImageCacheStatus {
   const count = (state: ImageState): number => images.filter((i) => i.state === state).length;
@@ -166,6 +187,7 @@ export function nodeImageCacheStatus(
   return {
     runtime: { ...runtime },
     ...(Object.keys(fs).length > 0 ? { imageFilesystem: fs } : {}),
+    ...(context.disk !== undefined ? { disk: diskStatus(context.disk) } : {}),
     summary,
     images: listed(images).map(cachedImage),
     ...(context.released !== undefined && context.released.length > 0
@@ -177,5 +199,18 @@ export function nodeImageCacheStatus(
         }
       : {}),
     conditions: [condition],
+  };
+}
+
+/** The disk picture as the API stores it: only the known figures, the message cut. */
+function diskStatus(disk: DiskStatus): DiskStatus {
+  return {
+    floor: disk.floor,
+    ...(disk.floorBytes !== undefined ? { floorBytes: disk.floorBytes } : {}),
+    ...(disk.availableBytes !== undefined ? { availableBytes: disk.availableBytes } : {}),
+    ...(disk.pinBudgetBytes !== undefined ? { pinBudgetBytes: disk.pinBudgetBytes } : {}),
+    pinnedBytes: disk.pinnedBytes,
+    heldImages: disk.heldImages,
+    ...(disk.message !== undefined ? { message: disk.message.slice(0, MESSAGE_LIMIT) } : {}),
   };
 }

@@ -128,3 +128,36 @@ describe('sync output', () => {
     ]).toEqual(['-', '512 B', '1.5 KiB', '5.0 GiB']);
   });
 });
+
+describe('the disk line', () => {
+  const disk = { floor: '20%', floorBytes: 20 * 2 ** 30, pinnedBytes: 2 ** 30, heldImages: 0 };
+
+  it('is left out while nothing is held and free space is measured', () => {
+    const table = renderTable({ ...result, disk: { ...disk, availableBytes: 50 * 2 ** 30 } });
+    expect(table).not.toMatch(/^disk:/m);
+  });
+
+  it('gives free space, the floor, the pins and the held images while an image is held', () => {
+    const table = renderTable({
+      ...result,
+      disk: { ...disk, availableBytes: 19 * 2 ** 30, pinBudgetBytes: 50 * 2 ** 30, heldImages: 2 },
+    });
+    expect(table).toMatch(
+      /^disk: 19\.0 GiB free, floor 20% \(20\.0 GiB\); 1\.0 GiB pinned of a 50\.0 GiB budget; 2 image\(s\) held for room \(ERR_DISK_BUDGET\), pulled once there is room$/m,
+    );
+    const json = JSON.parse(
+      renderJson({ ...result, disk: { ...disk, heldImages: 2 } }),
+    ) as SyncResult;
+    expect(json.disk).toEqual({ ...disk, heldImages: 2 });
+  });
+
+  it('says when free space is not measured', () => {
+    const table = renderTable({
+      ...result,
+      disk: { ...disk, message: 'cannot measure free space at /x (ENOENT)' },
+    });
+    expect(table).toMatch(
+      /^disk: free space not measured \(cannot measure free space at \/x \(ENOENT\)\); 1\.0 GiB pinned$/m,
+    );
+  });
+});

@@ -1,5 +1,6 @@
 // The per-image result `prepull sync` prints: a table for people, or one JSON document for
 // scripts (logs go to stderr, so stdout stays parseable).
+import type { DiskStatus } from '../api/nodeimagecache.ts';
 import type { ImageReport, ReleasedImage } from '../image/report.ts';
 
 export interface SyncResult {
@@ -10,6 +11,8 @@ export interface SyncResult {
   fileErrors: { code: string; message: string }[];
   /** Images no PrePull file wants any more, released since the last result printed, oldest first. */
   released?: ReleasedImage[];
+  /** The disk guard's picture: the floor, free space, the pin budget and what is pinned. */
+  disk?: DiskStatus;
   ok: boolean;
 }
 
@@ -84,6 +87,8 @@ export function renderTable(result: SyncResult): string {
   for (const r of result.released ?? []) {
     out.push(`released: ${r.image} ${r.action}${r.reason !== undefined ? ` (${r.reason})` : ''}`);
   }
+  const disk = diskLine(result.disk);
+  if (disk !== undefined) out.push(disk);
   const present = result.images.filter((r) => r.state === 'Present').length;
   out.push(
     `${present}/${result.images.length} images present on ${result.node} (${result.runtime.name} ${result.runtime.version})` +
@@ -103,4 +108,25 @@ function pinnedCell(r: ImageReport): string {
   if (r.pinned === undefined) return '-';
   if (!r.pinned) return 'no';
   return r.pinSource === 'label' ? 'yes (label)' : 'yes';
+}
+
+/**
+ * The disk guard's line, shown when it matters: images are held for room, or free space cannot
+ * be measured (the floor is then not applied).
+ */
+function diskLine(disk: DiskStatus | undefined): string | undefined {
+  if (disk === undefined || (disk.heldImages === 0 && disk.message === undefined)) return undefined;
+  const free =
+    disk.availableBytes !== undefined
+      ? `${humanBytes(disk.availableBytes)} free, floor ${disk.floor}${disk.floorBytes !== undefined && disk.floor.endsWith('%') ? ` (${humanBytes(disk.floorBytes)})` : ''}`
+      : `free space not measured (${disk.message ?? 'unknown'})`;
+  const budget =
+    disk.pinBudgetBytes !== undefined
+      ? `${humanBytes(disk.pinnedBytes)} pinned of a ${humanBytes(disk.pinBudgetBytes)} budget`
+      : `${humanBytes(disk.pinnedBytes)} pinned`;
+  const held =
+    disk.heldImages > 0
+      ? `; ${disk.heldImages} image(s) held for room (ERR_DISK_BUDGET), pulled once there is room`
+      : '';
+  return `disk: ${free}; ${budget}${held}`;
 }

@@ -12,6 +12,7 @@ import { PrepullError } from '../errors.ts';
 import { cronScheduler } from '../reconcile/cron.ts';
 import { Engine } from '../reconcile/engine.ts';
 import type { CredentialProvider } from '../reconcile/types.ts';
+import type { DiskStatus } from '../api/nodeimagecache.ts';
 import type { ImageReport, ReleasedImage } from '../image/report.ts';
 import type { RegistryClient } from '../registry/client.ts';
 import type { Keyring } from '../registry/credentials.ts';
@@ -71,8 +72,9 @@ function result(
   info: RuntimeInfo,
   images: ImageReport[],
   fileErrors: PrepullError[],
-  released: ReleasedImage[],
+  extras: { released: ReleasedImage[]; disk: DiskStatus | undefined },
 ): SyncResult {
+  const { released, disk } = extras;
   const verifiedWhereAsked = images.every(
     (r) => r.state === 'Present' && r.reason !== 'VerifyFailed',
   );
@@ -82,6 +84,7 @@ function result(
     images,
     fileErrors: fileErrors.map((e) => ({ code: e.code, message: e.message })),
     ...(released.length > 0 ? { released } : {}),
+    ...(disk !== undefined ? { disk } : {}),
     ok: verifiedWhereAsked && fileErrors.length === 0,
   };
 }
@@ -292,7 +295,10 @@ function resultPrinter(parts: {
     const seen = lastPrinted === undefined ? -1 : all.findIndex((r) => sameRelease(r, lastPrinted));
     const fresh = (seen === -1 ? all : all.slice(0, seen)).reverse();
     lastPrinted = all[0] ?? lastPrinted;
-    const outcome = result(config, info, images, parts.fileErrors(), fresh);
+    const outcome = result(config, info, images, parts.fileErrors(), {
+      released: fresh,
+      disk: engine.disk(),
+    });
     view?.clear();
     io.out(config.output === 'json' ? renderJson(outcome) : renderTable(outcome));
     return outcome.ok;
@@ -384,6 +390,7 @@ export async function runSync(
       pullConcurrency: config.pullConcurrency,
       stallTimeoutMs: config.stallTimeoutMs,
       cleanup: config.cleanup,
+      disk: config.disk,
       // --once fails fast: a runtime that stops answering fails the attempts and the run.
       waitForRuntime: !config.once,
     },

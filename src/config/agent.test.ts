@@ -74,6 +74,10 @@ describe('prepull agent flags', () => {
         'direct',
         '--pull-secret-namespace',
         'agents',
+        '--image-fs-floor',
+        '12.5%',
+        '--pin-budget',
+        '1.5Ti',
       ],
       { NODE_NAME: 'ignored', POD_NAMESPACE: 'ignored' },
     );
@@ -95,6 +99,7 @@ describe('prepull agent flags', () => {
       cleanup: 'Remove',
       pullSecrets: 'direct',
       pullSecretNamespace: 'agents',
+      disk: { floor: { percent: 12.5 }, pinBudgetBytes: 1.5 * 2 ** 40 },
     });
   });
 

@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import type { CleanupPolicy } from '../api/prepull.ts';
 import { DEFAULT_PULL_SECRET_NAMESPACE } from '../api/pull-secrets.ts';
 import { PrepullError } from '../errors.ts';
+import { DISK_FLAGS_USAGE, type DiskGuardConfig, parseDiskGuard } from './disk.ts';
 import { LOG_LEVELS, type LogFormat, type LogLevel } from '../telemetry/logger.ts';
 import {
   oneOf,
@@ -47,6 +48,8 @@ export interface AgentConfig {
    */
   pullSecrets: 'copy' | 'direct';
   pullSecretNamespace: string;
+  /** The image filesystem's free-space floor and prepull's pin budget (ADR 0019). */
+  disk: DiskGuardConfig;
 }
 
 export const AGENT_USAGE = `Usage: prepull agent [flags]
@@ -88,7 +91,7 @@ Flags:
       --pull-secret-namespace NS
                               the namespace of the copies: the agent's own (default:
                               $POD_NAMESPACE, else prepull-system)
-      --log-level LEVEL       ${LOG_LEVELS.join(', ')} (default info)
+${DISK_FLAGS_USAGE}      --log-level LEVEL       ${LOG_LEVELS.join(', ')} (default info)
       --log-format json|text  log lines on stderr: JSON, or text for people (default: text
                               when stderr is a terminal, JSON otherwise, as in a Pod)
   -h, --help                  this help
@@ -138,6 +141,9 @@ function parseAgent(
         cleanup: { type: 'string' },
         'pull-secrets': { type: 'string' },
         'pull-secret-namespace': { type: 'string' },
+        'image-fs-floor': { type: 'string' },
+        'pin-budget': { type: 'string' },
+        'image-fs-path': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -181,6 +187,7 @@ function parseAgent(
       v['pull-secrets'],
       v['pull-secret-namespace'] ?? (env.POD_NAMESPACE === '' ? undefined : env.POD_NAMESPACE),
     ),
+    disk: parseDiskGuard(v['image-fs-floor'], v['pin-budget'], v['image-fs-path']),
   };
 }
 

@@ -20,6 +20,7 @@ describe('parseSyncArgs', () => {
       output: 'table',
       logLevel: 'info',
       cleanup: 'Unpin',
+      disk: { floor: { percent: 20 } },
     });
   });
 
@@ -60,6 +61,12 @@ describe('parseSyncArgs', () => {
       'text',
       '--cleanup',
       'Remove',
+      '--image-fs-floor',
+      '10Gi',
+      '--pin-budget',
+      '50G',
+      '--image-fs-path',
+      '/var/lib/containerd',
     ]);
     expect(config).toEqual({
       files: ['a.yaml', 'dir'],
@@ -84,6 +91,11 @@ describe('parseSyncArgs', () => {
       logLevel: 'debug',
       logFormat: 'text',
       cleanup: 'Remove',
+      disk: {
+        floor: { bytes: 10 * 2 ** 30 },
+        pinBudgetBytes: 50e9,
+        imageFsPath: '/var/lib/containerd',
+      },
     });
   });
 

@@ -4,6 +4,7 @@ import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { PrepullError } from '../errors.ts';
+import { DISK_FLAGS_USAGE, type DiskGuardConfig, parseDiskGuard } from './disk.ts';
 import { type CleanupPolicy, labelKeyProblem } from '../api/prepull.ts';
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from '../telemetry/logger.ts';
 
@@ -30,6 +31,8 @@ export interface SyncConfig {
   logFormat?: LogFormat;
   /** What happens to images no PrePull file wants any more, where the PrePulls do not ask Remove. */
   cleanup: CleanupPolicy;
+  /** The image filesystem's free-space floor and prepull's pin budget (ADR 0019). */
+  disk: DiskGuardConfig;
 }
 
 export const CLEANUP_POLICIES: readonly CleanupPolicy[] = ['Unpin', 'Remove'];
@@ -66,7 +69,7 @@ Flags:
                               prepull's pin off; Remove also removes those prepull pulled,
                               when no container uses them (default Unpin; a PrePull may ask
                               Remove)
-      --log-level LEVEL       ${LOG_LEVELS.join(', ')} (default info)
+${DISK_FLAGS_USAGE}      --log-level LEVEL       ${LOG_LEVELS.join(', ')} (default info)
       --log-format json|text  log lines on stderr: JSON, or text for people (default: text
                               when stderr is a terminal, JSON otherwise)
   -h, --help                  this help
@@ -247,6 +250,9 @@ function parseSync(argv: readonly string[]): SyncConfig | 'help' {
         'log-level': { type: 'string' },
         'log-format': { type: 'string' },
         cleanup: { type: 'string' },
+        'image-fs-floor': { type: 'string' },
+        'pin-budget': { type: 'string' },
+        'image-fs-path': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -281,5 +287,6 @@ function parseSync(argv: readonly string[]): SyncConfig | 'help' {
     logLevel: oneOf('--log-level', v['log-level'], LOG_LEVELS) ?? 'info',
     ...parseLogFormat(v['log-format']),
     cleanup: parseCleanup(v.cleanup),
+    disk: parseDiskGuard(v['image-fs-floor'], v['pin-budget'], v['image-fs-path']),
   };
 }

@@ -14,6 +14,7 @@ import type { ErrorInfo, ReleasedImage } from '../image/report.ts';
 import type { RuntimeImage } from '../runtime/types.ts';
 import { PULL_BACKOFF } from './backoff.ts';
 import { type DesiredImage, desiredImages } from './desired.ts';
+import { DiskGuard, type DiskPicture, measureFs } from './disk.ts';
 import { Observer, type RuntimeFailed, observe, runtimeCall } from './observe.ts';
 import { RuntimeOutage } from './outage.ts';
 import { Puller, STALL_TIMEOUT_MS } from './pull.ts';
@@ -22,12 +23,18 @@ import { type PreviousStatus, Releaser } from './release.ts';
 import { ImageFsSampler, Reporter } from './report.ts';
 import { Schedules, schedulesOf } from './schedules.ts';
 import { type Decision, NEW_HISTORY, afterReset, decide } from './state.ts';
-import { type EngineDeps, type EngineOptions, type Entry, errorInfo } from './types.ts';
+import {
+  type EngineDeps,
+  type EngineOptions,
+  type EngineSettings,
+  type Entry,
+  errorInfo,
+} from './types.ts';
 import { digestMatch, verify } from './verify.ts';
 
 export class Engine {
   readonly #deps: EngineDeps;
-  readonly #options: Required<EngineOptions>;
+  readonly #options: EngineSettings;
   readonly #entries = new Map<string, Entry>();
   readonly #queue: WorkQueue<string>;
   readonly #observer: Observer;
@@ -37,6 +44,8 @@ export class Engine {
   readonly #releaser: Releaser;
   readonly #schedules: Schedules;
   readonly #outage: RuntimeOutage;
+  /** Absent without EngineOptions.disk. */
+  readonly #disk: DiskGuard | undefined;
   readonly #stops: (() => void)[] = [];
   /** Set by stop(): a watch that only becomes live afterwards is ended at once. */
   #stopRequested = false;
@@ -50,6 +59,7 @@ export class Engine {
 
   constructor(deps: EngineDeps, options: EngineOptions) {
     this.#deps = deps;
+    const { disk, ...rest } = options;
     this.#options = {
       verifyTtlMs: 60_000,
       resyncIntervalMs: 30_000,
@@ -57,7 +67,7 @@ export class Engine {
       stallTimeoutMs: STALL_TIMEOUT_MS,
       cleanup: 'Unpin',
       waitForRuntime: true,
-      ...options,
+      ...rest,
     };
     this.#queue = new WorkQueue<string>({
       concurrency: 64,
@@ -81,6 +91,23 @@ export class Engine {
     this.#observer = new Observer(deps, this.#options, this.#entries, this.#queue, runtimeFailed);
     this.#reporter = new Reporter(deps, this.#entries);
     this.#imageFs = new ImageFsSampler(deps);
+    this.#disk =
+      disk === undefined
+        ? undefined
+        : new DiskGuard(
+            {
+              clock: deps.clock,
+              log: deps.log,
+              metrics: deps.metrics,
+              measure: deps.measureFs ?? measureFs,
+              mountpoint: () => this.#imageFs.mountpoint(),
+            },
+            disk,
+            this.#entries,
+            (entry) => {
+              this.#queue.add(entry.desired.ref);
+            },
+          );
     this.#puller = new Puller(deps, this.#options, this.#reporter, this.#imageFs, runtimeFailed);
     this.#schedules = new Schedules(deps, options.nodeName, (owner) => {
       this.#fire(owner);
@@ -90,6 +117,8 @@ export class Engine {
       entries: this.#entries,
       sandboxImage: () => this.#sandboxImage,
       onChange: () => {
+        // A release may have freed space or pins: images held for disk are weighed again.
+        this.#disk?.kick();
         this.#reporter.publish();
       },
     });
@@ -190,6 +219,11 @@ export class Engine {
     return this.#imageFs.last;
   }
 
+  /** The disk guard's picture (floor, free space, budget, pinned bytes); undefined: no guard. */
+  disk(): DiskPicture | undefined {
+    return this.#disk?.picture();
+  }
+
   reports(): ImageReport[] {
     return this.#reporter.reports();
   }
@@ -234,6 +268,7 @@ export class Engine {
   async stop(): Promise<void> {
     this.#stopRequested = true;
     this.#outage.stop();
+    this.#disk?.stop();
     this.#releaser.stop();
     this.#schedules.stop();
     for (const stop of this.#stops.splice(0)) stop();
@@ -349,6 +384,7 @@ export class Engine {
         canPin: this.#deps.runtime.capabilities.pin && entry.pinError === undefined,
         admitted: entry.desired.admitted || entry.wasPresent === true,
         ...(runtimeDown !== undefined ? { runtimeDown } : {}),
+        ...(entry.diskHeld !== undefined ? { diskHeld: entry.diskHeld } : {}),
       },
     );
   }
@@ -362,7 +398,18 @@ export class Engine {
     if ((await this.#observer.reobserve(entry, signal)) && entry.image !== undefined) return;
     // The look found the runtime down: the next step reports the wait; no pull is tried.
     if (this.#outage.down) return;
-    await this.#puller.pull(entry, signal);
+    const disk = this.#disk;
+    if (disk === undefined) {
+      await this.#puller.pull(entry, signal);
+      return;
+    }
+    // The disk guard weighs the pull once it has a slot, just before it starts: one that does
+    // not fit is held (the next step reports it Failed, ERR_DISK_BUDGET), no attempt counted.
+    try {
+      await this.#puller.pull(entry, signal, async () => (await disk.admit(entry)) === undefined);
+    } finally {
+      disk.done(entry);
+    }
   }
 }
 

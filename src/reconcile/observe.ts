@@ -6,7 +6,7 @@ import type { DeletionEvent, RuntimeImage } from '../runtime/types.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { compareCodeUnits } from './desired.ts';
 import type { WorkQueue } from './queue.ts';
-import { type EngineDeps, type EngineOptions, type Entry, errorInfo } from './types.ts';
+import { type EngineDeps, type EngineSettings, type Entry, errorInfo } from './types.ts';
 
 /**
  * A verdict on an image (Verified, DigestDrift) compares the registry's answer with a runtime
@@ -45,7 +45,10 @@ export function sameImage(a: RuntimeImage | undefined, b: RuntimeImage | undefin
 /** Records what the runtime reports for `entry` (undefined: absent) and when. */
 export function observe(entry: Entry, image: RuntimeImage | undefined, now: number): void {
   if (image === undefined) delete entry.image;
-  else entry.image = image;
+  else {
+    entry.image = image;
+    entry.lastSize = image.size;
+  }
   entry.observedAt = now;
 }
 
@@ -60,7 +63,7 @@ const NOT_DOWN: RuntimeFailed = () => Promise.resolve(false);
 /** Keeps the entries' readings of the node current, and queues an entry whose image changed. */
 export class Observer {
   readonly #deps: EngineDeps;
-  readonly #options: Required<EngineOptions>;
+  readonly #options: EngineSettings;
   readonly #entries: ReadonlyMap<string, Entry>;
   readonly #queue: Pick<WorkQueue<string>, 'add' | 'addAfter'>;
   readonly #runtimeFailed: RuntimeFailed;
@@ -68,7 +71,7 @@ export class Observer {
 
   constructor(
     deps: EngineDeps,
-    options: Required<EngineOptions>,
+    options: EngineSettings,
     entries: ReadonlyMap<string, Entry>,
     queue: Pick<WorkQueue<string>, 'add' | 'addAfter'>,
     runtimeFailed: RuntimeFailed = NOT_DOWN,

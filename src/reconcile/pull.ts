@@ -13,7 +13,7 @@ import type { ImageFsSampler, Reporter } from './report.ts';
 import { type Decision, afterPullFailed, afterPullStarted, afterPullSucceeded } from './state.ts';
 import {
   type EngineDeps,
-  type EngineOptions,
+  type EngineSettings,
   type Entry,
   type PullInFlight,
   errorInfo,
@@ -29,7 +29,7 @@ const MAX_REGISTRY_WAIT_MS = 3_600_000;
 
 export class Puller {
   readonly #deps: EngineDeps;
-  readonly #options: Required<EngineOptions>;
+  readonly #options: EngineSettings;
   readonly #reporter: Reporter;
   readonly #imageFs: ImageFsSampler;
   readonly #slots: Semaphore;
@@ -38,7 +38,7 @@ export class Puller {
 
   constructor(
     deps: EngineDeps,
-    options: Required<EngineOptions>,
+    options: EngineSettings,
     reporter: Reporter,
     imageFs: ImageFsSampler,
     runtimeFailed: RuntimeFailed = () => Promise.resolve(false),
@@ -68,7 +68,8 @@ export class Puller {
     abort.abort();
   }
 
-  async pull(entry: Entry, signal: AbortSignal): Promise<void> {
+  /** Pulls `entry` once a slot is free and `admit` (the disk guard) lets it start. */
+  async pull(entry: Entry, signal: AbortSignal, admit?: () => Promise<boolean>): Promise<void> {
     if (this.#slots.inUse >= this.#options.pullConcurrency || this.#slots.waiting > 0) {
       this.#reporter.record(entry, queued(entry.decision, this.#options.pullConcurrency));
     }
@@ -79,6 +80,7 @@ export class Puller {
       return;
     }
     try {
+      if (admit !== undefined && !(await admit())) return;
       await this.#pullInSlot(entry, signal);
     } finally {
       release();

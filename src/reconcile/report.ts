@@ -218,6 +218,7 @@ function prePullStates(reports: readonly ImageReport[]): Map<string, ImageState[
 export class ImageFsSampler {
   readonly #deps: EngineDeps;
   readonly #last: { usedBytes?: number; capacityBytes?: number } = {};
+  #mountpoint: string | undefined;
   #sample: Promise<void> | undefined;
   #sampleAgain = false;
 
@@ -228,6 +229,22 @@ export class ImageFsSampler {
   /** The image filesystem as last sampled. */
   get last(): { usedBytes?: number; capacityBytes?: number } {
     return { ...this.#last };
+  }
+
+  /** Where the runtime keeps its images (asked once if no sample has told yet). */
+  async mountpoint(): Promise<string | undefined> {
+    if (this.#mountpoint !== undefined) return this.#mountpoint;
+    const { runtime, metrics } = this.#deps;
+    try {
+      const [fs] = await runtimeCall(metrics, 'imagefs', () => runtime.imageFsInfo());
+      this.#mountpoint = fs?.mountpoint;
+    } catch (error) {
+      this.#deps.log.debug(
+        { err: errorInfo(error) },
+        'could not ask where the image filesystem is',
+      );
+    }
+    return this.#mountpoint;
   }
 
   sample(): void {
@@ -254,6 +271,7 @@ export class ImageFsSampler {
   async #read(): Promise<void> {
     const { runtime, metrics } = this.#deps;
     const [fs] = await runtimeCall(metrics, 'imagefs', () => runtime.imageFsInfo());
+    if (fs !== undefined) this.#mountpoint = fs.mountpoint;
     if (fs?.usedBytes !== undefined) {
       metrics.imageFsUsed.set(fs.usedBytes);
       this.#last.usedBytes = fs.usedBytes;

@@ -84,6 +84,12 @@ export interface DecideContext {
    * image waiting for a pull says it waits for the runtime. Undefined: it answers.
    */
   runtimeDown?: ErrorInfo;
+  /**
+   * The disk guard holds this image's pull (ERR_DISK_BUDGET, disk.ts): an absent image is
+   * Failed with reason DiskBudget, a Stale one stays Stale; nothing is done and no attempt
+   * counted until the guard lets go.
+   */
+  diskHeld?: ErrorInfo;
 }
 
 const NONE: Action = { kind: 'none' };
@@ -209,6 +215,16 @@ export function decide(
   const decision = observed.present
     ? present(wanted, observed, history, ctx)
     : absent(wanted, history, ctx);
+  const held = ctx.diskHeld;
+  if (held !== undefined && decision.action.kind === 'pull') {
+    return {
+      state: observed.present ? decision.state : 'Failed',
+      reason: 'DiskBudget',
+      message: held.message,
+      code: held.code,
+      action: NONE,
+    };
+  }
   const down = ctx.runtimeDown;
   if (down === undefined || decision.action.kind === 'none') return decision;
   // Present or Stale stay as they are until the runtime answers; an absent image waits for it.

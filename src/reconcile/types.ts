@@ -11,6 +11,7 @@ import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import type { BackoffPolicy } from './backoff.ts';
 import type { DesiredImage } from './desired.ts';
+import type { DiskFloor } from '../config/disk.ts';
 import type { Decision, History } from './state.ts';
 
 /** Tag → digest, as the registry says now (registry client). */
@@ -73,6 +74,27 @@ export interface EngineEvent {
   message: string;
 }
 
+/** The guard's settings (flags of both commands, src/config/disk.ts). */
+export interface DiskGuardOptions {
+  floor: DiskFloor;
+  /** Bytes the images prepull pins may add up to; absent: no budget. */
+  pinBudgetBytes?: number;
+  /** Where to measure; absent: the runtime's image filesystem mount point. */
+  imageFsPath?: string;
+  /** While an image is held, free space is measured again this often (default 15 s). */
+  recheckMs?: number;
+}
+
+/** A filesystem's figures, as statfs gives them. */
+export interface FsSpace {
+  /** Bytes an unprivileged writer may still use (statfs f_bavail), what kubelet calls available. */
+  availableBytes: number;
+  capacityBytes: number;
+}
+
+/** Measures the filesystem holding `path` (statfs in production, a fake in tests). */
+export type FsMeasure = (path: string) => Promise<FsSpace>;
+
 export interface EngineDeps {
   runtime: ImageRuntime;
   resolver: DigestResolver;
@@ -84,6 +106,8 @@ export interface EngineDeps {
   metrics: Metrics;
   /** Receives pulls, repairs, failures and drift as they happen (optional). */
   onEvent?: (event: EngineEvent) => void;
+  /** Measures a filesystem for the disk guard (default statfs; disk.ts). */
+  measureFs?: FsMeasure;
 }
 
 export interface EngineOptions {
@@ -111,7 +135,12 @@ export interface EngineOptions {
    * true; outage.ts). False for `sync --once`, which reports the failure and exits instead.
    */
   waitForRuntime?: boolean;
+  /** The disk guard's floor and budget (ADR 0019); absent: no guard. */
+  disk?: DiskGuardOptions;
 }
+
+/** The options with their defaults, as the engine's parts read them (the disk guard aside). */
+export type EngineSettings = Required<Omit<EngineOptions, 'disk'>>;
 
 /** A pull in flight: its latest figure, changed in place by each progress callback. */
 export interface PullInFlight {
@@ -154,6 +183,10 @@ export interface Entry {
   pulledId?: string;
   /** The image ID prepull pinned, unpinned when it found it (release unpins only that). */
   pinnedId?: string;
+  /** Bytes the runtime last reported for this image on this node (the disk guard's estimate). */
+  lastSize?: number;
+  /** The disk guard holds the pull (ERR_DISK_BUDGET): no attempt is counted; disk.ts lets go. */
+  diskHeld?: ErrorInfo;
 }
 
 export function errorInfo(error: unknown): ErrorInfo {

@@ -102,6 +102,9 @@ function exercisedAgent(): Metrics {
   metrics.setPrePullStates(new Map([['shop/web', ['Present']]]));
   metrics.imageFsUsed.set(10);
   metrics.imageFsCapacity.set(100);
+  metrics.imageFsFloor.set(20);
+  metrics.imageFsAvailable.set(90);
+  metrics.pinBudget.set(50);
   metrics.pulls.inc({ result: 'success', code: '' });
   metrics.pullDuration.observe({ result: 'success' }, 1);
   metrics.pulledBytes.inc(10);

@@ -67,6 +67,31 @@ export class Metrics {
     help: "Size of the runtime's image filesystem, where the agent can see its mount point.",
     registers: [this.registry],
   });
+  readonly imageFsFloor = new Gauge({
+    name: 'prepull_imagefs_floor_bytes',
+    help: 'Free space prepull keeps on the image filesystem (--image-fs-floor), in bytes.',
+    registers: [this.registry],
+  });
+  readonly imageFsAvailable = new Gauge({
+    name: 'prepull_imagefs_available_bytes',
+    help: 'Free bytes on the image filesystem, as prepull last measured them (statfs).',
+    registers: [this.registry],
+  });
+  readonly pinBudget = new Gauge({
+    name: 'prepull_pin_budget_bytes',
+    help: 'Bytes the images prepull pins may add up to on this node (--pin-budget).',
+    registers: [this.registry],
+  });
+  readonly pinnedBytes = new Gauge({
+    name: 'prepull_pinned_bytes',
+    help: 'Bytes of the required images that are present and pinned.',
+    registers: [this.registry],
+  });
+  readonly diskHeld = new Gauge({
+    name: 'prepull_disk_held_images',
+    help: 'Required images not pulled for want of disk space or pin budget (ERR_DISK_BUDGET).',
+    registers: [this.registry],
+  });
   readonly pulls = new Counter({
     name: 'prepull_pulls_total',
     help: 'Pull attempts by result (success, failure) and error code (empty on success).',
@@ -156,7 +181,16 @@ export class Metrics {
     this.#setRuntime =
       options.build === undefined ? () => undefined : buildInfo(this.registry, options.build);
     // Unknown until read: no sample rather than a 0 that reads as a fact.
-    for (const gauge of [this.imageFsUsed, this.imageFsCapacity, this.lastSync]) gauge.remove();
+    for (const gauge of [
+      this.imageFsUsed,
+      this.imageFsCapacity,
+      this.lastSync,
+      this.imageFsFloor,
+      this.imageFsAvailable,
+      this.pinBudget,
+    ]) {
+      gauge.remove();
+    }
   }
 
   /** The runtime prepull talks to, once detected (prepull_build_info's `runtime`). */

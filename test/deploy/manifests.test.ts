@@ -325,7 +325,12 @@ describe('the DaemonSet', () => {
     expect(agent!.image).toBe(`ghcr.io/prepull/prepull:${pkg.version}`);
     expect(agent!.imagePullPolicy).toBe('IfNotPresent');
     expect(agent!.command).toBeUndefined();
-    expect(agent!.args).toEqual(['agent', '--metrics-address', '$(POD_IP):9464']);
+    expect(agent!.args).toEqual([
+      'agent',
+      '--metrics-address',
+      '$(POD_IP):9464',
+      '--image-fs-floor=20%',
+    ]);
     expect(agent!.env).toEqual([
       { name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } },
       { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
@@ -342,6 +347,7 @@ describe('the DaemonSet', () => {
     expect(config).toMatchObject({
       nodeName: 'node-a',
       metricsAddress: { host: '10.244.1.7', port: agent!.ports![0]!.containerPort },
+      disk: { floor: { percent: 20 } },
     });
     // SIGTERM lets pulls finish for --shutdown-grace, then aborts them and writes the last
     // status: kubelet must not SIGKILL before.
@@ -696,6 +702,7 @@ describe('the CRDs', () => {
       [
         'runtime',
         'imageFilesystem',
+        'disk',
         'summary',
         'images',
         'released',
@@ -726,6 +733,20 @@ describe('the CRDs', () => {
         'pinnedByPrepull',
         'cleanup',
         'progress',
+      ].sort(),
+    );
+    // The disk guard's picture (ADR 0019): the fields nodeImageCacheStatus writes.
+    const disk = status.disk!;
+    expect(disk.required).toEqual(['floor', 'pinnedBytes', 'heldImages']);
+    expect(Object.keys(disk.properties!).sort()).toEqual(
+      [
+        'floor',
+        'floorBytes',
+        'availableBytes',
+        'pinBudgetBytes',
+        'pinnedBytes',
+        'heldImages',
+        'message',
       ].sort(),
     );
     const progress = image.properties!.progress!;

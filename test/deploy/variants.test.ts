@@ -2,8 +2,8 @@
 // Each is rendered as a user installs it — a kustomization of their own with deploy/ as its
 // resource and the component — by the real `kubectl kustomize`, and every document it prints
 // goes through the schema checks deploy/'s files go through (manifests.ts). Then what each must
-// say: its runtime's socket and no other, read-only at its host path, the agent told that
-// socket, and nothing else of deploy/ changed. deploy/ itself must still render as it is.
+// say: its runtime's socket and no other, and its image filesystem, read-only at their host
+// paths, the agent told that socket, and nothing else of deploy/ changed. deploy/ itself must still render as it is.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -36,6 +36,8 @@ interface Variant {
   type: 'Directory' | 'Socket';
   /** `--runtime`: how the agent talks to it. */
   protocol: 'cri' | 'docker';
+  /** The runtime's root on the image filesystem, for the disk guard's statfs (ADR 0019). */
+  imageFs: string;
 }
 
 const VARIANTS: readonly Variant[] = [
@@ -45,6 +47,7 @@ const VARIANTS: readonly Variant[] = [
     hostPath: '/run/containerd',
     type: 'Directory',
     protocol: 'cri',
+    imageFs: '/var/lib/containerd',
   },
   {
     component: 'k3s',
@@ -52,6 +55,7 @@ const VARIANTS: readonly Variant[] = [
     hostPath: '/run/k3s/containerd',
     type: 'Directory',
     protocol: 'cri',
+    imageFs: '/var/lib/rancher/k3s/agent/containerd',
   },
   {
     component: 'rke2',
@@ -59,6 +63,7 @@ const VARIANTS: readonly Variant[] = [
     hostPath: '/run/k3s/containerd',
     type: 'Directory',
     protocol: 'cri',
+    imageFs: '/var/lib/rancher/rke2/agent/containerd',
   },
   {
     component: 'crio',
@@ -66,6 +71,7 @@ const VARIANTS: readonly Variant[] = [
     hostPath: '/run/crio',
     type: 'Directory',
     protocol: 'cri',
+    imageFs: '/var/lib/containers/storage',
   },
   // kubelet talks CRI to cri-dockerd; so does the agent (docs/adr/0015-install-variants.md).
   {
@@ -74,6 +80,7 @@ const VARIANTS: readonly Variant[] = [
     hostPath: '/run/cri-dockerd.sock',
     type: 'Socket',
     protocol: 'cri',
+    imageFs: '/var/lib/docker',
   },
   {
     component: 'docker',
@@ -81,6 +88,7 @@ const VARIANTS: readonly Variant[] = [
     hostPath: '/var/run/docker.sock',
     type: 'Socket',
     protocol: 'docker',
+    imageFs: '/var/lib/docker',
   },
 ];
 
@@ -244,19 +252,26 @@ describe('deploy/components/', () => {
       );
     });
 
-    it(`mounts ${v.hostPath} read-only at its host path, and no other host path`, () => {
+    it(`mounts ${v.hostPath} and the image filesystem ${v.imageFs} read-only at their host paths, and no other host path`, () => {
       const pod = daemonSet(manifests()).spec!.template.spec!;
       const hostPaths = (pod.volumes ?? []).filter((volume) => volume.hostPath !== undefined);
-      expect(hostPaths.map((volume) => volume.hostPath)).toEqual([
-        { path: v.hostPath, type: v.type },
-      ]);
+      const byPath = (a: { path: string }, b: { path: string }): number =>
+        a.path.localeCompare(b.path);
+      expect(hostPaths.map((volume) => volume.hostPath!).sort(byPath)).toEqual(
+        [
+          { path: v.hostPath, type: v.type },
+          { path: v.imageFs, type: 'Directory' },
+        ].sort(byPath),
+      );
       const mounts = pod.containers[0]!.volumeMounts ?? [];
-      const socketMounts = mounts.filter((m) => m.name === hostPaths[0]!.name);
-      expect(socketMounts).toEqual([
-        { name: hostPaths[0]!.name, mountPath: v.hostPath, readOnly: true },
-      ]);
+      for (const volume of hostPaths) {
+        expect(mounts.filter((m) => m.name === volume.name)).toEqual([
+          { name: volume.name, mountPath: volume.hostPath!.path, readOnly: true },
+        ]);
+      }
       // Everything else mounted is the base's own scratch space.
-      const others = mounts.filter((m) => m.name !== hostPaths[0]!.name);
+      const names = new Set(hostPaths.map((volume) => volume.name));
+      const others = mounts.filter((m) => !names.has(m.name));
       expect(others.map((m) => m.mountPath)).toEqual(['/tmp']);
       expect(pod.volumes!.filter((volume) => volume.hostPath === undefined)).toEqual(
         daemonSet(base).spec!.template.spec!.volumes!.filter((x) => x.hostPath === undefined),
@@ -281,7 +296,9 @@ describe('deploy/components/', () => {
       });
       // The socket the flag names is the one mounted, or sits in the directory mounted.
       const socket = config.runtimeEndpoint!.slice('unix://'.length);
-      const mount = agent.volumeMounts!.find((m) => m.mountPath !== '/tmp')!.mountPath;
+      const mount = agent.volumeMounts!.find(
+        (m) => m.mountPath !== '/tmp' && m.name !== 'imagefs',
+      )!.mountPath;
       expect(socket === mount || posix.dirname(socket) === mount).toBe(true);
       expect(DEFAULT_SOCKETS).toContain(socket);
     });

@@ -12,7 +12,15 @@ import { FakeRuntime } from '../../runtime/testing/fake.ts';
 import { createLogger } from '../../telemetry/logger.ts';
 import { Metrics } from '../../telemetry/metrics.ts';
 import { Engine } from '../engine.ts';
-import type { CronSpec, EngineDeps, EngineOptions, Scheduler, Tick } from '../types.ts';
+import type {
+  CronSpec,
+  DiskGuardOptions,
+  EngineDeps,
+  EngineOptions,
+  FsSpace,
+  Scheduler,
+  Tick,
+} from '../types.ts';
 
 export const digest = (n: number): string => `sha256:${n.toString(16).padStart(64, '0')}`;
 
@@ -43,6 +51,10 @@ export class World {
   readonly logs: string[] = [];
   readonly metrics = new Metrics();
   credentials: RegistryCredential[] = [];
+  /** The image filesystem as statfs would report it; undefined: not visible (statfs fails). */
+  disk: FsSpace | undefined = { availableBytes: 80e9, capacityBytes: 100e9 };
+  /** The paths the disk guard measured, in order. */
+  readonly measured: string[] = [];
   engine: Engine;
   readonly #deps: EngineDeps;
   readonly #options: EngineOptions;
@@ -64,6 +76,8 @@ export class World {
       stallTimeoutMs?: number;
       /** How the runtime says it knows a pin (containerd 1.6.20: `label`). */
       pinSource?: 'cri' | 'label';
+      /** EngineOptions.disk: the disk guard (default: none). */
+      disk?: DiskGuardOptions;
     } = {},
   ) {
     this.runtime = new FakeRuntime({
@@ -128,6 +142,14 @@ export class World {
       clock: this.clock,
       log: createLogger('debug', sink),
       metrics: this.metrics,
+      measureFs: (path) => {
+        this.measured.push(path);
+        const disk = this.disk;
+        if (disk === undefined) {
+          return Promise.reject(new Error(`ENOENT: no such file or directory, statfs '${path}'`));
+        }
+        return Promise.resolve({ ...disk });
+      },
     };
     this.#options = {
       nodeName: options.nodeName ?? 'worker-1',
@@ -136,6 +158,7 @@ export class World {
       ...(options.cleanup !== undefined ? { cleanup: options.cleanup } : {}),
       ...(options.waitForRuntime !== undefined ? { waitForRuntime: options.waitForRuntime } : {}),
       ...(options.stallTimeoutMs !== undefined ? { stallTimeoutMs: options.stallTimeoutMs } : {}),
+      ...(options.disk !== undefined ? { disk: options.disk } : {}),
     };
     this.engine = new Engine(this.#deps, this.#options);
   }
