@@ -51,6 +51,11 @@ export const ERROR_CODES = {
     retryable: false,
     summary: 'The TLS connection to the registry failed: an untrusted or mismatched certificate.',
   },
+  ERR_REGISTRY_DIGEST_MISMATCH: {
+    retryable: true,
+    summary:
+      'The registry, or something between it and the node, served content that does not match its digest.',
+  },
   ERR_REGISTRY_PROTOCOL: {
     retryable: false,
     summary: "The registry's answer did not follow the distribution API.",

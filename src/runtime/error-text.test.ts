@@ -15,6 +15,12 @@ const CASES: [string, string | undefined][] = [
     'ERR_REGISTRY_UNREACHABLE',
   ],
   ['failed to register layer: unexpected EOF', 'ERR_REGISTRY_UNREACHABLE'],
+  // What the fault suite's wrong-digest blob drew from containerd 1.6.20 and Docker 20.10.24.
+  [
+    'failed to pull and unpack image "127.0.0.1:41233/wrong:v1": failed to copy: failed commit on ref "layer-sha256:0f…": unexpected commit digest sha256:9a…, expected sha256:0f…: failed precondition',
+    'ERR_REGISTRY_DIGEST_MISMATCH',
+  ],
+  ['filesystem layer verification failed for digest sha256:0f…', 'ERR_REGISTRY_DIGEST_MISMATCH'],
   ['write tcp 127.0.0.1:5->127.0.0.1:6: write: broken pipe', 'ERR_REGISTRY_UNREACHABLE'],
   // runc's EOF is the node's, not the registry's.
   ["can't get final child's PID from pipe: EOF", undefined],

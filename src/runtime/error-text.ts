@@ -49,6 +49,14 @@ const RULES: readonly Rule[] = [
     meaning: 'the registry failed with a server error',
   },
   {
+    // containerd checks each blob as it commits it, Docker each layer once downloaded: content
+    // that does not hash to its digest is refused, and nothing of it is stored.
+    code: 'ERR_REGISTRY_DIGEST_MISMATCH',
+    pattern: /unexpected commit digest|verification failed for digest|digest mismatch/i,
+    meaning:
+      'the registry, or a proxy or cache between it and the node, served content that does not match its digest; the runtime refused it and stored nothing of it',
+  },
+  {
     code: 'ERR_REGISTRY_UNREACHABLE',
     pattern:
       /connection refused|dial tcp|no such host|i\/o timeout|connection reset|network is unreachable|no route to host|TLS handshake timeout|server misbehaving|unexpected EOF|broken pipe|server sent GOAWAY|(?:failed to copy|httpReadSeeker|failed to do request|Get "[^"]*")(?::[^:]*)*: EOF\b/i,

@@ -472,7 +472,7 @@ describeIntegration('registry faults through the fault proxy (real CLI)', () => 
         registry: h.registries.plain!,
         rule: (layer) => ({ fault: { mode: 'wrong-digest' }, scope: layerOnly(layer) }),
         observe: async (ref, since) => {
-          const words = await node.backsOffWith(ref, since, 'ERR_RUNTIME_FAILED');
+          const words = await node.backsOffWith(ref, since, 'ERR_REGISTRY_DIGEST_MISMATCH');
           expect(words).toMatch(/unexpected commit digest/);
           return words;
         },
@@ -586,7 +586,7 @@ describeIntegration('registry faults through the fault proxy (real CLI)', () => 
         registry: h.registries.plain!,
         rule: (layer) => ({ fault: { mode: 'wrong-digest' }, scope: layerOnly(layer) }),
         observe: async (ref, since) => {
-          const words = await node.backsOffWith(ref, since, 'ERR_RUNTIME_FAILED');
+          const words = await node.backsOffWith(ref, since, 'ERR_REGISTRY_DIGEST_MISMATCH');
           expect(words).toMatch(/filesystem layer verification failed/);
           return words;
         },
