@@ -303,7 +303,10 @@ export class Engine {
       if (entry === undefined) return;
       // While the runtime is down nothing is asked of it; its return queues every image again.
       const down = this.#outage.down ? this.#outage.lastError : undefined;
-      if (down === undefined && !(await this.#observer.hasReading(entry, signal))) return;
+      // A reference that does not parse is Failed on its own: the runtime cannot be asked about
+      // it (its adapter refuses the name), and waiting for a reading would keep it unsettled.
+      const needsReading = down === undefined && entry.desired.invalid === undefined;
+      if (needsReading && !(await this.#observer.hasReading(entry, signal))) return;
       const now = this.#deps.clock.now();
       const decision = this.#decide(entry, now, down);
       this.#reporter.record(entry, decision);
