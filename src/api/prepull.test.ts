@@ -296,6 +296,17 @@ describe('validatePrePull', () => {
     ]);
   });
 
+  it("names YAML's .nan and .inf as themselves, not as JSON's null", () => {
+    const { issues } = validatePrePull(
+      base({ scheduleJitterSeconds: NaN, timeoutSeconds: Infinity, backoffLimit: -Infinity }),
+    );
+    expect(issues.map((i) => i.message)).toEqual([
+      'must be a whole number from 0 to 3600, got NaN',
+      'must be a whole number from 1 to 86400, got Infinity',
+      'must be a whole number from 0 to 100, got -Infinity',
+    ]);
+  });
+
   it('leaves reference grammar to the engine: a bad reference fails only its image', () => {
     expect(
       validatePrePull(base({ images: [{ image: 'UPPER/case:x' }, { image: 'ok:1' }] })).issues,

@@ -118,6 +118,8 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/;
 
 function show(value: unknown): string {
+  // JSON would print NaN and the infinities (YAML's .nan, .inf, 1e400) as null.
+  if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
   // JSON.stringify gives undefined (despite its type) for undefined, functions and symbols.
   const json = value === undefined ? undefined : (JSON.stringify(value) as string | undefined);
   const text = json ?? (value === undefined ? 'nothing' : typeof value);

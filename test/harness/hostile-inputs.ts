@@ -564,7 +564,7 @@ export const HOSTILE_CASES: readonly HostileCase[] = [
     file: 'jitter-nan.yaml',
     what: 'scheduleJitterSeconds: .nan',
     expect: 'error',
-    match: /spec\.scheduleJitterSeconds: must be a whole number/,
+    match: /spec\.scheduleJitterSeconds: must be a whole number from 0 to 3600, got NaN/,
     create: (path, { never }) => {
       writeFileSync(
         path,
