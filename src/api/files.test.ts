@@ -331,7 +331,10 @@ describe('input limits (issue 21)', () => {
     const tagged = join(sub('tags'), 'tagged.yaml');
     writeFileSync(
       tagged,
-      `${good('tagged').replace('images: [{image: r:5000/a:1}]', 'images: [{image: !!js/function "function () {}"}]')}`,
+      good('tagged').replace(
+        'images: [{image: r:5000/a:1}]',
+        'images: [{image: !!js/function "function () {}"}]',
+      ),
     );
     const loaded = loadPrePullFiles([tagged]);
     expect(loaded.prePulls).toEqual([]);

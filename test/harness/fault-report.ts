@@ -13,7 +13,8 @@ import { fileURLToPath } from 'node:url';
 export const FAULTS = {
   // Registry, through the fault proxy (test/harness/fault-proxy.ts).
   'registry-503': 'the registry answers 503 to every request for a while',
-  'registry-429-retry-after': 'the registry answers 429 with Retry-After to every request for a while',
+  'registry-429-retry-after':
+    'the registry answers 429 with Retry-After to every request for a while',
   'registry-hang': 'the registry accepts connections and sends nothing mid-blob',
   'registry-drip': 'the registry sends blobs at a slow drip (bytes keep advancing)',
   'registry-reset-mid-blob': 'the connection is reset in the middle of a blob',
