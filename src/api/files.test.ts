@@ -7,6 +7,7 @@ import {
   MAX_ALIAS_NODES,
   MAX_DOCUMENT_BYTES,
   MAX_FILE_BYTES,
+  MAX_PREPULL_DOCUMENTS,
   loadPrePullFiles,
   unreadablePath,
 } from './files.ts';
@@ -359,6 +360,20 @@ describe('input limits (issue 21)', () => {
     expect(loaded.errors.map((e) => e.message)).toEqual([
       `${utf16}: cannot read the file: it is UTF-16 text (it starts with a byte-order mark); prepull reads UTF-8: convert it, e.g. with iconv -t UTF-8`,
       `${utf32}: cannot read the file: it is UTF-32 text (it starts with a byte-order mark); prepull reads UTF-8: convert it, e.g. with iconv -t UTF-8`,
+    ]);
+  });
+
+  it('reads at most MAX_PREPULL_DOCUMENTS PrePull documents of one file, and says where it stopped', () => {
+    const many = join(sub('many'), 'many.yaml');
+    const docs = Array.from(
+      { length: MAX_PREPULL_DOCUMENTS + 500 },
+      (_, i) => `---\n${good(`p${i}`)}---\nkind: ConfigMap\n`,
+    );
+    writeFileSync(many, docs.join(''));
+    const loaded = loadPrePullFiles([many]);
+    expect(loaded.prePulls).toHaveLength(MAX_PREPULL_DOCUMENTS);
+    expect(loaded.errors.map((e) => e.message)).toEqual([
+      `${many}: document ${2 * MAX_PREPULL_DOCUMENTS + 1}: more than ${MAX_PREPULL_DOCUMENTS} documents in the file may be PrePulls; it is read no further (split it into several files)`,
     ]);
   });
 });

@@ -59,8 +59,10 @@ function httpStatus(url: string): Promise<number> {
 
 /** The JSON documents `sync -o json` printed so far (one per settled reload). */
 function results(stdout: string): SyncResult[] {
+  // What follows the last closing brace is a document still being written, or nothing.
   return stdout
     .split(/^\}$/m)
+    .slice(0, -1)
     .filter((part) => part.trim().startsWith('{'))
     .map((part) => JSON.parse(`${part}}`) as SyncResult);
 }
