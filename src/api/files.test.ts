@@ -7,6 +7,7 @@ import {
   MAX_ALIAS_NODES,
   MAX_DOCUMENT_BYTES,
   MAX_FILE_BYTES,
+  MAX_PREPULL_DOCUMENTS,
   loadPrePullFiles,
   unreadablePath,
 } from './files.ts';
@@ -295,7 +296,7 @@ describe('input limits (issue 21)', () => {
 
   it('says what a JSON array is, and warns of an empty directory and of an empty file in one', () => {
     const list = join(dir, 'list.json');
-    writeFileSync(list, JSON.stringify([JSON.parse(JSON.stringify({ kind: 'PrePull' }))]));
+    writeFileSync(list, '["a", "b"]');
     expect(loadPrePullFiles([list]).errors.map((e) => e.message)).toEqual([
       `${list}: no PrePull (apiVersion prepull.dev/v1alpha1) in the file: it holds a list`,
     ]);
@@ -310,5 +311,69 @@ describe('input limits (issue 21)', () => {
       errors: [],
       warnings: [`${join(withEmpty, 'a.yaml')}: no document in it`],
     });
+  });
+
+  it('fails a list or a bare value that names PrePull, in a directory too, rather than skip it', () => {
+    const listDir = sub('lists');
+    const list = join(listDir, 'list.json');
+    writeFileSync(list, JSON.stringify([{ apiVersion: 'prepull.dev/v1alpha1', kind: 'PrePull' }]));
+    const scalar = join(listDir, 'scalar.yaml');
+    writeFileSync(scalar, '"prepull.dev/v1alpha1 PrePull"\n');
+    writeFileSync(join(listDir, 'ok.yaml'), good('ok'));
+    const loaded = loadPrePullFiles([listDir]);
+    expect(loaded.prePulls.map((p) => p.metadata.name)).toEqual(['ok']);
+    expect(loaded.errors.map((e) => e.message)).toEqual([
+      `${list}: document 1: it is a list, not an object; a PrePull is one mapping per document (separate several with ---)`,
+      `${scalar}: document 1: it is a plain value, not an object; a PrePull is one mapping per document (separate several with ---)`,
+    ]);
+  });
+
+  it('fails a PrePull with a tag the YAML library does not know (!!js/function), naming the line', () => {
+    const tagged = join(sub('tags'), 'tagged.yaml');
+    writeFileSync(
+      tagged,
+      good('tagged').replace(
+        'images: [{image: r:5000/a:1}]',
+        'images: [{image: !!js/function "function () {}"}]',
+      ),
+    );
+    const loaded = loadPrePullFiles([tagged]);
+    expect(loaded.prePulls).toEqual([]);
+    expect(loaded.errors.map((e) => e.message.split('\n')[0])).toEqual([
+      `${tagged}: document 1 (line 5): not valid YAML: Unresolved tag: tag:yaml.org,2002:js/function at line 5, column 20:`,
+    ]);
+  });
+
+  it('refuses UTF-16 and UTF-32 text by its byte-order mark instead of skipping it unread', () => {
+    const wide = sub('wide');
+    const utf16 = join(wide, 'utf16.yaml');
+    writeFileSync(
+      utf16,
+      Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(good('w16'), 'utf16le')]),
+    );
+    const utf32 = join(wide, 'utf32.yaml');
+    writeFileSync(utf32, Buffer.from([0, 0, 0xfe, 0xff, 0, 0, 0, 0x6b]));
+    const utf8 = join(wide, 'utf8.yaml');
+    writeFileSync(utf8, Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(good('w8'))]));
+    const loaded = loadPrePullFiles([wide]);
+    expect(loaded.prePulls.map((p) => p.metadata.name)).toEqual(['w8']);
+    expect(loaded.errors.map((e) => e.message)).toEqual([
+      `${utf16}: cannot read the file: it is UTF-16 text (it starts with a byte-order mark); prepull reads UTF-8: convert it, e.g. with iconv -t UTF-8`,
+      `${utf32}: cannot read the file: it is UTF-32 text (it starts with a byte-order mark); prepull reads UTF-8: convert it, e.g. with iconv -t UTF-8`,
+    ]);
+  });
+
+  it('reads at most MAX_PREPULL_DOCUMENTS PrePull documents of one file, and says where it stopped', () => {
+    const many = join(sub('many'), 'many.yaml');
+    const docs = Array.from(
+      { length: MAX_PREPULL_DOCUMENTS + 500 },
+      (_, i) => `---\n${good(`p${i}`)}---\nkind: ConfigMap\n`,
+    );
+    writeFileSync(many, docs.join(''));
+    const loaded = loadPrePullFiles([many]);
+    expect(loaded.prePulls).toHaveLength(MAX_PREPULL_DOCUMENTS);
+    expect(loaded.errors.map((e) => e.message)).toEqual([
+      `${many}: document ${2 * MAX_PREPULL_DOCUMENTS + 1}: more than ${MAX_PREPULL_DOCUMENTS} documents in the file may be PrePulls; it is read no further (split it into several files)`,
+    ]);
   });
 });

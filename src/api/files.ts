@@ -16,7 +16,15 @@ import {
   statSync,
 } from 'node:fs';
 import { extname, join } from 'node:path';
-import { type Document, isMap, isScalar, isSeq, parseAllDocuments, visit } from 'yaml';
+import {
+  type Document,
+  type YAMLError,
+  isMap,
+  isScalar,
+  isSeq,
+  parseAllDocuments,
+  visit,
+} from 'yaml';
 import { PrepullError, fileErrorText } from '../errors.ts';
 import { API_VERSION, GROUP, KIND, type PrePull, validatePrePull } from './prepull.ts';
 
@@ -43,6 +51,12 @@ export const MAX_DOCUMENT_BYTES = 256 * 1024;
 export const MAX_ALIASES = 100;
 /** Aliases (`*name`) a PrePull document may hold before it is parsed at all. */
 export const MAX_ALIAS_NODES = 1000;
+/**
+ * Documents that may be PrePulls parsed from one file: each costs the YAML library a parse of
+ * its own, and ten thousand small ones in a 4 MiB file took 3–5 s and up to 124 MiB at every
+ * reload. A file of more PrePulls than this is read up to the limit and reported.
+ */
+export const MAX_PREPULL_DOCUMENTS = 1000;
 
 const EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
 
@@ -157,15 +171,28 @@ function readDocument(
   into: LoadedPrePulls,
   lineOffset: number,
 ): DocumentRead {
-  if (doc.errors.length > 0) {
-    into.errors.push(yamlError(doc, where, lineOffset));
+  // A tag the YAML library does not know (`!!js/function`, `!!python/object`) is only a warning
+  // to it, and the value a plain string; a PrePull needs no tag, and one is a sign of a file
+  // written for another parser, so it fails the document as an error would.
+  const yamlProblem = doc.errors[0] ?? doc.warnings.find((w) => w.code === 'TAG_RESOLVE_FAILED');
+  if (yamlProblem !== undefined) {
+    into.errors.push(yamlError(yamlProblem, where, lineOffset));
     return undefined;
   }
   // An empty document ("---" and nothing) holds a null scalar.
   const contents = doc.contents;
   if (contents === null || (isScalar(contents) && contents.value === null)) return undefined;
-  // A JSON array or a bare value is no Kubernetes object: named, but never built.
-  if (!isMap(contents)) return { otherKind: isSeq(contents) ? 'a list' : 'a plain value' };
+  // A JSON array or a bare value that names PrePull (only such documents are parsed) is no
+  // object kubectl would take either: an error, not a PrePull skipped without a word.
+  if (!isMap(contents)) {
+    into.errors.push(
+      new PrepullError(
+        'ERR_PREPULL_INVALID',
+        `${where}: it is ${isSeq(contents) ? 'a list' : 'a plain value'}, not an object; a PrePull is one mapping per document (separate several with ---)`,
+      ),
+    );
+    return undefined;
+  }
   // The kind first, from the document's own nodes: a document of another kind is skipped
   // without building it, so a ConfigMap full of YAML aliases beside the PrePulls costs nothing.
   const header = { apiVersion: scalar(doc.get('apiVersion')), kind: scalar(doc.get('kind')) };
@@ -195,13 +222,14 @@ function readDocument(
  * The parser's message whole: what is wrong, then the excerpt with a caret under the spot. The
  * document was parsed alone: its lines are counted from the file's start again here.
  */
-function yamlError(doc: Document.Parsed, where: string, lineOffset: number): PrepullError {
-  const first = doc.errors[0];
-  const line = first?.linePos?.[0].line;
-  const message = (first?.message.trimEnd() ?? 'parse error').replace(
-    / at line (\d+), column/,
-    (_, n: string) => ` at line ${Number(n) + lineOffset}, column`,
-  );
+function yamlError(first: YAMLError, where: string, lineOffset: number): PrepullError {
+  const line = first.linePos?.[0].line;
+  const message = first.message
+    .trimEnd()
+    .replace(
+      / at line (\d+), column/,
+      (_, n: string) => ` at line ${Number(n) + lineOffset}, column`,
+    );
   return new PrepullError(
     'ERR_PREPULL_INVALID',
     `${where}${line !== undefined ? ` (line ${line + lineOffset})` : ''}: not valid YAML: ${message}`,
@@ -281,12 +309,22 @@ export function parsePrePullDocuments(text: string, file: string, into: LoadedPr
     otherKinds.push(kind);
     into.skipped.push(`${file}#${index} ${kind}`);
   };
+  let parsedDocuments = 0;
   for (const chunk of documentChunks(text)) {
     if (!MAY_BE_PREPULL.test(chunk.text)) {
       index += 1;
       const kind = chunkKind(chunk.text);
       if (kind !== undefined) skip(kind);
       continue;
+    }
+    if (++parsedDocuments > MAX_PREPULL_DOCUMENTS) {
+      into.errors.push(
+        new PrepullError(
+          'ERR_PREPULL_INVALID',
+          `${file}: document ${index + 1}: more than ${MAX_PREPULL_DOCUMENTS} documents in the file may be PrePulls; it is read no further (split it into several files)`,
+        ),
+      );
+      break;
     }
     const problem = chunkProblem(chunk.text);
     if (problem !== undefined) {
@@ -373,6 +411,19 @@ function statProblem(stats: Stats): string | undefined {
   return undefined;
 }
 
+/** "UTF-16" or "UTF-32" when `bytes` start with that encoding's byte-order mark. */
+function wideTextMark(bytes: Buffer): string | undefined {
+  const [a, b, c, d] = bytes;
+  if (
+    (a === 0xff && b === 0xfe && c === 0 && d === 0) ||
+    (a === 0 && b === 0 && c === 0xfe && d === 0xff)
+  ) {
+    return 'UTF-32';
+  }
+  if ((a === 0xff && b === 0xfe) || (a === 0xfe && b === 0xff)) return 'UTF-16';
+  return undefined;
+}
+
 /**
  * The text of a manifest file, or why it may not be read. Only a regular file of at most
  * MAX_FILE_BYTES is opened (symbolic links followed, the kernel's ELOOP bounding a loop): a FIFO
@@ -396,6 +447,14 @@ export function readManifest(file: string): { text: string } | { problem: string
     }
     if (length > MAX_FILE_BYTES) {
       return { problem: `it grew past ${MAX_FILE_BYTES} bytes while read` };
+    }
+    // Read as UTF-8, UTF-16 or UTF-32 text is NULs between letters: no document would name its
+    // kind, and a PrePull in it would be skipped as some other kind, without a word.
+    const bom = wideTextMark(buffer.subarray(0, length));
+    if (bom !== undefined) {
+      return {
+        problem: `it is ${bom} text (it starts with a byte-order mark); prepull reads UTF-8: convert it, e.g. with iconv -t UTF-8`,
+      };
     }
     return { text: buffer.toString('utf8', 0, length) };
   } catch (cause) {

@@ -271,6 +271,42 @@ describe('validatePrePull', () => {
     expect(issues[0]?.message.length).toBeLessThan(200);
   });
 
+  it('rejects a control character in an image (NUL, newline, escape) without showing the image', () => {
+    const images = ['r:5000/a\u0000b:1', 'r:5000/a:1\n{"msg":"forged"}', 'r:5000/a\u001b[31m:1'];
+    const { prePull, issues } = validatePrePull(
+      base({ images: images.map((image) => ({ image })) }),
+    );
+    expect(prePull).toBeUndefined();
+    expect(issues).toEqual([
+      {
+        field: 'spec.images[0].image',
+        message:
+          'holds the control character U+0000 at offset 8; an image reference is printable text',
+      },
+      {
+        field: 'spec.images[1].image',
+        message:
+          'holds the control character U+000A at offset 10; an image reference is printable text',
+      },
+      {
+        field: 'spec.images[2].image',
+        message:
+          'holds the control character U+001B at offset 8; an image reference is printable text',
+      },
+    ]);
+  });
+
+  it("names YAML's .nan and .inf as themselves, not as JSON's null", () => {
+    const { issues } = validatePrePull(
+      base({ scheduleJitterSeconds: NaN, timeoutSeconds: Infinity, backoffLimit: -Infinity }),
+    );
+    expect(issues.map((i) => i.message)).toEqual([
+      'must be a whole number from 0 to 3600, got NaN',
+      'must be a whole number from 1 to 86400, got Infinity',
+      'must be a whole number from 0 to 100, got -Infinity',
+    ]);
+  });
+
   it('leaves reference grammar to the engine: a bad reference fails only its image', () => {
     expect(
       validatePrePull(base({ images: [{ image: 'UPPER/case:x' }, { image: 'ok:1' }] })).issues,

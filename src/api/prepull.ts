@@ -113,7 +113,13 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+// C0 and C1 control characters and DEL.
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/;
+
 function show(value: unknown): string {
+  // JSON would print NaN and the infinities (YAML's .nan, .inf, 1e400) as null.
+  if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
   // JSON.stringify gives undefined (despite its type) for undefined, functions and symbols.
   const json = value === undefined ? undefined : (JSON.stringify(value) as string | undefined);
   const text = json ?? (value === undefined ? 'nothing' : typeof value);
@@ -189,6 +195,18 @@ function checkImages(value: unknown, issues: FieldIssue[]): { image: string }[] 
       issues.push({
         field: `${field}.image`,
         message: `${show(image)} is ${image.length} characters long; an image reference has at most ${MAX_REFERENCE_LENGTH}`,
+      });
+      return;
+    }
+    // A control character (a NUL, a newline, an escape sequence) is never part of a reference,
+    // and printed in a table or a terminal it could forge lines or colours: the object fails
+    // here, by the file's name, and the reference itself is never shown.
+    const control = CONTROL_CHARACTER.exec(image.trim());
+    if (control !== null) {
+      const code = control[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, '0');
+      issues.push({
+        field: `${field}.image`,
+        message: `holds the control character U+${code} at offset ${control.index}; an image reference is printable text`,
       });
       return;
     }

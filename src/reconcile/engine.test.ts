@@ -152,6 +152,27 @@ describe('Engine', () => {
     expect(pick(reports, 'r.io/shop/web:1')?.code).toBeUndefined();
   });
 
+  it('fails a bad reference added after start at once, without asking the runtime about it', async () => {
+    const w = new World();
+    w.publish('r.io/shop/web:1', 1);
+    w.engine.setPrePulls([prePull('shop', { images: [{ image: 'r.io/shop/web:1' }] })]);
+    await w.engine.start();
+    await w.settle();
+    // A reload (sync) or a PrePull edit (agent) adds it: the runtime's adapters refuse to look
+    // up a reference that does not parse, so a reading must not be waited for.
+    w.engine.setPrePulls([
+      prePull('shop', { images: [{ image: 'r.io/shop/web:1' }, { image: 'r.io/a@sha256:xyz' }] }),
+    ]);
+    const reports = await w.settle();
+    expect(pick(reports, 'r.io/a@sha256:xyz')).toMatchObject({
+      state: 'Failed',
+      reason: 'InvalidReference',
+      code: 'ERR_IMAGE_REF_INVALID',
+    });
+    expect(pick(reports, 'r.io/shop/web:1')?.state).toBe('Present');
+    expect(w.runtime.calls.filter((c) => c.ref === 'r.io/a@sha256:xyz')).toEqual([]);
+  });
+
   it('pulls back an image removed behind its back', async () => {
     const w = new World();
     w.publish('r.io/shop/web:1', 1);

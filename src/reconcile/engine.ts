@@ -338,7 +338,10 @@ export class Engine {
       if (entry === undefined) return;
       // While the runtime is down nothing is asked of it; its return queues every image again.
       let down = this.#outage.down ? this.#outage.lastError : undefined;
-      if (down === undefined && !(await this.#observer.hasReading(entry, signal))) {
+      // A reference that does not parse is Failed on its own: the runtime cannot be asked about
+      // it (its adapter refuses the name), and waiting for a reading would keep it unsettled.
+      const needsReading = down === undefined && entry.desired.invalid === undefined;
+      if (needsReading && !(await this.#observer.hasReading(entry, signal))) {
         // A first reading that found the runtime down (an image added during an outage): say
         // so now, or its status reads Pending, without a reason, until the runtime is back.
         // (lastError is set exactly while the runtime is down.)

@@ -275,6 +275,38 @@ describe('the CRD and validatePrePull agree where a schema can say the rule', ()
     expect(local.prePull).toBeUndefined();
     expect((await admit(body)).fields).toEqual(['spec.images[0].image']);
   });
+
+  it.each([
+    ['a NUL', 'registry.internal/a\u0000b:1'],
+    ['a newline', 'registry.internal/a:1\n{"msg":"forged"}'],
+    ['an escape sequence', 'registry.internal/a\u001b[31m:1'],
+    ['DEL', 'registry.internal/a\u007f:1'],
+  ])('an image reference with %s: both refuse it, on the same field', async (_what, image) => {
+    const body = prePull({ images: [{ image }] });
+    const local = validatePrePull(structuredClone(body), NS);
+    expect(local.issues.map((i) => i.field)).toEqual(['spec.images[0].image']);
+    expect((await admit(body)).fields).toEqual(['spec.images[0].image']);
+  });
+
+  it('a blank image reference, or printable text with white space around it: both agree', async () => {
+    for (const [image, admitted] of [
+      ['   ', false],
+      ['registry.internal:5000/a/b:1.2', true],
+      ['  registry.internal/a:1 ', true],
+      // A YAML block scalar (`image: |`) ends in a newline: white space around is trimmed.
+      ['registry.internal/a:1\n', true],
+    ] as const) {
+      const body = prePull({ images: [{ image }] });
+      expect({
+        image,
+        local: validatePrePull(structuredClone(body), NS).prePull !== undefined,
+      }).toEqual({ image, local: admitted });
+      expect({ image, admitted: (await admit(body)).created !== undefined }).toEqual({
+        image,
+        admitted,
+      });
+    }
+  });
 });
 
 describe('where a schema cannot say the rule, they differ as documented in the CRD', () => {
