@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { ManualClock, systemClock } from './clock.ts';
+import { ManualClock, Naps, systemClock } from './clock.ts';
 
 describe('ManualClock', () => {
   it('wakes sleepers in time order as time advances, and records each sleep', async () => {
@@ -45,5 +45,29 @@ describe('systemClock', () => {
     const sleeping = systemClock.sleep(10_000, controller.signal);
     controller.abort(new Error('cancelled'));
     await expect(sleeping).rejects.toThrow('cancelled');
+  });
+});
+
+describe('Naps', () => {
+  it('sleeps the whole time unless woken, and never again once stopped', async () => {
+    const clock = new ManualClock(0);
+    const naps = new Naps(clock);
+    const whole = naps.sleep(1000);
+    await clock.advance(1000);
+    expect(await whole).toBe(true);
+    expect(clock.now()).toBe(1000);
+
+    const woken = naps.sleep(60_000);
+    naps.wake();
+    expect(await woken).toBe(true);
+    expect(clock.now()).toBe(1000);
+
+    const stopped = naps.sleep(60_000);
+    naps.stop();
+    expect(await stopped).toBe(false);
+    expect(naps.stopped).toBe(true);
+    expect(await naps.sleep(10)).toBe(false);
+    // A wake with no wait in progress changes nothing.
+    naps.wake();
   });
 });

@@ -123,3 +123,46 @@ export class ManualClock implements Clock {
     return true;
   }
 }
+
+/**
+ * Waits that can be cut short and ended for good: a loop that probes or re-checks on a period
+ * sleeps through `sleep()`, `wake()` ends the current wait early (something changed: probe
+ * now), and `stop()` ends it and every later one. Used by the engine's runtime-outage probe and
+ * its disk guard.
+ */
+export class Naps {
+  readonly #clock: Clock;
+  readonly #stopped = new AbortController();
+  #nap: AbortController | undefined;
+
+  constructor(clock: Clock) {
+    this.#clock = clock;
+  }
+
+  get stopped(): boolean {
+    return this.#stopped.signal.aborted;
+  }
+
+  /** Waits `ms`, or less if woken; false once stopped. */
+  async sleep(ms: number): Promise<boolean> {
+    const nap = new AbortController();
+    this.#nap = nap;
+    try {
+      await this.#clock.sleep(ms, AbortSignal.any([this.#stopped.signal, nap.signal]));
+    } catch {
+      // woken, or stopped
+    } finally {
+      if (this.#nap === nap) this.#nap = undefined;
+    }
+    return !this.stopped;
+  }
+
+  /** Ends the current wait now (none: nothing happens). */
+  wake(): void {
+    this.#nap?.abort();
+  }
+
+  stop(): void {
+    this.#stopped.abort();
+  }
+}

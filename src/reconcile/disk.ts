@@ -4,7 +4,7 @@
 // does not fit is held (Failed, ERR_DISK_BUDGET) without spending attempts, and weighed again
 // while it is held; nothing already on the node is removed or unpinned.
 import { statfs as nodeStatfs } from 'node:fs/promises';
-import type { Clock } from '../clock.ts';
+import { type Clock, Naps } from '../clock.ts';
 import type { DiskFloor } from '../config/disk.ts';
 import { PrepullError } from '../errors.ts';
 import type { ErrorInfo } from '../image/report.ts';
@@ -170,7 +170,7 @@ export class DiskGuard {
   readonly #options: DiskGuardOptions;
   readonly #entries: ReadonlyMap<string, Entry>;
   readonly #onRoom: (entry: Entry) => void;
-  readonly #stopped = new AbortController();
+  readonly #naps: Naps;
   #space: FsSpace | undefined;
   #path: string | undefined;
   #unmeasured: string | undefined;
@@ -179,7 +179,6 @@ export class DiskGuard {
   readonly #granted = new Set<Entry>();
   /** Admissions one at a time, so two pulls cannot both take the last room. */
   #turn: Promise<unknown> = Promise.resolve();
-  #nap: AbortController | undefined;
 
   constructor(
     deps: DiskGuardDeps,
@@ -191,6 +190,7 @@ export class DiskGuard {
     this.#options = options;
     this.#entries = entries;
     this.#onRoom = onRoom;
+    this.#naps = new Naps(deps.clock);
     if (options.pinBudgetBytes !== undefined) deps.metrics.pinBudget.set(options.pinBudgetBytes);
   }
 
@@ -229,11 +229,11 @@ export class DiskGuard {
 
   /** Something freed space or pins (a release): weigh the held images now. */
   kick(): void {
-    this.#nap?.abort();
+    this.#naps.wake();
   }
 
   stop(): void {
-    this.#stopped.abort();
+    this.#naps.stop();
   }
 
   /** The disk as last measured, for status. */
@@ -327,8 +327,8 @@ export class DiskGuard {
     this.#rechecking = true;
     void (async () => {
       try {
-        while (!this.#stopped.signal.aborted && this.#anyHeld()) {
-          if (!(await this.#sleep(this.#options.recheckMs ?? DISK_RECHECK_MS))) return;
+        while (!this.#naps.stopped && this.#anyHeld()) {
+          if (!(await this.#naps.sleep(this.#options.recheckMs ?? DISK_RECHECK_MS))) return;
           await this.#measure();
           for (const entry of this.#entries.values()) {
             if (entry.diskHeld === undefined) continue;
@@ -353,19 +353,5 @@ export class DiskGuard {
   #anyHeld(): boolean {
     for (const entry of this.#entries.values()) if (entry.diskHeld !== undefined) return true;
     return false;
-  }
-
-  /** Waits `ms`, or less if kicked; false once stopped. */
-  async #sleep(ms: number): Promise<boolean> {
-    const nap = new AbortController();
-    this.#nap = nap;
-    try {
-      await this.#deps.clock.sleep(ms, AbortSignal.any([this.#stopped.signal, nap.signal]));
-    } catch {
-      // kicked, or stopped
-    } finally {
-      this.#nap = undefined;
-    }
-    return !this.#stopped.signal.aborted;
   }
 }

@@ -2,6 +2,7 @@
 // runtime's socket silent puts the engine into "waiting for the runtime": no attempt is counted,
 // no pull starts, prepull_runtime_up reads 0, and the runtime is asked (info) with capped
 // backoff on the injected clock until it answers; then the engine re-lists and resumes.
+import { Naps } from '../clock.ts';
 import { isPrepullError } from '../errors.ts';
 import type { ErrorInfo } from '../image/report.ts';
 import { runtimeCall } from './observe.ts';
@@ -34,16 +35,15 @@ export interface OutageHandlers {
 export class RuntimeOutage {
   readonly #deps: EngineDeps;
   readonly #handlers: OutageHandlers;
-  readonly #stopped = new AbortController();
+  readonly #naps: Naps;
   /** When the outage began (engine clock, ms); undefined while the runtime answers. */
   #since: number | undefined;
   #lastError: ErrorInfo | undefined;
-  /** Ends the probe's current wait early (wake()). */
-  #nap: AbortController | undefined;
 
   constructor(deps: EngineDeps, handlers: OutageHandlers) {
     this.#deps = deps;
     this.#handlers = handlers;
+    this.#naps = new Naps(deps.clock);
   }
 
   /** True from the first unanswered call until a probe is answered and the engine resumed. */
@@ -62,7 +62,7 @@ export class RuntimeOutage {
    * (`probe`: a pull the runtime dropped as it shut down) is checked with one info call.
    */
   async failed(error: unknown, probe = false): Promise<boolean> {
-    if (this.#stopped.signal.aborted) return false;
+    if (this.#naps.stopped) return false;
     if (!isRuntimeDown(error)) {
       if (!probe || this.down) return this.down;
       try {
@@ -80,11 +80,11 @@ export class RuntimeOutage {
 
   /** A sign the runtime may be back (its event stream re-established): probe now. */
   wake(): void {
-    this.#nap?.abort();
+    this.#naps.wake();
   }
 
   stop(): void {
-    this.#stopped.abort();
+    this.#naps.stop();
   }
 
   #begin(): void {
@@ -103,7 +103,7 @@ export class RuntimeOutage {
     const since = this.#since ?? clock.now();
     let loggedAt = since;
     for (let delay = RUNTIME_PROBE_INITIAL_MS; ;) {
-      if (!(await this.#sleep(delay))) return;
+      if (!(await this.#naps.sleep(delay))) return;
       try {
         await runtimeCall(metrics, 'info', () => runtime.info());
         break;
@@ -129,19 +129,5 @@ export class RuntimeOutage {
     this.#since = undefined;
     this.#lastError = undefined;
     this.#handlers.resume();
-  }
-
-  /** Waits `ms`, or less if woken; false once stopped. */
-  async #sleep(ms: number): Promise<boolean> {
-    const nap = new AbortController();
-    this.#nap = nap;
-    try {
-      await this.#deps.clock.sleep(ms, AbortSignal.any([this.#stopped.signal, nap.signal]));
-    } catch {
-      // woken, or stopped
-    } finally {
-      this.#nap = undefined;
-    }
-    return !this.#stopped.signal.aborted;
   }
 }
