@@ -15,6 +15,11 @@ const CASES: [string, string | undefined][] = [
     'ERR_REGISTRY_UNREACHABLE',
   ],
   ['failed to register layer: unexpected EOF', 'ERR_REGISTRY_UNREACHABLE'],
+  // Seen in CI: dockerd stopped cleanly mid-pull; its client to containerd closed first.
+  [
+    'error creating temporary lease: grpc: the client connection is closing: context canceled',
+    'ERR_RUNTIME_UNAVAILABLE',
+  ],
   // What the fault suite's wrong-digest blob drew from containerd 1.6.20 and Docker 20.10.24.
   [
     'failed to pull and unpack image "127.0.0.1:41233/wrong:v1": failed to copy: failed commit on ref "layer-sha256:0f…": unexpected commit digest sha256:9a…, expected sha256:0f…: failed precondition',

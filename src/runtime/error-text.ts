@@ -18,6 +18,15 @@ interface Rule {
 // registries hide private repositories behind both.
 const RULES: readonly Rule[] = [
   {
+    // Docker Engine stopping mid-pull: its own gRPC client to containerd closes under the pull
+    // ("error creating temporary lease: grpc: the client connection is closing"). The engine
+    // still answers for a moment, so only the text tells that the runtime is going away — the
+    // node's outage, which must not count as the image's attempt (ADR 0018).
+    code: 'ERR_RUNTIME_UNAVAILABLE',
+    pattern: /client connection is closing|transport is closing|daemon is shutting down/i,
+    meaning: 'the runtime is shutting down',
+  },
+  {
     code: 'ERR_IMAGE_REF_INVALID',
     pattern: /invalid reference format|failed to parse image reference|repository name must be/i,
     meaning: 'the runtime rejected the image reference',
