@@ -12,7 +12,7 @@ import { ROOT } from './manifests.ts';
 const page = readFileSync(join(ROOT, 'docs', 'reliability.md'), 'utf8');
 const ids = Object.keys(FAULTS) as FaultId[];
 
-/** Rows of the page's tables whose first cell names a fault id in backticks. */
+/** The first row (the summary's) of each fault id named in backticks in a table's first cell. */
 function rows(): Map<string, string[]> {
   const found = new Map<string, string[]>();
   for (const line of page.split('\n')) {
@@ -22,7 +22,7 @@ function rows(): Map<string, string[]> {
       .slice(1, -1)
       .map((c) => c.trim());
     const id = /^`([a-z0-9-]+)`/.exec(cells[0] ?? '')?.[1];
-    if (id !== undefined) found.set(id, cells);
+    if (id !== undefined && !found.has(id)) found.set(id, cells);
   }
   return found;
 }
