@@ -10,7 +10,7 @@ import path from 'node:path';
  * Rooms on one floor do not import each other; each may import every room below it.
  */
 export const FLOORS = [
-  ['errors.ts', 'clock.ts', 'semaphore.ts', 'testing'],
+  ['errors.ts', 'clock.ts', 'semaphore.ts', 'bytes.ts', 'testing'],
   ['image'],
   ['api', 'telemetry'],
   ['config', 'registry', 'runtime'],

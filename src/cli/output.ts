@@ -1,6 +1,7 @@
 // The per-image result `prepull sync` prints: a table for people, or one JSON document for
 // scripts (logs go to stderr, so stdout stays parseable).
 import type { DiskStatus } from '../api/nodeimagecache.ts';
+import { formatBytes } from '../bytes.ts';
 import type { ImageReport, ReleasedImage } from '../image/report.ts';
 
 export interface SyncResult {
@@ -16,16 +17,9 @@ export interface SyncResult {
   ok: boolean;
 }
 
+/** A size for the table and the live view, one decimal; "-" when unknown. */
 export function humanBytes(bytes: number | undefined): string {
-  if (bytes === undefined) return '-';
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
+  return bytes === undefined ? '-' : formatBytes(bytes, 1);
 }
 
 function shortDigest(digest: string | undefined): string {

@@ -1,7 +1,7 @@
 // The disk guard's arithmetic (diskVerdict), without an engine: the floor as a percentage or
 // bytes, an image of known or unknown size, pulls in flight, and the pin budget.
 import { describe, expect, it } from '@jest/globals';
-import { type DiskInput, diskVerdict, floorBytes, formatBytes } from './disk.ts';
+import { type DiskInput, diskVerdict, floorBytes } from './disk.ts';
 
 const MiB = 2 ** 20;
 const base: DiskInput = {
@@ -71,11 +71,5 @@ describe('diskVerdict', () => {
     expect(
       diskVerdict({ ...budget, expectedBytes: 10 * MiB, reservedPinBytes: 15 * MiB })?.message,
     ).toMatch(/prepull pins 95.00 MiB on this node \(pulls in flight included\)/);
-  });
-
-  it('writes bytes for people', () => {
-    expect(formatBytes(512)).toBe('512 B');
-    expect(formatBytes(1536)).toBe('1.50 KiB');
-    expect(formatBytes(10 * 2 ** 30)).toBe('10.00 GiB');
   });
 });

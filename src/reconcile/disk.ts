@@ -4,6 +4,7 @@
 // does not fit is held (Failed, ERR_DISK_BUDGET) without spending attempts, and weighed again
 // while it is held; nothing already on the node is removed or unpinned.
 import { statfs as nodeStatfs } from 'node:fs/promises';
+import { formatBytes } from '../bytes.ts';
 import { type Clock, Naps } from '../clock.ts';
 import type { DiskFloor } from '../config/disk.ts';
 import { PrepullError } from '../errors.ts';
@@ -66,18 +67,6 @@ export function floorBytes(
 
 export function describeFloor(floor: DiskFloor): string {
   return 'bytes' in floor ? formatBytes(floor.bytes) : `${floor.percent}%`;
-}
-
-/** Bytes for people: 1.5 GiB (1610612736 bytes) is shown as "1.50 GiB". */
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-  let value = bytes;
-  let unit = 0;
-  while (Math.abs(value) >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${bytes} B` : `${value.toFixed(2)} ${units[unit] ?? ''}`;
 }
 
 /**
